@@ -1,0 +1,122 @@
+"""The ``tagrank`` command: a thin layer over the Python API.
+
+Every command parses its options, calls one API function and prints. Errors a user can cause
+(:class:`TagrankError`, bad options) become one ``error: ...`` line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from tagrank.errors import TagrankError
+
+app = typer.Typer(help="Rank any vocabulary of tags for a photo.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+index_app = typer.Typer(help="Build and inspect FAISS label indexes.", no_args_is_help=True)
+app.add_typer(index_app, name="index")
+
+# click's UsageError, whether typer vendors click (>= 0.24) or uses it (older): BadParameter's base.
+_UsageError = typer.BadParameter.__base__
+
+VectorsOpt = typer.Option(None, "--vectors", help="word2vec .bin/.txt or GloVe .txt file (default: embedded GloVe 6B 50-d)")
+
+
+def _positive(name: str, value: int) -> int:
+    if value <= 0:
+        raise TagrankError(f"{name} must be a positive number, got {value}")
+    return value
+
+
+# -- label space -----------------------------------------------------------------------------------
+
+@app.command()
+def similar(
+    tag: str = typer.Argument(..., help="the tag to find neighbours of"),
+    index: Optional[Path] = typer.Option(None, "--index", help="label index directory (default: the whole vector vocabulary)"),
+    vectors: Optional[str] = VectorsOpt,
+    top: int = typer.Option(10, "--top", help="how many neighbours"),
+) -> None:
+    """Nearest tags to TAG by cosine similarity, through FAISS."""
+    from tagrank.label_index import LabelIndex
+    from tagrank.vectors import WordVectors
+
+    _positive("--top", top)
+    if index is not None:
+        manifest = LabelIndex.read_manifest(index)
+        word_vectors = WordVectors.load(vectors if vectors is not None else manifest["vector_source"])
+        label_index = LabelIndex.load(index, word_vectors)
+    else:
+        word_vectors = WordVectors.load(vectors)
+        label_index = LabelIndex.from_vectors(word_vectors)
+    for rank, (name, score) in enumerate(label_index.similar(tag, top, word_vectors), 1):
+        typer.echo(f"{rank:>3}  {score:6.3f}  {name}")
+
+
+@index_app.command("build")
+def index_build(
+    vocab: Path = typer.Option(..., "--vocab", help="vocabulary: one tag per line, or CSV/Parquet with a 'tag' column"),
+    out: Path = typer.Option(..., "--out", help="directory to write labels.faiss, labels.parquet, manifest.json"),
+    vectors: Optional[str] = VectorsOpt,
+    strict: bool = typer.Option(False, "--strict", help="fail if any tag is not in the vectors"),
+) -> None:
+    """Embed a vocabulary and write its FAISS label index."""
+    from tagrank.label_index import LabelIndex
+    from tagrank.vectors import WordVectors
+    from tagrank.vocab import read_vocabulary
+
+    tags = read_vocabulary(vocab)
+    label_index = LabelIndex.build(tags, WordVectors.load(vectors), strict=strict)
+    label_index.save(out)
+    typer.echo(f"wrote {out}: {len(label_index)} of {len(tags)} tags indexed "
+               f"({label_index.dim}-d, {label_index.source})")
+
+
+@index_app.command("info")
+def index_info(directory: Path = typer.Argument(..., help="label index directory")) -> None:
+    """Print a label index's manifest."""
+    from tagrank.label_index import LabelIndex
+
+    typer.echo(json.dumps(LabelIndex.read_manifest(directory), indent=2, ensure_ascii=False))
+
+
+# -- entry point -----------------------------------------------------------------------------------
+
+class _StderrLines(logging.Handler):
+    """Log records as ``warning: ...`` lines on whatever sys.stderr is at the time."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        sys.stderr.write(f"{record.levelname.lower()}: {record.getMessage()}\n")
+
+
+def main() -> None:
+    """Console-script entry: run the app, turning user errors into one line and exit status 2."""
+    logger = logging.getLogger("tagrank")
+    if not any(isinstance(h, _StderrLines) for h in logger.handlers):
+        logger.addHandler(_StderrLines())
+    logger.setLevel(logging.INFO)
+    try:
+        code = app(standalone_mode=False)
+    except TagrankError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except _UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `tagrank` or `tagrank index`: show help
+            typer.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+            sys.exit(0)
+        hint = f" (try '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        typer.echo(f"error: {exc.format_message()}{hint}", err=True)
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("error: interrupted", err=True)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

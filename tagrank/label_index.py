@@ -1,0 +1,230 @@
+"""The label index: a vocabulary's vectors, precomputed once, in FAISS.
+
+On disk (``tagrank index build``) an index is a directory of three files:
+
+* ``labels.faiss``   - the unit-length label vectors in a FAISS inner-product index (so a search is cosine);
+* ``labels.parquet`` - one row per tag: tag, normalised form, tokens used, in-vocabulary flag, vector norm;
+* ``manifest.json``  - vector source and checksum, dimension, counts, file checksums, tagrank version.
+
+The raw vectors that the models score are ``unit * norm``. Loading verifies the file checksums and,
+given the vectors a caller uses, that they are the ones the index was built from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tagrank import __version__
+from tagrank.atomic import atomic_directory
+from tagrank.errors import TagrankError
+from tagrank.vectors import DEFAULT_SOURCE, WordVectors
+
+MANIFEST = "manifest.json"
+FAISS_FILE = "labels.faiss"
+TABLE_FILE = "labels.parquet"
+FORMAT = "tagrank-label-index/1"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _unit(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    norms = np.linalg.norm(vectors, axis=1).astype(np.float32)
+    return (vectors / np.maximum(norms, 1e-12)[:, None]).astype(np.float32), norms
+
+
+class LabelIndex:
+    """Tags with their vectors and a FAISS index for cosine search over them."""
+
+    def __init__(self, table: pd.DataFrame, unit: np.ndarray, manifest: dict):
+        import faiss
+
+        self.table = table
+        self.manifest = manifest
+        self._in_vocab = table[table["in_vocab"]].reset_index(drop=True)
+        self.unit = np.ascontiguousarray(unit, dtype=np.float32)
+        self.faiss = faiss.IndexFlatIP(self.unit.shape[1])
+        self.faiss.add(self.unit)
+
+    # -- views -------------------------------------------------------------------------------------
+
+    @property
+    def tags(self) -> list[str]:
+        """The in-vocabulary tags, in index order (row i of :attr:`vectors`)."""
+        return self._in_vocab["tag"].tolist()
+
+    @property
+    def oov(self) -> list[str]:
+        return self.table.loc[~self.table["in_vocab"], "tag"].tolist()
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """The raw label vectors (V x d) that models score."""
+        return self.unit * self._in_vocab["norm"].to_numpy(np.float32)[:, None]
+
+    @property
+    def dim(self) -> int:
+        return int(self.manifest["dim"])
+
+    @property
+    def source(self) -> str:
+        return str(self.manifest["vector_source"])
+
+    def __len__(self) -> int:
+        return len(self._in_vocab)
+
+    # -- building ----------------------------------------------------------------------------------
+
+    @classmethod
+    def build(cls, tags: list[str], vectors: WordVectors, strict: bool = False) -> "LabelIndex":
+        """Embed ``tags`` (OOV ones reported, or an error with ``strict``) and index them."""
+        embedded = vectors.embed(tags, strict=strict)
+        unit, norms = _unit(embedded.matrix)
+        norm_iter = iter(norms.tolist())
+        table = pd.DataFrame({
+            "tag": [e.tag for e in embedded.entries],
+            "normalised": [e.normalised for e in embedded.entries],
+            "tokens": [list(e.tokens) for e in embedded.entries],
+            "in_vocab": [e.in_vocab for e in embedded.entries],
+            "norm": [next(norm_iter) if e.in_vocab else np.nan for e in embedded.entries],
+        })
+        return cls(table, unit, cls._manifest(vectors, table))
+
+    @classmethod
+    def from_vectors(cls, vectors: WordVectors) -> "LabelIndex":
+        """Index every word of the vector vocabulary (400k for the default), each its own token."""
+        words = list(vectors.keyed.index_to_key)
+        unit, norms = _unit(np.asarray(vectors.keyed.vectors, dtype=np.float32))
+        table = pd.DataFrame({"tag": words, "normalised": words, "tokens": [[w] for w in words],
+                              "in_vocab": np.ones(len(words), bool), "norm": norms})
+        return cls(table, unit, cls._manifest(vectors, table))
+
+    @staticmethod
+    def _manifest(vectors: WordVectors, table: pd.DataFrame) -> dict:
+        return {
+            "format": FORMAT,
+            "tagrank_version": __version__,
+            "vector_source": vectors.source,
+            "vector_checksum": vectors.checksum,
+            "dim": vectors.dim,
+            "count": int(table["in_vocab"].sum()),
+            "tags_total": len(table),
+            "oov": table.loc[~table["in_vocab"], "tag"].tolist(),
+        }
+
+    # -- disk --------------------------------------------------------------------------------------
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write the three files atomically: an interrupted save leaves the old index (or none)."""
+        import faiss
+
+        with atomic_directory(directory, MANIFEST) as tmp:
+            faiss.write_index(self.faiss, str(tmp / FAISS_FILE))
+            self.table.to_parquet(tmp / TABLE_FILE, index=False)
+            manifest = dict(self.manifest, files={name: _sha256(tmp / name) for name in (FAISS_FILE, TABLE_FILE)})
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        self.manifest = manifest
+        return Path(directory)
+
+    @staticmethod
+    def read_manifest(directory: str | os.PathLike) -> dict:
+        directory = Path(directory)
+        path = directory / MANIFEST
+        if not directory.is_dir():
+            raise TagrankError(f"label index not found: {directory}")
+        if not path.is_file():
+            raise TagrankError(f"not a label index (no {MANIFEST}): {directory}")
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise TagrankError(f"corrupted manifest {path}: {exc}") from None
+        if manifest.get("format") != FORMAT:
+            raise TagrankError(f"not a tagrank label index ({path} format {manifest.get('format')!r})")
+        return manifest
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike, vectors: WordVectors | None = None) -> "LabelIndex":
+        """Load and verify an index; with ``vectors``, refuse one built from other vectors."""
+        import faiss
+
+        directory = Path(directory)
+        manifest = cls.read_manifest(directory)
+        for name, digest in manifest.get("files", {}).items():
+            path = directory / name
+            if not path.is_file():
+                raise TagrankError(f"label index {directory} is missing {name}")
+            if _sha256(path) != digest:
+                raise TagrankError(f"corrupted label index: {path} does not match its checksum in {MANIFEST}")
+        if vectors is not None:
+            check_vector_match(manifest, vectors, f"label index {directory}")
+        try:
+            stored = faiss.read_index(str(directory / FAISS_FILE))
+            table = pd.read_parquet(directory / TABLE_FILE)
+        except Exception as exc:
+            raise TagrankError(f"corrupted label index {directory}: {exc}") from None
+        unit = stored.reconstruct_n(0, stored.ntotal) if stored.ntotal else np.zeros((0, manifest["dim"]), np.float32)
+        if unit.shape != (int(table["in_vocab"].sum()), manifest["dim"]):
+            raise TagrankError(f"corrupted label index {directory}: {FAISS_FILE} and {TABLE_FILE} disagree")
+        return cls(table, unit, manifest)
+
+    # -- search ------------------------------------------------------------------------------------
+
+    def search(self, queries: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray]:
+        """Cosine similarities and row indices of the ``top`` nearest labels for each query vector."""
+        q, _ = _unit(np.atleast_2d(np.asarray(queries, dtype=np.float32)))
+        return self.faiss.search(q, min(top, len(self)))
+
+    def similar(self, tag: str, top: int, vectors: WordVectors | None = None) -> list[tuple[str, float]]:
+        """The ``top`` labels nearest to ``tag`` by cosine, the tag itself left out.
+
+        A tag in the index uses its stored vector; any other tag needs ``vectors`` (those of the index).
+        """
+        if top <= 0:
+            raise TagrankError(f"--top must be a positive number, got {top}")
+        row = self._row_of(tag, vectors)
+        if row is not None:
+            query = self.unit[row]
+        else:
+            if vectors is None:
+                raise TagrankError(f"tag {tag!r} is not in the label index and no vectors were given to embed it")
+            entry = vectors.lookup(tag)
+            if not entry.in_vocab:
+                raise TagrankError(f"tag {tag!r} is not in the vectors ({vectors.source})")
+            query = vectors.vector(entry)
+        scores, rows = self.search(query, top + 1)
+        tags = self._in_vocab["tag"]
+        out = [(tags.iat[int(r)], float(s)) for s, r in zip(scores[0], rows[0]) if r >= 0 and r != row]
+        return out[:top]
+
+    def _row_of(self, tag: str, vectors: WordVectors | None) -> int | None:
+        lowercase = vectors.lowercase if vectors is not None else self.source == DEFAULT_SOURCE
+        from tagrank.vectors import normalise_tag
+
+        norm = normalise_tag(tag, lowercase)
+        for column, key in (("tag", tag), ("normalised", norm)):
+            hits = np.flatnonzero(self._in_vocab[column].to_numpy() == key)
+            if len(hits):
+                return int(hits[0])
+        return None
+
+
+def check_vector_match(manifest: dict, vectors: WordVectors, what: str) -> None:
+    """Refuse to combine ``what`` (an index or model) with vectors other than those it was built from."""
+    dim, source, checksum = manifest.get("dim"), manifest.get("vector_source"), manifest.get("vector_checksum")
+    if dim != vectors.dim:
+        raise TagrankError(f"{what} uses {dim}-d vectors ({source}) but the vectors given are {vectors.dim}-d "
+                           f"({vectors.source})")
+    if checksum != vectors.checksum:
+        raise TagrankError(f"{what} was built from vectors {source} (checksum {checksum}) but the vectors given are "
+                           f"{vectors.source} (checksum {vectors.checksum})")

@@ -1,0 +1,70 @@
+"""Vocabulary files: the tags a user wants ranked.
+
+A vocabulary is one tag per line (UTF-8, blank lines ignored, duplicates dropped with a warning), or a
+CSV/Parquet file with a ``tag`` column. Lines are tags verbatim: ``#sunset`` is a hashtag, not a comment.
+"""
+
+from __future__ import annotations
+
+import os
+import unicodedata
+from pathlib import Path
+
+from tagrank._log import log
+from tagrank.errors import TagrankError
+
+
+def read_vocabulary(path: str | os.PathLike) -> list[str]:
+    """Tags from a ``.txt``/``.csv``/``.parquet`` vocabulary, in file order, duplicates dropped."""
+    path = Path(path)
+    if not path.is_file():
+        raise TagrankError(f"vocabulary file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".parquet", ".pq"):
+        raw = _read_tag_column(path, suffix)
+    else:
+        data = path.read_bytes()
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise TagrankError(f"vocabulary is not UTF-8: {path} (bad byte at offset {exc.start})") from None
+        raw = text.splitlines()
+    return clean_tags(raw, str(path))
+
+
+def clean_tags(raw: list, where: str = "vocabulary") -> list[str]:
+    """Strip, NFC-normalise and de-duplicate tags; an empty result is an error naming ``where``."""
+    tags: list[str] = []
+    seen: set[str] = set()
+    duplicates: list[str] = []
+    for item in raw:
+        if item is None:
+            continue
+        tag = unicodedata.normalize("NFC", str(item)).strip()
+        if not tag:
+            continue
+        if tag in seen:
+            duplicates.append(tag)
+            continue
+        seen.add(tag)
+        tags.append(tag)
+    if duplicates:
+        shown = ", ".join(repr(t) for t in duplicates[:10]) + (" ..." if len(duplicates) > 10 else "")
+        log.warning("%s: dropped %d duplicate tag(s): %s", where, len(duplicates), shown)
+    if not tags:
+        raise TagrankError(f"empty vocabulary: {where}")
+    return tags
+
+
+def _read_tag_column(path: Path, suffix: str) -> list:
+    import pandas as pd
+
+    try:
+        frame = pd.read_parquet(path) if suffix != ".csv" else pd.read_csv(path, dtype=str, keep_default_na=False)
+    except UnicodeDecodeError:
+        raise TagrankError(f"vocabulary is not UTF-8: {path}") from None
+    except Exception as exc:
+        raise TagrankError(f"cannot read vocabulary {path}: {exc}") from None
+    if "tag" not in frame.columns:
+        raise TagrankError(f"vocabulary {path} has no 'tag' column (columns: {', '.join(map(str, frame.columns))})")
+    return frame["tag"].tolist()

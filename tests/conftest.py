@@ -1,0 +1,56 @@
+"""Shared fixtures: tiny word-vector files and the CLI runner. Nothing here needs the network or ../shared."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared" / "data"
+
+needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data not present")
+
+
+def write_word2vec_text(path: Path, words: dict[str, list[float]], header: bool = True) -> Path:
+    dim = len(next(iter(words.values())))
+    lines = [f"{len(words)} {dim}"] if header else []
+    lines += [w + " " + " ".join(f"{x:.6f}" for x in v) for w, v in words.items()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def tiny_vectors_file(tmp_path: Path) -> Path:
+    """A 4-d word2vec text file with case-sensitive words and a phrase token."""
+    rng = np.random.default_rng(0)
+    words = ["dog", "puppy", "cat", "New_York", "new", "york", "ice", "cream", "Sunset", "sunset"]
+    return write_word2vec_text(tmp_path / "tiny.txt", {w: rng.normal(size=4).tolist() for w in words})
+
+
+class CliResult:
+    def __init__(self, code: int, out: str, err: str):
+        self.code, self.out, self.err = code, out, err
+
+    def __repr__(self) -> str:
+        return f"CliResult(code={self.code}, out={self.out[-500:]!r}, err={self.err[-500:]!r})"
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """Run ``tagrank ARGS`` in-process through the real entry point; returns code, stdout, stderr."""
+    from tagrank.cli import main
+
+    def run(*args: str) -> CliResult:
+        monkeypatch.setattr(sys, "argv", ["tagrank", *map(str, args)])
+        code = 0
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run

@@ -1,0 +1,83 @@
+import json
+
+import numpy as np
+import pytest
+
+from tagrank.errors import TagrankError
+from tagrank.label_index import LabelIndex
+from tagrank.vectors import WordVectors
+from tests.conftest import write_word2vec_text
+
+
+def test_round_trip_keeps_vectors_and_table(tiny_vectors_file, tmp_path):
+    v = WordVectors.from_file(tiny_vectors_file)
+    index = LabelIndex.build(["dog", "ice cream", "zebra", "#Sunset"], v)
+    index.save(tmp_path / "idx")
+    loaded = LabelIndex.load(tmp_path / "idx", v)
+    assert loaded.tags == ["dog", "ice cream", "#Sunset"] and loaded.oov == ["zebra"]
+    np.testing.assert_allclose(loaded.vectors, index.vectors, rtol=1e-6)
+    np.testing.assert_allclose(loaded.vectors[0], v.keyed["dog"], rtol=1e-5)
+    row = loaded.table.set_index("tag").loc["ice cream"]
+    assert list(row["tokens"]) == ["ice", "cream"] and bool(row["in_vocab"])
+    manifest = json.loads((tmp_path / "idx" / "manifest.json").read_text())
+    assert manifest["count"] == 3 and manifest["dim"] == 4 and manifest["oov"] == ["zebra"]
+
+
+def test_similar_uses_cosine_and_skips_query(tmp_path):
+    path = write_word2vec_text(tmp_path / "v.txt", {"a": [1, 0], "b": [0.9, 0.1], "c": [0, 1], "d": [-1, 0]})
+    v = WordVectors.from_file(path)
+    index = LabelIndex.build(["a", "b", "c", "d"], v)
+    assert [t for t, _ in index.similar("a", 2, v)] == ["b", "c"]
+    with pytest.raises(TagrankError, match="positive"):
+        index.similar("a", 0, v)
+
+
+def test_similar_on_default_vectors():
+    v = WordVectors.default()
+    neighbours = [t for t, _ in LabelIndex.from_vectors(v).similar("dog", 5, v)]
+    assert "dogs" in neighbours and "puppy" in neighbours
+
+
+def test_mismatched_vectors_refused(tiny_vectors_file, tmp_path):
+    v = WordVectors.from_file(tiny_vectors_file)
+    LabelIndex.build(["dog"], v).save(tmp_path / "idx")
+    other = write_word2vec_text(tmp_path / "other.txt", {"dog": [1.0, 2.0, 3.0, 4.0]})
+    with pytest.raises(TagrankError, match="built from vectors"):
+        LabelIndex.load(tmp_path / "idx", WordVectors.from_file(other))
+    three_d = write_word2vec_text(tmp_path / "3d.txt", {"dog": [1.0, 2.0, 3.0]})
+    with pytest.raises(TagrankError, match="4-d vectors"):
+        LabelIndex.load(tmp_path / "idx", WordVectors.from_file(three_d))
+
+
+def test_corrupted_faiss_file_detected(tiny_vectors_file, tmp_path):
+    v = WordVectors.from_file(tiny_vectors_file)
+    LabelIndex.build(["dog", "cat"], v).save(tmp_path / "idx")
+    faiss_file = tmp_path / "idx" / "labels.faiss"
+    data = bytearray(faiss_file.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    faiss_file.write_bytes(bytes(data))
+    with pytest.raises(TagrankError, match="corrupted"):
+        LabelIndex.load(tmp_path / "idx")
+
+
+def test_save_is_atomic_and_refuses_foreign_directories(tiny_vectors_file, tmp_path, monkeypatch):
+    v = WordVectors.from_file(tiny_vectors_file)
+    LabelIndex.build(["dog"], v).save(tmp_path / "idx")
+    before = (tmp_path / "idx" / "manifest.json").read_text()
+
+    import faiss
+
+    def crash(*_):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(faiss, "write_index", crash)
+    with pytest.raises(RuntimeError):
+        LabelIndex.build(["dog", "cat"], v).save(tmp_path / "idx")
+    assert (tmp_path / "idx" / "manifest.json").read_text() == before  # the old index is untouched
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp debris
+
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "me.jpg").write_bytes(b"x")
+    monkeypatch.undo()
+    with pytest.raises(TagrankError, match="refusing to overwrite"):
+        LabelIndex.build(["dog"], v).save(tmp_path / "photos")

@@ -85,6 +85,48 @@ def index_info(directory: Path = typer.Argument(..., help="label index directory
     typer.echo(json.dumps(LabelIndex.read_manifest(directory), indent=2, ensure_ascii=False))
 
 
+# -- training --------------------------------------------------------------------------------------
+
+@app.command()
+def train(
+    dataset: str = typer.Argument(..., help="dataset layout: csv, folder, corel5k or nuswide"),
+    root: Path = typer.Option(..., "--root", help="dataset root (for csv: the table or its folder)"),
+    out: Path = typer.Option(..., "--out", help="run directory: model.safetensors, model.json, train.jsonl"),
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML config (configs/*.toml); flags override it"),
+    method: Optional[str] = typer.Option(None, "--method", help="transform, fast0tag, warp or bce"),
+    unseen: Optional[Path] = typer.Option(None, "--unseen", help="tags held out from training (zero-shot split)"),
+    vectors: Optional[str] = VectorsOpt,
+    epochs: Optional[int] = typer.Option(None, "--epochs"),
+    lr: Optional[float] = typer.Option(None, "--lr"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    k: Optional[int] = typer.Option(None, "--k", help="rows of A (transform)"),
+    backbone: Optional[str] = typer.Option(None, "--backbone", help="lite0 or lite2"),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="feature cache (default ~/.cache/tagrank)"),
+    resume: bool = typer.Option(False, "--resume", help="continue an interrupted run from its last checkpoint"),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Train a tagging method on a dataset's training split."""
+    from tagrank.config import load_config, override
+    from tagrank.train import run_training
+    from tagrank.vectors import WordVectors
+
+    cfg = load_config(config, method)
+    override(cfg.train, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
+    override(cfg.data, unseen=str(unseen) if unseen else None)
+    override(cfg.backbone, name=backbone, cache_dir=str(cache_dir) if cache_dir else None)
+    if k is not None:
+        if not hasattr(cfg.method_options, "k"):
+            raise TagrankError(f"--k applies to the transform method, not {cfg.method}")
+        cfg.method_options.k = _positive("--k", k)
+    for name, value in (("--epochs", cfg.train.epochs), ("--batch-size", cfg.train.batch_size)):
+        _positive(name, value)
+    result = run_training(dataset, root, cfg, out, WordVectors.load(vectors), resume=resume, progress=progress)
+    best = next((h for h in result.history if h.get("epoch") == result.best_epoch), {})
+    figures = "  ".join(f"{k} {v:.4f}" for k, v in best.items() if k.startswith("val_"))
+    typer.echo(f"trained {cfg.method} in {result.seconds:.1f}s: best epoch {result.best_epoch} {figures}; wrote {out}")
+
+
 # -- entry point -----------------------------------------------------------------------------------
 
 class _StderrLines(logging.Handler):

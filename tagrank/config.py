@@ -1,0 +1,148 @@
+"""Configuration: ``configs/*.toml`` mapped onto typed dataclasses.
+
+A config file has up to four tables, each a dataclass below (the method's own options are the
+dataclass its registered class declares, see ``tagrank/methods``)::
+
+    [method]   name = "transform", k = 100, margin = 1.0, negatives = 40, ...
+    [train]    epochs, batch_size, lr, lr_schedule, weight_decay, val_fraction, seed, ...
+    [data]     min_images, drop_digits, exclude, unseen
+    [backbone] name, flip_features, batch_size, cache_dir
+
+Every field has its default here, with the paper's value where the paper gives one; an unknown field
+is an error naming it. Command-line flags override fields after the file is read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tagrank.errors import TagrankError
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 40
+    batch_size: int = 64
+    lr: float = 1e-3  # Adam (the paper's optimiser)
+    lr_schedule: str = "cosine"  # "cosine", "step" or "constant": the paper decreases the rate over training
+    lr_step_every: int = 10  # for "step": epochs between decays
+    lr_step_gamma: float = 0.5
+    weight_decay: float = 0.0
+    val_fraction: float = 0.1  # held out from the training split for validation and best-checkpoint choice
+    patience: int = 0  # stop after this many epochs without validation improvement (0: never)
+    seed: int = 0
+    flip: bool = True  # use mirrored-image features half the time (needs backbone.flip_features)
+
+
+@dataclass
+class DataConfig:
+    min_images: int = 1  # a training tag needs this many training images
+    drop_digits: bool = False  # drop tags containing digits (Flickr noise such as "2008", "d80")
+    exclude: list[str] = field(default_factory=list)
+    unseen: str | None = None  # file of tags held out from training (zero-shot split)
+
+
+@dataclass
+class BackboneConfig:
+    name: str = "lite0"  # "lite0" (224 px) or "lite2" (260 px)
+    flip_features: bool = False  # also cache features of mirrored images (doubles extraction time)
+    batch_size: int = 32
+    cache_dir: str | None = None  # default: $TAGRANK_CACHE or ~/.cache/tagrank
+
+
+@dataclass
+class Config:
+    method: str = "transform"
+    method_options: Any = None  # the method's own dataclass, filled in by resolve()
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+
+    def to_dict(self) -> dict:
+        return {"method": {"name": self.method, **dataclasses.asdict(self.method_options)},
+                "train": dataclasses.asdict(self.train), "data": dataclasses.asdict(self.data),
+                "backbone": dataclasses.asdict(self.backbone)}
+
+
+def fill(cls: type, values: dict, where: str) -> Any:
+    """Build dataclass ``cls`` from ``values``, checking names and types; errors name ``where.field``."""
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in values.items():
+        if key not in known:
+            raise TagrankError(f"unknown config field {where}.{key} (known: {', '.join(known)})")
+        kwargs[key] = _coerce(value, hints[key], f"{where}.{key}")
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if value is None and type(None) in args:
+        return None
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", ())):
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except TagrankError:
+                pass
+        raise TagrankError(f"config field {where}: {value!r} is not a {hint}")
+    if origin is list:
+        if not isinstance(value, list):
+            raise TagrankError(f"config field {where}: expected a list, got {value!r}")
+        return [_coerce(v, args[0], where) for v in value]
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, str, bool) and type(value) is hint:
+        return value
+    raise TagrankError(f"config field {where}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
+
+
+def load_config(path: str | os.PathLike | None = None, method: str | None = None) -> Config:
+    """Read a TOML config (or the defaults); ``method`` overrides ``[method].name``."""
+    raw: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise TagrankError(f"config file not found: {path}")
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise TagrankError(f"cannot parse config {path}: {exc}") from None
+    unknown = set(raw) - {"method", "train", "data", "backbone"}
+    if unknown:
+        raise TagrankError(f"unknown config table(s) {', '.join(sorted(unknown))} in {path}")
+    options = dict(raw.get("method", {}))
+    name = method or options.pop("name", "transform")
+    options.pop("name", None)
+    if method and raw.get("method", {}).get("name", method) != method:
+        options = {}  # another method's options do not apply to the one asked for
+    return resolve(Config(method=name, train=fill(TrainConfig, raw.get("train", {}), "train"),
+                          data=fill(DataConfig, raw.get("data", {}), "data"),
+                          backbone=fill(BackboneConfig, raw.get("backbone", {}), "backbone")), options)
+
+
+def resolve(config: Config, options: dict | None = None) -> Config:
+    """Attach the method's own options dataclass (defaults, or ``options``)."""
+    from tagrank.methods import get_method
+
+    cls = get_method(config.method)
+    config.method_options = fill(cls.Options, options or {}, "method")
+    return config
+
+
+def override(obj: Any, **values: Any) -> None:
+    """Set the fields of a config dataclass given on the command line (None means 'not given')."""
+    for key, value in values.items():
+        if value is not None:
+            if not hasattr(obj, key):
+                raise TagrankError(f"unknown option {key}")
+            setattr(obj, key, value)

@@ -1,0 +1,169 @@
+"""Backbone features, extracted once and cached in Parquet.
+
+With the backbone frozen (the default) every method trains on the same pooled features, so they are
+computed once per image and reused across runs and methods. A cache file holds one backbone +
+preprocessing signature; rows are keyed by absolute path, file size and mtime, so an edited photo is
+re-extracted. Decoding runs in a background thread while the CNN works on the previous batch.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from tagrank._log import log
+from tagrank.atomic import atomic_file
+from tagrank.backbone import Backbone
+from tagrank.images import ImageError, load_image
+
+DEFAULT_CACHE_DIR = Path(os.environ.get("TAGRANK_CACHE", Path.home() / ".cache" / "tagrank"))
+
+
+@dataclass
+class Features:
+    """Features of a list of images, aligned with ``paths``; ``failed`` maps a path to its error."""
+
+    paths: list[str]
+    features: np.ndarray  # (N, D) float32
+    flipped: np.ndarray | None = None  # (N, D) features of the mirrored image, when extracted
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def _decode_batch(backbone: Backbone, paths: Sequence[str], flip: bool):
+    arrays, good, bad = [], [], {}
+    for p in paths:
+        try:
+            arrays.append(backbone.preprocess(load_image(p)))
+            good.append(p)
+        except ImageError as exc:
+            bad[p] = str(exc)
+    batch = np.stack(arrays) if arrays else None
+    return good, batch, bad
+
+
+def extract(backbone: Backbone, paths: Sequence[str], batch_size: int = 32, flip: bool = False,
+            progress: bool = True, desc: str = "features") -> Features:
+    """Run the backbone over ``paths``; undecodable images are skipped and listed in ``failed``."""
+    from tqdm import tqdm
+
+    paths = [str(p) for p in paths]
+    chunks = [paths[i:i + batch_size] for i in range(0, len(paths), batch_size)]
+    out_paths: list[str] = []
+    feats: list[np.ndarray] = []
+    flips: list[np.ndarray] = []
+    failed: dict[str, str] = {}
+    bar = tqdm(total=len(paths), desc=desc, unit="img", disable=not progress, leave=False)
+    with ThreadPoolExecutor(max_workers=1) as pool, torch.inference_mode():
+        pending = pool.submit(_decode_batch, backbone, chunks[0], flip) if chunks else None
+        for i in range(len(chunks)):
+            good, batch, bad = pending.result()
+            pending = pool.submit(_decode_batch, backbone, chunks[i + 1], flip) if i + 1 < len(chunks) else None
+            failed.update(bad)
+            if batch is not None:
+                x = Backbone.to_tensor(batch)
+                feats.append(backbone(x).numpy())
+                if flip:
+                    flips.append(backbone(torch.flip(x, dims=[3])).numpy())
+                out_paths.extend(good)
+            bar.update(len(chunks[i]))
+    bar.close()
+    dim = backbone.feature_dim
+    stack = (lambda parts: np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, dim), np.float32))
+    return Features(out_paths, stack(feats), stack(flips) if flip else None, failed)
+
+
+class FeatureCache:
+    """Parquet cache of backbone features for one backbone signature (and flip setting)."""
+
+    def __init__(self, backbone: Backbone, cache_dir: str | os.PathLike | None = None, flip: bool = False):
+        self.backbone = backbone
+        self.flip = flip
+        self.dir = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
+        suffix = "-flip" if flip else ""
+        self.path = self.dir / f"features-{backbone.signature}{suffix}.parquet"
+        self._rows: dict[str, tuple[int, int, np.ndarray, np.ndarray | None]] = {}
+        if self.path.is_file():
+            self._read()
+
+    @staticmethod
+    def _key(path: str) -> tuple[str, int, int]:
+        st = os.stat(path)
+        return os.path.abspath(path), st.st_size, st.st_mtime_ns
+
+    def _read(self) -> None:
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.read_table(self.path)
+        except Exception as exc:  # a damaged cache is rebuilt, never trusted
+            log.warning("ignoring unreadable feature cache %s (%s)", self.path, exc)
+            return
+        dim = self.backbone.feature_dim
+        feats = np.asarray(table.column("feature").combine_chunks().flatten(), np.float32).reshape(-1, dim)
+        flips = (np.asarray(table.column("flipped").combine_chunks().flatten(), np.float32).reshape(-1, dim)
+                 if "flipped" in table.column_names else None)
+        for i, (p, size, mtime) in enumerate(zip(*(table.column(c).to_pylist() for c in ("path", "size", "mtime_ns")))):
+            self._rows[p] = (size, mtime, feats[i], None if flips is None else flips[i])
+
+    def _write(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        items = list(self._rows.items())
+        dim = self.backbone.feature_dim
+        columns = {
+            "path": pa.array([p for p, _ in items], pa.string()),
+            "size": pa.array([r[0] for _, r in items], pa.int64()),
+            "mtime_ns": pa.array([r[1] for _, r in items], pa.int64()),
+            "feature": pa.FixedSizeListArray.from_arrays(
+                pa.array(np.concatenate([r[2] for _, r in items]) if items else np.zeros(0, np.float32)), dim),
+        }
+        if self.flip:
+            columns["flipped"] = pa.FixedSizeListArray.from_arrays(
+                pa.array(np.concatenate([r[3] for _, r in items]) if items else np.zeros(0, np.float32)), dim)
+        table = pa.table(columns, metadata={"signature": self.backbone.signature})
+        with atomic_file(self.path) as f:
+            pq.write_table(table, f)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def get(self, paths: Sequence[str | os.PathLike], batch_size: int = 32, progress: bool = True) -> Features:
+        """Features for ``paths`` in order, extracting (and caching) only what is missing or changed."""
+        paths = [str(p) for p in paths]
+        keys: dict[str, tuple[str, int, int]] = {}
+        failed: dict[str, str] = {}
+        for p in paths:
+            try:
+                keys[p] = self._key(p)
+            except OSError:
+                failed[p] = f"{p}: file not found"
+        missing = [p for p, (ap, size, mtime) in keys.items()
+                   if ap not in self._rows or self._rows[ap][:2] != (size, mtime)]
+        if missing:
+            log.info("extracting %s features for %d of %d images (cache: %s)",
+                     self.backbone.signature, len(missing), len(paths), self.path)
+            for chunk in _chunks(missing, 2048):  # flush regularly: an interrupted run keeps its progress
+                fresh = extract(self.backbone, chunk, batch_size, self.flip, progress)
+                for i, p in enumerate(fresh.paths):
+                    ap, size, mtime = keys[p]
+                    self._rows[ap] = (size, mtime, fresh.features[i], None if fresh.flipped is None else fresh.flipped[i])
+                failed.update(fresh.failed)
+                self._write()
+        good = [p for p in paths if p in keys and p not in failed]
+        dim = self.backbone.feature_dim
+        feats = np.stack([self._rows[keys[p][0]][2] for p in good]) if good else np.zeros((0, dim), np.float32)
+        flips = (np.stack([self._rows[keys[p][0]][3] for p in good]) if good else np.zeros((0, dim), np.float32)) \
+            if self.flip else None
+        return Features(good, feats.astype(np.float32), flips, failed)
+
+
+def _chunks(items: list, size: int) -> Iterator[list]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]

@@ -1,0 +1,103 @@
+"""Decoding photos safely, and finding them on disk.
+
+One bad file never stops a run of thousands: :func:`load_image` raises :class:`ImageError` naming the
+path, and callers skip it, report it, and carry on.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps
+
+from tagrank.errors import TagrankError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+MAX_PIXELS = 100_000_000
+"""Decompression-bomb limit: larger images are rejected (PIL's own default warns at 89M, errors at 179M)."""
+
+ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, not a grey-bottomed photo
+
+
+class ImageError(TagrankError):
+    """One image could not be decoded; the message names its path."""
+
+
+def load_image(path: str | os.PathLike) -> Image.Image:
+    """Decode ``path`` to an 8-bit RGB image with its EXIF orientation applied.
+
+    Grayscale, palette, CMYK, 16-bit and alpha images are converted (alpha composited on white);
+    missing, truncated, corrupt and oversized (decompression-bomb) files raise :class:`ImageError`.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                if im.width * im.height > MAX_PIXELS:
+                    raise ImageError(f"{path}: image too large ({im.width}x{im.height} pixels, limit {MAX_PIXELS})")
+                im.load()
+                im = ImageOps.exif_transpose(im)
+                return _to_rgb(im)
+    except ImageError:
+        raise
+    except FileNotFoundError:
+        raise ImageError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise ImageError(f"{path}: is a directory") from None
+    except PermissionError:
+        raise ImageError(f"{path}: permission denied") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"{path}: image too large (possible decompression bomb)") from None
+    except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError... for broken files
+        raise ImageError(f"{path}: cannot decode image ({exc})") from None
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16/32-bit grayscale: scale to 8 bits by the image's own range, not by clipping at 255
+        arr = np.asarray(im, dtype=np.float64)
+        hi = arr.max() if arr.size else 1.0
+        arr = arr / (hi if hi > 255 else 255.0) * 255.0
+        im = Image.fromarray(arr.clip(0, 255).astype(np.uint8), "L")
+    if im.mode == "F":
+        arr = np.asarray(im, dtype=np.float64)
+        lo, hi = (arr.min(), arr.max()) if arr.size else (0.0, 1.0)
+        im = Image.fromarray(((arr - lo) / max(hi - lo, 1e-12) * 255).astype(np.uint8), "L")
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return im.convert("RGB")
+
+
+def find_images(inputs: list[str | os.PathLike]) -> tuple[list[Path], list[str]]:
+    """Expand files, directories (recursed, sorted) and globs into image paths.
+
+    Returns ``(paths, problems)``: a named file that does not exist is a problem, not an exception,
+    so the good inputs of the same run still get processed.
+    """
+    paths: list[Path] = []
+    problems: list[str] = []
+    for item in inputs:
+        item = str(item)
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+            if not found:
+                problems.append(f"{item}: no images in directory")
+            paths.extend(found)
+        elif p.exists():
+            paths.append(p)
+        elif glob.has_magic(item):
+            matches = sorted(Path(m) for m in glob.glob(item, recursive=True)
+                             if Path(m).suffix.lower() in IMAGE_SUFFIXES and Path(m).is_file())
+            if not matches:
+                problems.append(f"{item}: no images match")
+            paths.extend(matches)
+        else:
+            problems.append(f"{item}: file not found")
+    return list(dict.fromkeys(paths)), problems

@@ -1,0 +1,106 @@
+"""The method interface, the registry, and what the heads share (MLP, negative sampling, calibration)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+METHODS: dict[str, type["Method"]] = {}
+
+
+def register(cls: type["Method"]) -> type["Method"]:
+    """Class decorator: make a method available by its ``name`` to config, train, rank and eval."""
+    METHODS[cls.name] = cls
+    return cls
+
+
+@dataclass
+class HeadOptions:
+    """Options every trained head has: hidden layers between the CNN features and the output."""
+
+    hidden: list[int] = field(default_factory=lambda: [1024])  # the paper's fc6/fc7 were AlexNet's own 4096-wide layers
+    dropout: float = 0.0
+
+
+def mlp(in_dim: int, hidden: list[int], out_dim: int, dropout: float) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [nn.Linear(in_dim, width), nn.ReLU()]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        in_dim = width
+    layers.append(nn.Linear(in_dim, out_dim))
+    return nn.Sequential(*layers)
+
+
+def sample_negatives(positives: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
+    """``count`` label indices per image drawn uniformly from its non-positive labels, (B, count).
+
+    Without replacement when an image has enough negatives, with replacement otherwise (tiny label sets).
+    """
+    weights = (~positives).float()
+    empty = weights.sum(dim=1) == 0
+    weights[empty] = 1.0  # an image tagged with every label: any index, its loss terms are masked later
+    enough = bool((weights.sum(dim=1) >= count).all())
+    return torch.multinomial(weights, count, replacement=not enough, generator=generator)
+
+
+def standardise(relevance: torch.Tensor) -> torch.Tensor:
+    """Per-image standardisation over the ranked vocabulary: makes per-image scales comparable across images."""
+    mean = relevance.mean(dim=1, keepdim=True)
+    std = relevance.std(dim=1, keepdim=True).clamp_min(1e-12)
+    return (relevance - mean) / std
+
+
+class Method(nn.Module):
+    """A tagging method on pooled CNN features.
+
+    Scores are in the method's natural units (``score_name``); ``lower_is_better`` says which way they
+    rank. Zero-shot methods also expose :meth:`factors` for the ranking engine: score(w) = ‖F w‖₂
+    (``reduce = "norm"``), F·w (``"dot"``) or F·w/‖w‖ (``"cosine"``), with F of shape (B, m, d).
+    """
+
+    name: ClassVar[str]
+    Options: ClassVar[type] = HeadOptions
+    zero_shot: ClassVar[bool] = True  # scores word vectors, so ranks any vocabulary
+    trainable: ClassVar[bool] = True
+    lower_is_better: ClassVar[bool] = False
+    score_name: ClassVar[str] = "score"
+    reduce: ClassVar[str] = "dot"
+    calibration: ClassVar[str] = "per-image standardisation"  # how scores become comparable across images
+
+    def __init__(self, options, feature_dim: int, word_dim: int, n_labels: int):
+        super().__init__()
+        self.options = options
+        self.feature_dim, self.word_dim, self.n_labels = feature_dim, word_dim, n_labels
+
+    def prepare(self, targets: torch.Tensor) -> None:
+        """Called once with the training label matrix before training (e.g. class weights)."""
+
+    def loss(self, features: torch.Tensor, positives: torch.Tensor, label_vectors: torch.Tensor | None,
+             generator: torch.Generator) -> torch.Tensor:
+        raise NotImplementedError(f"{self.name} is not trained")
+
+    def factors(self, features: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError(f"{self.name} scores its training labels only")
+
+    def scores(self, features: torch.Tensor, label_vectors: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, V) scores of every label; ``label_vectors`` (V, d) for zero-shot methods."""
+        F = self.factors(features)
+        projected = torch.einsum("bmd,vd->bvm", F, label_vectors)
+        if self.reduce == "norm":
+            return projected.square().sum(-1).clamp_min(1e-12).sqrt()
+        out = projected[..., 0]
+        return out / label_vectors.norm(dim=1).clamp_min(1e-12) if self.reduce == "cosine" else out
+
+    def relevance(self, scores: torch.Tensor) -> torch.Tensor:
+        """Scores turned so that higher is more relevant."""
+        return -scores if self.lower_is_better else scores
+
+    def comparable(self, scores: torch.Tensor) -> torch.Tensor:
+        """Relevance comparable across images, for class-wise metrics (mAP, C-P/C-R over images)."""
+        relevance = self.relevance(scores)
+        return standardise(relevance) if self.calibration == "per-image standardisation" else relevance

@@ -1,0 +1,36 @@
+"""Fast0Tag-style linear direction (Zhang et al., CVPR 2016): the image emits one d-vector u and tags
+are ranked by u·w, trained with a pairwise ranking loss. The closest zero-shot relative of the
+transformation model: it shows what a full k×d transformation adds over a single direction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from tagrank.losses import pairwise_ranking_loss
+from tagrank.methods.base import HeadOptions, Method, mlp, register, sample_negatives
+
+
+@dataclass
+class Fast0TagOptions(HeadOptions):
+    negatives: int = 40  # labels sampled per image as negatives, as for the transformation model
+
+
+@register
+class Fast0Tag(Method):
+    name = "fast0tag"
+    Options = Fast0TagOptions
+    reduce = "dot"
+
+    def __init__(self, options: Fast0TagOptions, feature_dim: int, word_dim: int, n_labels: int):
+        super().__init__(options, feature_dim, word_dim, n_labels)
+        self.head = mlp(feature_dim, options.hidden, word_dim, options.dropout)
+
+    def factors(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features)[:, None, :]
+
+    def loss(self, features, positives, label_vectors, generator):
+        scores = self.scores(features, label_vectors)
+        negatives = sample_negatives(positives, self.options.negatives, generator)
+        return pairwise_ranking_loss(scores, positives, negatives)

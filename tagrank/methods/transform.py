@@ -1,0 +1,60 @@
+"""The image-dependent transformation model (the paper, section 3).
+
+For each image the head emits a k×d matrix A; a tag w is relevant when ‖A w‖₂ is small. Trained with
+the hinge rank loss against ``negatives`` labels sampled per image. Ranking uses the factor R of
+A = QR (R is min(k, d)×d), since ‖A w‖ = ‖R w‖: the cost per label is d·min(k, d), not d·k.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from tagrank.losses import hinge_rank_loss
+from tagrank.methods.base import HeadOptions, Method, mlp, register, sample_negatives
+
+
+@dataclass
+class TransformOptions(HeadOptions):
+    k: int = 100  # rows of A: the dimension of the space tags are mapped into (paper: 100)
+    margin: float = 1.0  # hinge margin m
+    negatives: int = 40  # labels sampled per image as negatives (paper: 40)
+    normalize_vectors: bool = False  # rank unit-length word vectors instead of raw ones
+
+
+@register
+class Transform(Method):
+    name = "transform"
+    Options = TransformOptions
+    lower_is_better = True
+    score_name = "distance"
+    reduce = "norm"
+
+    def __init__(self, options: TransformOptions, feature_dim: int, word_dim: int, n_labels: int):
+        super().__init__(options, feature_dim, word_dim, n_labels)
+        self.head = mlp(feature_dim, options.hidden, options.k * word_dim, options.dropout)
+
+    def matrices(self, features: torch.Tensor) -> torch.Tensor:
+        """A for each image: (B, k, d)."""
+        return self.head(features).view(-1, self.options.k, self.word_dim)
+
+    def _vectors(self, label_vectors: torch.Tensor) -> torch.Tensor:
+        if self.options.normalize_vectors:
+            return label_vectors / label_vectors.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        return label_vectors
+
+    def factors(self, features: torch.Tensor) -> torch.Tensor:
+        A = self.matrices(features)
+        if self.options.k <= self.word_dim:
+            return A
+        return torch.linalg.qr(A, mode="r").R  # (B, d, d), ‖A w‖ = ‖R w‖
+
+    def scores(self, features: torch.Tensor, label_vectors: torch.Tensor | None = None) -> torch.Tensor:
+        return super().scores(features, self._vectors(label_vectors))
+
+    def loss(self, features, positives, label_vectors, generator):
+        distances = torch.linalg.vector_norm(
+            torch.einsum("bkd,vd->bvk", self.matrices(features), self._vectors(label_vectors)), dim=2)
+        negatives = sample_negatives(positives, self.options.negatives, generator)
+        return hinge_rank_loss(distances, positives, negatives, self.options.margin)

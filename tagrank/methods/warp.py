@@ -1,0 +1,36 @@
+"""WARP baseline (Weston et al. 2011; Gong et al. 2013 on NUS-WIDE): one score per training label,
+trained with the weighted approximate-rank pairwise loss. Ranks its training labels only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from tagrank.losses import warp_loss
+from tagrank.methods.base import HeadOptions, Method, mlp, register, sample_negatives
+
+
+@dataclass
+class WarpOptions(HeadOptions):
+    margin: float = 1.0
+    max_trials: int = 100  # negatives drawn per image to find a margin violator (rank estimate)
+
+
+@register
+class Warp(Method):
+    name = "warp"
+    Options = WarpOptions
+    zero_shot = False
+
+    def __init__(self, options: WarpOptions, feature_dim: int, word_dim: int, n_labels: int):
+        super().__init__(options, feature_dim, word_dim, n_labels)
+        self.head = mlp(feature_dim, options.hidden, n_labels, options.dropout)
+
+    def scores(self, features: torch.Tensor, label_vectors: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(features)
+
+    def loss(self, features, positives, label_vectors, generator):
+        trials = min(self.options.max_trials, self.n_labels)
+        negatives = sample_negatives(positives, trials, generator)
+        return warp_loss(self.head(features), positives, negatives, self.options.margin)

@@ -1,0 +1,179 @@
+"""Multi-label ranking metrics, vectorised: NUS-WIDE top-K per-class and overall P/R/F1, mAP, N+.
+
+Inputs are a score matrix (N images × L labels, higher = more relevant) and a 0/1 label matrix.
+
+Conventions (as in the paper's Tables 3-4 and ML-GCN):
+
+* top-K: each image's K highest scores. Ties are broken by label order (the lower column index wins),
+  i.e. a stable sort on the negated scores, so results never depend on the sort implementation.
+* Per class c: Np = times predicted in a top-K, Nc = correct predictions, Ng = ground-truth images.
+  C-P = mean_c Nc/Np (a class never predicted has precision 0), C-R = mean_c Nc/Ng,
+  C-F1 = 2·C-P·C-R/(C-P + C-R) (not the mean of per-class F1s). Classes with Ng = 0 are excluded from
+  the C-metrics and from class mAP, and listed.
+* Overall: O-P = ΣNc/(N·K), O-R = ΣNc/ΣNg, O-F1 = 2·O-P·O-R/(O-P + O-R).
+* AP as scikit-learn's ``average_precision_score``: Σ_n (R_n − R_{n−1})·P_n over distinct score
+  thresholds (tied scores enter together). mAP = mean over classes with a positive; sample mAP =
+  mean over images with a positive.
+* Per image: P@K = correct/K, R@K = correct/|G|, F1; mean, median and std over images with a positive.
+* N+ = number of classes with recall > 0 at top-K (the Corel5k convention).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from tagrank.errors import TagrankError
+
+
+def _f1(p: float | np.ndarray, r: float | np.ndarray):
+    p, r = np.asarray(p, dtype=np.float64), np.asarray(r, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(p + r > 0, 2 * p * r / (p + r), 0.0)
+
+
+def check_inputs(scores: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    scores = np.asarray(scores)
+    truth = np.asarray(truth)
+    if scores.shape != truth.shape or scores.ndim != 2:
+        raise TagrankError(f"score matrix {scores.shape} and label matrix {truth.shape} differ in shape")
+    if np.isnan(scores).any():
+        rows = np.flatnonzero(np.isnan(scores).any(axis=1))
+        raise TagrankError(f"scores contain NaN ({len(rows)} image(s), first at row {rows[0]})")
+    return scores.astype(np.float32, copy=False), truth.astype(bool, copy=False)
+
+
+def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
+    """(N, k) column indices of each row's k best scores, best first, ties to the lower index."""
+    t = torch.from_numpy(np.ascontiguousarray(scores, dtype=np.float32))
+    return torch.sort(-t, dim=1, stable=True).indices[:, :k].numpy()
+
+
+def top_k_matrix(scores: np.ndarray, k: int) -> np.ndarray:
+    """The boolean top-k indicator matrix (what scikit-learn's precision/recall would be given)."""
+    out = np.zeros(scores.shape, dtype=bool)
+    np.put_along_axis(out, top_k_indices(scores, k), True, axis=1)
+    return out
+
+
+def average_precision(scores: np.ndarray, truth: np.ndarray, axis: int = 0) -> np.ndarray:
+    """AP of every column (``axis=0``, class-wise) or row (``axis=1``, image-wise); NaN without positives.
+
+    Matches scikit-learn's ``average_precision_score`` including its handling of tied scores.
+    """
+    s = torch.from_numpy(np.ascontiguousarray(scores if axis == 0 else scores.T, dtype=np.float32))
+    y = torch.from_numpy(np.ascontiguousarray(truth if axis == 0 else truth.T)).to(torch.float64)
+    order = torch.sort(s, dim=0, descending=True, stable=True).indices
+    s_sorted = torch.gather(s, 0, order)
+    y_sorted = torch.gather(y, 0, order)
+    tp = torch.cumsum(y_sorted, dim=0)
+    n = s.shape[0]
+    rank = torch.arange(1, n + 1, dtype=torch.float64)[:, None]
+    # Only the last position of each run of equal scores is a threshold: tied items enter together.
+    last_of_run = torch.ones_like(s_sorted, dtype=torch.bool)
+    last_of_run[:-1] = s_sorted[:-1] != s_sorted[1:]
+    positives = tp[-1:].clone()
+    precision = tp / rank
+    recall = tp / positives.clamp_min(1)
+    # recall increments between consecutive thresholds
+    recall_at = torch.where(last_of_run, recall, torch.zeros_like(recall))
+    prev = torch.cummax(torch.cat([torch.zeros_like(recall[:1]), recall_at[:-1]]), dim=0).values
+    ap = ((recall - prev) * precision * last_of_run).sum(dim=0)
+    ap[positives[0] == 0] = float("nan")
+    return ap.numpy()
+
+
+@dataclass
+class TopK:
+    """Top-K figures; per-class arrays cover every label (NaN/0 where a class has no positive)."""
+
+    k: int
+    CP: float
+    CR: float
+    CF1: float
+    OP: float
+    OR: float
+    OF1: float
+    n_plus: int
+    image_p: dict[str, float]
+    image_r: dict[str, float]
+    image_f1: dict[str, float]
+    class_precision: np.ndarray = field(repr=False)
+    class_recall: np.ndarray = field(repr=False)
+
+    def summary(self) -> dict:
+        return {"k": self.k, "C-P": self.CP, "C-R": self.CR, "C-F1": self.CF1, "O-P": self.OP, "O-R": self.OR,
+                "O-F1": self.OF1, "N+": self.n_plus, "image_P": self.image_p, "image_R": self.image_r,
+                "image_F1": self.image_f1}
+
+
+def _stats(values: np.ndarray) -> dict[str, float]:
+    if values.size == 0:
+        return {"mean": float("nan"), "median": float("nan"), "std": float("nan")}
+    return {"mean": float(values.mean()), "median": float(np.median(values)), "std": float(values.std())}
+
+
+def top_k_metrics(scores: np.ndarray, truth: np.ndarray, k: int) -> TopK:
+    scores, truth = check_inputs(scores, truth)
+    n, n_labels = truth.shape
+    if not 1 <= k <= n_labels:
+        raise TagrankError(f"K = {k} is out of range for {n_labels} labels")
+    predicted = top_k_matrix(scores, k)
+    correct = predicted & truth
+    n_pred = predicted.sum(axis=0).astype(np.float64)
+    n_correct = correct.sum(axis=0).astype(np.float64)
+    n_truth = truth.sum(axis=0).astype(np.float64)
+    present = n_truth > 0
+    class_p = np.divide(n_correct, n_pred, out=np.zeros(n_labels), where=n_pred > 0)
+    class_r = np.divide(n_correct, n_truth, out=np.full(n_labels, np.nan), where=present)
+    cp = float(class_p[present].mean()) if present.any() else float("nan")
+    cr = float(class_r[present].mean()) if present.any() else float("nan")
+    op = float(n_correct.sum() / (n * k)) if n else float("nan")
+    orr = float(n_correct.sum() / n_truth.sum()) if n_truth.sum() else float("nan")
+    per_image_correct = correct.sum(axis=1)
+    per_image_truth = truth.sum(axis=1)
+    has = per_image_truth > 0
+    ip = per_image_correct[has] / k
+    ir = per_image_correct[has] / per_image_truth[has]
+    return TopK(k, cp, cr, float(_f1(cp, cr)), op, orr, float(_f1(op, orr)),
+                int((class_r[present] > 0).sum()), _stats(ip), _stats(ir), _stats(_f1(ip, ir)),
+                class_p, class_r)
+
+
+@dataclass
+class Metrics:
+    top_k: dict[int, TopK]
+    mAP: float
+    sample_mAP: float
+    class_ap: np.ndarray = field(repr=False)
+    labels: list[str] = field(default_factory=list)
+    excluded: list[str] = field(default_factory=list)  # classes with no positive: not in C-metrics / mAP
+    n_images: int = 0
+
+    def summary(self) -> dict:
+        return {"n_images": self.n_images, "n_labels": len(self.labels), "mAP": self.mAP,
+                "sample_mAP": self.sample_mAP, "excluded_classes": self.excluded,
+                "top_k": {str(k): t.summary() for k, t in self.top_k.items()}}
+
+
+def evaluate_scores(scores: np.ndarray, truth: np.ndarray, labels: list[str], ks=(3, 5),
+                    class_scores: np.ndarray | None = None) -> Metrics:
+    """All metrics. ``class_scores`` (same shape, comparable across images) feed the class-wise mAP;
+    top-K and sample-wise figures always use the raw per-image ranking ``scores``."""
+    scores, truth = check_inputs(scores, truth)
+    if class_scores is None:
+        class_scores = scores
+    class_scores, _ = check_inputs(class_scores, truth)
+    if len(labels) != truth.shape[1]:
+        raise TagrankError(f"{len(labels)} label names for {truth.shape[1]} label columns")
+    class_ap = average_precision(class_scores, truth, axis=0)
+    sample_ap = average_precision(scores, truth, axis=1)
+    present = truth.any(axis=0)
+    return Metrics(
+        top_k={k: top_k_metrics(scores, truth, k) for k in ks},
+        mAP=float(np.nanmean(class_ap)) if present.any() else float("nan"),
+        sample_mAP=float(np.nanmean(sample_ap)) if truth.any() else float("nan"),
+        class_ap=class_ap, labels=list(labels),
+        excluded=[label for label, p in zip(labels, present) if not p], n_images=truth.shape[0])

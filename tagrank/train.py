@@ -67,6 +67,13 @@ def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, meta: di
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
+def _trainable(name: str):
+    method_cls = get_method(name)
+    if not method_cls.trainable:
+        raise TagrankError(f"method {name!r} needs no training: use it directly with rank/eval --method {name}")
+    return method_cls
+
+
 def _without_epochs(config: dict | None) -> dict | None:
     """A config minus train.epochs: a run may be resumed to train for longer."""
     if config is None:
@@ -89,9 +96,7 @@ def train(config: Config, data: Dataset, features: Features, vectors: WordVector
 
     started = time.time()
     out = Path(out)
-    method_cls = get_method(config.method)
-    if not method_cls.trainable:
-        raise TagrankError(f"method {config.method!r} needs no training: use it directly with rank/eval --method")
+    method_cls = _trainable(config.method)
     if not resume and ((out / CHECKPOINT).exists() or (out / "model.json").exists()):
         raise TagrankError(f"{out} already holds a training run: pass --resume to continue it, or choose another --out")
 
@@ -102,12 +107,9 @@ def train(config: Config, data: Dataset, features: Features, vectors: WordVector
         log.warning("%d of %d training images could not be decoded and are left out", len(data) - len(keep), len(data))
     data = data.subset(keep)
 
-    label_vectors = None
-    if method_cls.zero_shot:
-        embedded = vectors.embed(data.labels)
-        if embedded.oov:
-            data = filter_tags(data, exclude=embedded.oov)
-        label_vectors = torch.from_numpy(embedded.matrix)
+    # Labels the vectors do not know (zero-shot heads) or left without images cannot be trained.
+    data = filter_tags(data, min_images=1, exclude=vectors.embed(data.labels).oov if method_cls.zero_shot else [])
+    label_vectors = torch.from_numpy(vectors.embed(data.labels).matrix) if method_cls.zero_shot else None
     if len(data) == 0:
         raise TagrankError("no training images left")
     rows = [row_of[p] for p in data.paths]
@@ -225,6 +227,7 @@ def run_training(dataset: str, root: str | Path, config: Config, out: str | Path
     from tagrank.backbone import Backbone
     from tagrank.features import FeatureCache
 
+    _trainable(config.method)
     data = load_dataset(dataset, root, "train").only_present()
     unseen = read_tag_list(config.data.unseen) if config.data.unseen else []
     filtered = filter_tags(data, config.data.min_images, config.data.drop_digits, config.data.exclude, unseen)

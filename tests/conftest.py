@@ -54,3 +54,27 @@ def cli(capsys, monkeypatch):
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def photos(tmp_path_factory) -> dict[str, Path]:
+    """Real photos from scikit-image's sample data, saved as JPEG (cat, coffee, astronaut, rocket...)."""
+    from PIL import Image
+    from skimage import data
+
+    folder = tmp_path_factory.mktemp("photos")
+    out = {}
+    for name in ("chelsea", "coffee", "astronaut", "rocket", "camera", "horse", "hubble_deep_field", "immunohistochemistry"):
+        array = getattr(data, name)()
+        if array.dtype == bool:
+            array = (array * 255).astype("uint8")
+        out[name] = folder / f"{name}.jpg"
+        Image.fromarray(array).convert("RGB").save(out[name], quality=90)
+    return out
+
+
+def synthetic_features(labels_matrix: np.ndarray, dim: int = 32, seed: int = 0, noise: float = 0.3) -> np.ndarray:
+    """Features that carry their labels: the sum of one random prototype per label, plus noise."""
+    rng = np.random.default_rng(seed)
+    prototypes = rng.normal(size=(labels_matrix.shape[1], dim))
+    return (labels_matrix @ prototypes + noise * rng.normal(size=(labels_matrix.shape[0], dim))).astype(np.float32)

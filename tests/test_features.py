@@ -1,0 +1,53 @@
+import os
+
+import numpy as np
+import pytest
+
+import tagrank.features as features_module
+from tagrank.backbone import Backbone
+from tagrank.features import FeatureCache
+
+
+@pytest.fixture(scope="module")
+def backbone():
+    return Backbone("lite0")
+
+
+def test_backbone_recognises_real_photos(backbone, photos):
+    import torch
+
+    from tagrank.images import load_image
+
+    batch = np.stack([backbone.preprocess(load_image(photos[n])) for n in ("chelsea", "coffee")])
+    with torch.no_grad():
+        top = backbone.classify(backbone(Backbone.to_tensor(batch))).argmax(dim=1).tolist()
+    assert top[0] in (281, 282, 285) and top[1] == 967  # tabby/tiger/Egyptian cat; espresso
+
+
+def test_cache_reuse_and_invalidation(backbone, photos, tmp_path, monkeypatch):
+    paths = [str(photos[n]) for n in ("chelsea", "coffee", "rocket")]
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"nope")
+    first = FeatureCache(backbone, tmp_path / "cache").get(paths + [str(bad)], progress=False)
+    assert first.paths == paths and first.features.shape == (3, 1280)
+    assert "bad.jpg" in first.failed[str(bad)]
+
+    calls = []
+    real = features_module.extract
+
+    def counting(backbone, chunk, *args, **kwargs):
+        calls.append(list(chunk))
+        return real(backbone, chunk, *args, **kwargs)
+
+    monkeypatch.setattr(features_module, "extract", counting)
+    again = FeatureCache(backbone, tmp_path / "cache").get(paths, progress=False)  # a new process, same cache file
+    assert calls == [] and np.array_equal(again.features, first.features)
+
+    os.utime(paths[1], ns=(1, 1))  # the photo changed on disk: only it is extracted again
+    FeatureCache(backbone, tmp_path / "cache").get(paths, progress=False)
+    assert calls == [[paths[1]]]
+
+
+def test_flip_features_are_mirrored(backbone, photos, tmp_path):
+    got = FeatureCache(backbone, tmp_path, flip=True).get([str(photos["astronaut"])], progress=False)
+    assert got.flipped.shape == got.features.shape and not np.allclose(got.flipped, got.features)

@@ -1,0 +1,43 @@
+import math
+
+import torch
+
+from tagrank.losses import hinge_rank_loss, pairwise_ranking_loss, warp_loss
+
+
+def test_hinge_rank_loss_matches_hand_computation():
+    # One image, labels 0..4; positives {0, 1} at distances 1 and 3 -> mean positive 2.
+    distances = torch.tensor([[1.0, 3.0, 2.5, 4.0, 0.5]])
+    positives = torch.tensor([[True, True, False, False, False]])
+    negatives = torch.tensor([[2, 3, 4]])
+    # margin 1: max(0, 1+2-2.5)=0.5, max(0, 1+2-4)=0, max(0, 1+2-0.5)=2.5 -> 3.0
+    assert math.isclose(hinge_rank_loss(distances, positives, negatives, 1.0).item(), 3.0)
+    # margin 0 with the average positive (2): 0 + 0 + 1.5; the closest positive (1) would give 0.5
+    assert math.isclose(hinge_rank_loss(distances, positives, negatives, 0.0).item(), 1.5)
+
+
+def test_hinge_rank_loss_averages_images_and_masks_positive_draws():
+    distances = torch.tensor([[1.0, 2.0, 3.0], [2.0, 1.0, 0.0]])
+    positives = torch.tensor([[True, False, False], [False, False, False]])  # image 2 has no positive: ignored
+    negatives = torch.tensor([[1, 0], [0, 1]])  # the draw of label 0 for image 1 is a positive: masked
+    assert math.isclose(hinge_rank_loss(distances, positives, negatives, 1.5).item(), max(0, 1.5 + 1 - 2))
+
+
+def test_pairwise_ranking_loss_hand_value():
+    scores = torch.tensor([[2.0, 0.0, 1.0]])
+    positives = torch.tensor([[True, False, False]])
+    negatives = torch.tensor([[1, 2]])
+    expected = (math.log1p(math.exp(0 - 2)) + math.log1p(math.exp(1 - 2))) / 2
+    assert math.isclose(pairwise_ranking_loss(scores, positives, negatives).item(), expected, rel_tol=1e-6)
+
+
+def test_warp_loss_weights_by_estimated_rank():
+    # 5 labels, positive 0 scores 0; negatives drawn in order 1, 2, 3: first violator (margin 1) is draw 2.
+    scores = torch.tensor([[0.0, -5.0, -0.5, 3.0, 0.0]])
+    positives = torch.tensor([[True, False, False, False, False]])
+    negatives = torch.tensor([[1, 2, 3]])
+    # trials N = 2, Y = 4 negatives -> rank floor(3/2) + 1 = 2 -> L = 1 + 1/2; hinge = 1 - 0 + (-0.5) = 0.5
+    assert math.isclose(warp_loss(scores, positives, negatives, 1.0).item(), 1.5 * 0.5, rel_tol=1e-6)
+    # no violator -> no loss
+    assert warp_loss(torch.tensor([[5.0, 0.0, 0.0]]), torch.tensor([[True, False, False]]),
+                     torch.tensor([[1, 2]]), 1.0).item() == 0.0

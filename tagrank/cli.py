@@ -127,6 +127,77 @@ def train(
     typer.echo(f"trained {cfg.method} in {result.seconds:.1f}s: best epoch {result.best_epoch} {figures}; wrote {out}")
 
 
+# -- ranking ---------------------------------------------------------------------------------------
+
+@app.command()
+def rank(
+    paths: list[str] = typer.Argument(..., help="image files, directories (recursed) or globs"),
+    vocab: Optional[Path] = typer.Option(None, "--vocab", help="tags to rank (default: the model's vocabulary)"),
+    index: Optional[Path] = typer.Option(None, "--index", help="a label index built by 'tagrank index build'"),
+    model: Optional[Path] = typer.Option(None, "--model", help="run directory from 'tagrank train' (default: embedded model)"),
+    method: Optional[str] = typer.Option(None, "--method", help="'conse' for the training-free baseline"),
+    vectors: Optional[str] = VectorsOpt,
+    top: int = typer.Option(5, "--top", help="tags per image"),
+    threshold: Optional[str] = typer.Option(None, "--threshold", help="keep only tags scoring at least this well"),
+    fmt: str = typer.Option("table", "--format", help="table, json, jsonl, csv or parquet"),
+    out: Optional[Path] = typer.Option(None, "--out", help="write to this file instead of stdout"),
+    explain: bool = typer.Option(False, "--explain", help="show how many rows of A vote for each tag"),
+    batch_size: int = typer.Option(32, "--batch-size"),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Rank a vocabulary of tags for each photo; smaller distance (transform) = more relevant."""
+    from tagrank.atomic import check_writable
+    from tagrank.images import find_images
+    from tagrank.label_index import LabelIndex
+    from tagrank.output import FORMATS, write_results
+    from tagrank.tagger import Tagger
+    from tagrank.vocab import read_vocabulary
+
+    # Everything that can be checked is checked before the first photo is decoded.
+    _positive("--top", top)
+    _positive("--batch-size", batch_size)
+    cut = _number("--threshold", threshold)
+    if fmt not in FORMATS:
+        raise TagrankError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if vocab is not None and index is not None:
+        raise TagrankError("give --vocab or --index, not both")
+    if fmt == "parquet" and out is None:
+        raise TagrankError("--format parquet needs --out FILE")
+    if out is not None:
+        check_writable(out)
+    images, problems = find_images(paths)
+    if not images:
+        raise TagrankError("; ".join(problems) if problems else "no images given")
+    tagger = Tagger.load(model, method, vectors)
+    tags = LabelIndex.load(index, tagger.vectors) if index is not None else \
+        (read_vocabulary(vocab) if vocab is not None else None)
+    tagger.prepare(tags)
+    failed = []
+
+    def records():
+        for record in tagger.iter_rank(images, tags, top, cut, explain, batch_size, progress and len(images) > 1):
+            if "error" in record:
+                failed.append(record["error"])
+            yield record
+
+    write_results(records(), fmt, out, tagger.method.score_name)
+    for problem in problems + failed:
+        typer.echo(f"error: {problem}", err=True)
+    if problems or failed:
+        typer.echo(f"error: {len(problems) + len(failed)} input(s) failed; {len(images) - len(failed)} image(s) tagged",
+                   err=True)
+        raise typer.Exit(1)
+
+
+def _number(name: str, value: Optional[str]) -> Optional[float]:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise TagrankError(f"{name} must be a number, got {value!r}") from None
+
+
 # -- entry point -----------------------------------------------------------------------------------
 
 class _StderrLines(logging.Handler):

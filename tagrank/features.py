@@ -17,7 +17,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from tagrank._log import log
+from tagrank._log import log, progress_bar
 from tagrank.atomic import atomic_file
 from tagrank.backbone import Backbone
 from tagrank.images import ImageError, load_image
@@ -50,15 +50,13 @@ def _decode_batch(backbone: Backbone, paths: Sequence[str], flip: bool):
 def extract(backbone: Backbone, paths: Sequence[str], batch_size: int = 32, flip: bool = False,
             progress: bool = True, desc: str = "features") -> Features:
     """Run the backbone over ``paths``; undecodable images are skipped and listed in ``failed``."""
-    from tqdm import tqdm
-
     paths = [str(p) for p in paths]
     chunks = [paths[i:i + batch_size] for i in range(0, len(paths), batch_size)]
     out_paths: list[str] = []
     feats: list[np.ndarray] = []
     flips: list[np.ndarray] = []
     failed: dict[str, str] = {}
-    bar = tqdm(total=len(paths), desc=desc, unit="img", disable=not progress, leave=False)
+    bar = progress_bar(total=len(paths), enabled=progress, desc=desc, unit="img")
     with ThreadPoolExecutor(max_workers=1) as pool, torch.inference_mode():
         pending = pool.submit(_decode_batch, backbone, chunks[0], flip) if chunks else None
         for i in range(len(chunks)):

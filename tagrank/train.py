@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tagrank._log import log
+from tagrank._log import log, progress_bar
 from tagrank.atomic import write_text_atomic
 from tagrank.config import Config
 from tagrank.datasets import Dataset, filter_tags, load_dataset, read_tag_list
@@ -92,8 +92,6 @@ def _split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def train(config: Config, data: Dataset, features: Features, vectors: WordVectors, out: str | Path,
           resume: bool = False, progress: bool = True, backbone_signature: str = "") -> TrainResult:
     """Train ``config.method`` on ``data`` (training labels already filtered) with cached ``features``."""
-    from tqdm import tqdm
-
     started = time.time()
     out = Path(out)
     method_cls = _trainable(config.method)
@@ -164,8 +162,7 @@ def train(config: Config, data: Dataset, features: Features, vectors: WordVector
         method.train()
         losses = []
         batches = range(0, len(order), config.train.batch_size)
-        bar = tqdm(batches, desc=f"{config.method} epoch {epoch + 1}/{config.train.epochs}", disable=not progress,
-                   leave=False, unit="batch")
+        bar = progress_bar(batches, progress, desc=f"{config.method} epoch {epoch + 1}/{config.train.epochs}", unit="batch")
         for start in bar:
             idx = order[start:start + config.train.batch_size]
             x = X[idx]

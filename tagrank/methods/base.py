@@ -87,8 +87,13 @@ class Method(nn.Module):
     def factors(self, features: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError(f"{self.name} scores its training labels only")
 
+    def label_space(self, label_vectors: torch.Tensor) -> torch.Tensor:
+        """The vectors the factors act on (a method may normalise the raw word vectors)."""
+        return label_vectors
+
     def scores(self, features: torch.Tensor, label_vectors: torch.Tensor | None = None) -> torch.Tensor:
         """(B, V) scores of every label; ``label_vectors`` (V, d) for zero-shot methods."""
+        label_vectors = self.label_space(label_vectors)
         F = self.factors(features)
         projected = torch.einsum("bmd,vd->bvm", F, label_vectors)
         if self.reduce == "norm":

@@ -39,7 +39,7 @@ class Transform(Method):
         """A for each image: (B, k, d)."""
         return self.head(features).view(-1, self.options.k, self.word_dim)
 
-    def _vectors(self, label_vectors: torch.Tensor) -> torch.Tensor:
+    def label_space(self, label_vectors: torch.Tensor) -> torch.Tensor:
         if self.options.normalize_vectors:
             return label_vectors / label_vectors.norm(dim=1, keepdim=True).clamp_min(1e-12)
         return label_vectors
@@ -50,11 +50,8 @@ class Transform(Method):
             return A
         return torch.linalg.qr(A, mode="r").R  # (B, d, d), ‖A w‖ = ‖R w‖
 
-    def scores(self, features: torch.Tensor, label_vectors: torch.Tensor | None = None) -> torch.Tensor:
-        return super().scores(features, self._vectors(label_vectors))
-
     def loss(self, features, positives, label_vectors, generator):
         distances = torch.linalg.vector_norm(
-            torch.einsum("bkd,vd->bvk", self.matrices(features), self._vectors(label_vectors)), dim=2)
+            torch.einsum("bkd,vd->bvk", self.matrices(features), self.label_space(label_vectors)), dim=2)
         negatives = sample_negatives(positives, self.options.negatives, generator)
         return hinge_rank_loss(distances, positives, negatives, self.options.margin)

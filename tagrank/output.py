@@ -1,0 +1,85 @@
+"""Writing ranked tags: a terminal table, or JSON / JSON Lines / CSV / Parquet for pipelines.
+
+Records are ``{"image", "tags": [{"rank", "tag", "score"[, "votes"]}]}``, or ``{"image", "error"}`` for
+an image that could not be read. JSON formats keep error records (nothing is silently lost); CSV and
+Parquet are one row per (image, tag) and leave failed images to the error report on stderr.
+Files are written atomically: a failed run never leaves half an output file.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Iterable, TextIO
+
+from tagrank.atomic import atomic_file
+from tagrank.errors import TagrankError
+
+FORMATS = ("table", "json", "jsonl", "csv", "parquet")
+
+
+def _rows(records: Iterable[dict]) -> Iterable[dict]:
+    for record in records:
+        for tag in record.get("tags", []):
+            yield {"image": record["image"], **tag}
+
+
+def write_table(records: Iterable[dict], stream: TextIO, score_name: str = "score") -> None:
+    for record in records:
+        stream.write(f"{record['image']}\n")
+        if "error" in record:
+            stream.write(f"    (skipped: {record['error']})\n")
+            continue
+        width = max([len(t["tag"]) for t in record["tags"]] + [3])
+        for tag in record["tags"]:
+            votes = f"  {tag['votes']:>4} votes" if "votes" in tag else ""
+            stream.write(f"  {tag['rank']:>3}  {tag['tag']:<{width}}  {score_name} {tag['score']:.4f}{votes}\n")
+        if not record["tags"]:
+            stream.write("    (no tag passes the threshold)\n")
+        stream.flush()
+
+
+def write_stream(records: Iterable[dict], fmt: str, stream: TextIO, score_name: str = "score") -> None:
+    """Formats that can be written record by record as images are tagged."""
+    if fmt == "table":
+        write_table(records, stream, score_name)
+    elif fmt == "jsonl":
+        for record in records:
+            stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+            stream.flush()
+    elif fmt == "json":
+        stream.write(json.dumps(list(records), ensure_ascii=False, indent=2) + "\n")
+    elif fmt == "csv":
+        import csv
+
+        rows = list(_rows(records))
+        fields = ["image", "rank", "tag", "score"] + (["votes"] if any("votes" in r for r in rows) else [])
+        writer = csv.DictWriter(stream, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        raise TagrankError(f"format {fmt!r} cannot be written to a text stream")
+
+
+def write_results(records: Iterable[dict], fmt: str, out: str | Path | None, score_name: str = "score") -> None:
+    """Write ``records`` in ``fmt`` to ``out`` (atomically) or to stdout (streamed, for ``out=None``)."""
+    if fmt not in FORMATS:
+        raise TagrankError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+    if fmt == "parquet":
+        if out is None:
+            raise TagrankError("--format parquet needs --out FILE")
+        import pandas as pd
+
+        frame = pd.DataFrame(list(_rows(records)), columns=["image", "rank", "tag", "score"])
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        with atomic_file(out) as f:
+            f.write(buffer.getvalue())
+        return
+    if out is None:
+        write_stream(records, fmt, sys.stdout, score_name)
+        return
+    with atomic_file(out, "w") as f:
+        write_stream(records, fmt, f, score_name)

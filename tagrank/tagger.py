@@ -1,0 +1,218 @@
+"""The Python API users call: ``Tagger.load(...)`` then ``tagger.rank(images, vocab, top=5)``.
+
+A Tagger joins a backbone, a method (a trained model, the embedded default, or training-free ConSE)
+and word vectors. Zero-shot methods rank any vocabulary through the ranking engine; label-scoring
+methods (BCE, WARP) rank the part of a vocabulary that is among their training labels.
+Results are plain data: one dict per image with its top tags, scores and ranks.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from tagrank._log import log
+from tagrank.errors import TagrankError
+from tagrank.label_index import LabelIndex
+from tagrank.ranking import Vocabulary, explain_votes, rank_scores, top_k
+from tagrank.vectors import WordVectors
+
+DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default"
+DEFAULT_VOCAB_FILE = "vocab.txt"
+
+
+@dataclass
+class PreparedVocabulary:
+    """A vocabulary ready for one method: tag names plus engine vectors or label columns."""
+
+    tags: list[str]
+    engine: Vocabulary | None = None  # zero-shot methods
+    columns: torch.Tensor | None = None  # label-scoring methods: columns of the model's outputs
+    oov: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RankOutput:
+    results: list[dict]
+    failed: dict[str, str]
+    oov: list[str]
+
+
+class Tagger:
+    """Backbone + method + word vectors, ready to tag photos."""
+
+    def __init__(self, method, backbone, vectors: WordVectors, meta: dict, default_tags: list[str]):
+        self.method = method.eval()
+        self.backbone = backbone
+        self.vectors = vectors
+        self.meta = meta
+        self.default_tags = default_tags
+        self._prepared: dict[tuple, PreparedVocabulary] = {}
+
+    # -- construction ------------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, model: str | os.PathLike | None = None, method: str | None = None,
+             vectors: str | os.PathLike | WordVectors | None = None) -> "Tagger":
+        """A trained model directory, the embedded default (``model=None``), or ``method="conse"``."""
+        from tagrank.backbone import Backbone
+        from tagrank.model import TaggingModel
+
+        if method is not None and method != "conse" and model is None:
+            raise TagrankError(f"method {method!r} needs a trained model (--model RUN_DIR); only conse needs none")
+        if method == "conse" and model is not None:
+            raise TagrankError("conse is training-free: give --model or --method conse, not both")
+        default_tags = _default_tags()
+        if method == "conse":
+            from tagrank.methods.conse import Conse
+
+            word_vectors = vectors if isinstance(vectors, WordVectors) else WordVectors.load(vectors)
+            backbone = Backbone("lite0")
+            meta = {"method": "conse", "labels": [], "backbone": {"name": "lite0", "signature": backbone.signature},
+                    "vector_source": word_vectors.source, "vector_checksum": word_vectors.checksum,
+                    "dim": word_vectors.dim}
+            return cls(Conse.build(backbone, word_vectors), backbone, word_vectors, meta, default_tags)
+        directory = Path(model) if model is not None else DEFAULT_MODEL
+        if model is None and not (directory / "model.safetensors").is_file():
+            raise TagrankError(f"the embedded default model is missing from {directory}; "
+                               "rebuild it with scripts/build_default_model.py or pass --model")
+        trained = TaggingModel.load(directory)
+        if isinstance(vectors, WordVectors):
+            word_vectors = vectors
+        else:
+            word_vectors = WordVectors.load(vectors if vectors is not None else trained.vector_source)
+        trained.check_vectors(word_vectors)
+        backbone = Backbone(trained.backbone)
+        expected = trained.meta["backbone"].get("signature")
+        if expected and expected != backbone.signature:
+            raise TagrankError(f"model {directory} was trained on {expected} features, this tagrank makes {backbone.signature}")
+        own = directory / DEFAULT_VOCAB_FILE
+        tags = _read_tags(own) if own.is_file() else (trained.labels if model is not None else default_tags)
+        return cls(trained.method, backbone, word_vectors, trained.meta, tags)
+
+    @property
+    def name(self) -> str:
+        return self.meta["method"]
+
+    # -- vocabularies ------------------------------------------------------------------------------
+
+    def prepare(self, vocab: Sequence[str] | LabelIndex | None = None) -> PreparedVocabulary:
+        """Embed (zero-shot) or map onto training labels (BCE/WARP) a vocabulary; cached per vocabulary."""
+        if isinstance(vocab, LabelIndex):
+            key = ("index", id(vocab))
+        else:
+            vocab = list(vocab) if vocab is not None else list(self.default_tags)
+            if not vocab:
+                raise TagrankError("empty vocabulary")
+            key = ("tags", tuple(vocab))
+        if key not in self._prepared:
+            self._prepared[key] = self._prepare(vocab)
+        return self._prepared[key]
+
+    def _prepare(self, vocab) -> PreparedVocabulary:
+        if self.method.zero_shot:
+            if isinstance(vocab, LabelIndex):
+                from tagrank.label_index import check_vector_match
+
+                check_vector_match(vocab.manifest, self.vectors, "label index")
+                index = vocab
+            else:
+                index = LabelIndex.build(vocab, self.vectors)
+            vectors = self.method.label_space(torch.from_numpy(index.vectors))
+            return PreparedVocabulary(index.tags, engine=Vocabulary(vectors), oov=index.oov)
+        tags = vocab.tags if isinstance(vocab, LabelIndex) else vocab
+        from tagrank.datasets import match_labels
+
+        labels = self.meta["labels"]
+        known, unknown = [], []
+        for tag in tags:
+            try:
+                known.append(match_labels([tag], labels, "")[0])
+            except TagrankError:
+                unknown.append(tag)
+        if not known:
+            raise TagrankError(f"{self.name} ranks only its {len(labels)} training labels, and none of the "
+                               f"{len(tags)} vocabulary tags is among them")
+        if unknown:
+            shown = ", ".join(map(repr, unknown[:20])) + (" ..." if len(unknown) > 20 else "")
+            log.warning("%s ranks only its training labels: %d tag(s) left out: %s", self.name, len(unknown), shown)
+        where = {label: j for j, label in enumerate(labels)}
+        known = list(dict.fromkeys(known))
+        return PreparedVocabulary(known, columns=torch.tensor([where[t] for t in known]), oov=unknown)
+
+    # -- ranking -----------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def rank_features(self, features: np.ndarray | torch.Tensor, vocab: PreparedVocabulary, top: int = 5,
+                      threshold: float | None = None, explain: bool = False) -> list[list[dict]]:
+        """Top tags for pooled backbone features (N, D): per image a list of {rank, tag, score[, votes]}."""
+        if top <= 0:
+            raise TagrankError(f"--top must be a positive number, got {top}")
+        x = torch.as_tensor(features, dtype=torch.float32)
+        if vocab.engine is not None:
+            scores, indices = top_k(self.method.factors(x), vocab.engine, top, self.method.reduce)
+        else:
+            full = self.method.scores(x)[:, vocab.columns]
+            scores, indices = rank_scores(full, top, self.method.lower_is_better)
+        votes = None
+        if explain:
+            if not hasattr(self.method, "matrices"):
+                raise TagrankError(f"--explain needs the transform method (each row of A votes); {self.name} has no A")
+            votes = explain_votes(self.method.matrices(x), vocab.engine.vectors, indices, top)
+        out = []
+        for b in range(x.shape[0]):
+            tags = []
+            for r in range(scores.shape[1]):
+                score = float(scores[b, r])
+                if threshold is not None and (score > threshold if self.method.lower_is_better else score < threshold):
+                    continue
+                entry = {"rank": r + 1, "tag": vocab.tags[int(indices[b, r])], "score": score}
+                if votes is not None:
+                    entry["votes"] = int(votes[b, r])
+                tags.append(entry)
+            out.append(tags)
+        return out
+
+    def iter_rank(self, images: Sequence[str | os.PathLike], vocab=None, top: int = 5, threshold: float | None = None,
+                  explain: bool = False, batch_size: int = 32, progress: bool = False) -> Iterator[dict]:
+        """Yield, image by image in input order, ``{"image", "tags"}`` or ``{"image", "error"}``."""
+        from tagrank.features import extract
+
+        prepared = self.prepare(vocab)
+        if top <= 0:
+            raise TagrankError(f"--top must be a positive number, got {top}")
+        paths = [str(p) for p in images]
+        chunk = max(batch_size, 256)
+        for start in range(0, len(paths), chunk):
+            part = paths[start:start + chunk]
+            feats = extract(self.backbone, part, batch_size=batch_size, progress=progress, desc="tagging")
+            ranked = dict(zip(feats.paths, self.rank_features(feats.features, prepared, top, threshold, explain)))
+            for p in part:
+                yield {"image": p, "tags": ranked[p]} if p in ranked else {"image": p, "error": feats.failed[p]}
+
+    def rank(self, images: Sequence[str | os.PathLike], vocab=None, top: int = 5, threshold: float | None = None,
+             explain: bool = False, batch_size: int = 32, progress: bool = False) -> RankOutput:
+        """Tag ``images`` with the ``top`` best tags of ``vocab`` (default: the model's vocabulary)."""
+        results, failed = [], {}
+        for item in self.iter_rank(images, vocab, top, threshold, explain, batch_size, progress):
+            if "error" in item:
+                failed[item["image"]] = item["error"]
+            else:
+                results.append(item)
+        return RankOutput(results, failed, self.prepare(vocab).oov)
+
+
+def _read_tags(path: Path) -> list[str]:
+    from tagrank.vocab import read_vocabulary
+
+    return read_vocabulary(path)
+
+
+def _default_tags() -> list[str]:
+    path = DEFAULT_MODEL / DEFAULT_VOCAB_FILE
+    return _read_tags(path) if path.is_file() else []

@@ -198,6 +198,49 @@ def _number(name: str, value: Optional[str]) -> Optional[float]:
         raise TagrankError(f"{name} must be a number, got {value!r}") from None
 
 
+# -- evaluation ------------------------------------------------------------------------------------
+
+@app.command("eval")
+def eval_(
+    dataset: str = typer.Argument(..., help="nuswide, corel5k, csv or folder"),
+    runs: Optional[list[Path]] = typer.Argument(None, help="with --compare: run directories, one row each"),
+    root: Path = typer.Option(..., "--root", help="dataset root"),
+    model: Optional[list[Path]] = typer.Option(None, "--model", help="run directory from 'tagrank train' (repeatable)"),
+    compare: bool = typer.Option(False, "--compare", help="evaluate every run given as an argument, one row each"),
+    method: Optional[str] = typer.Option(None, "--method", help="'conse' for the training-free baseline"),
+    scores: Optional[Path] = typer.Option(None, "--scores", help="Parquet score matrix: 'image' + one column per label"),
+    protocol: str = typer.Option("conventional", "--protocol", help="conventional, zsl or gzsl"),
+    k: str = typer.Option("3,5", "--k", help="comma-separated K values for top-K metrics"),
+    unseen: Optional[Path] = typer.Option(None, "--unseen", help="unseen labels (zsl/gzsl); NUS-WIDE default: the 81 concepts"),
+    split: str = typer.Option("test", "--split"),
+    filter_empty: bool = typer.Option(False, "--filter-empty", help="drop images with no positive label"),
+    out: Optional[Path] = typer.Option(None, "--out", help="report directory: metrics.json, per_class.csv, plots"),
+    vectors: Optional[str] = VectorsOpt,
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="feature cache (default ~/.cache/tagrank)"),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Evaluate models, ConSE or a score file: per-class and overall P/R/F1 at K, mAP, N+."""
+    from tagrank.evaluate import evaluate, format_table, write_report
+
+    models = list(model or [])
+    if runs:
+        if not compare:
+            raise TagrankError(f"unexpected argument {runs[0]} (use --compare RUN_A RUN_B ... or --model RUN)")
+        models += runs
+    elif compare:
+        raise TagrankError("--compare needs run directories: tagrank eval DATASET --root DIR --compare RUN_A RUN_B")
+    try:
+        ks = tuple(int(x) for x in k.split(","))
+    except ValueError:
+        raise TagrankError(f"--k must be comma-separated integers, got {k!r}") from None
+    report = evaluate(dataset, root, models, method, scores, protocol, ks, unseen, split, filter_empty,
+                      vectors, str(cache_dir) if cache_dir else None, progress)
+    typer.echo(format_table(report))
+    if out is not None:
+        write_report(report, out)
+        typer.echo(f"wrote {out}")
+
+
 # -- entry point -----------------------------------------------------------------------------------
 
 class _StderrLines(logging.Handler):

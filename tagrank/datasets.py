@@ -31,6 +31,7 @@ class Dataset:
     labels: list[str]
     matrix: np.ndarray
     missing: list[str] = field(default_factory=list)  # listed in the metadata but not on disk
+    concepts: list[str] | None = None  # the conventional protocol's labels when not all (NUS-WIDE: 81)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -41,7 +42,7 @@ class Dataset:
     def subset(self, rows: np.ndarray | list[int]) -> "Dataset":
         rows = np.asarray(rows, dtype=np.int64)
         return Dataset(self.name, [self.ids[i] for i in rows], [self.paths[i] for i in rows], list(self.labels),
-                       self.matrix[rows], list(self.missing))
+                       self.matrix[rows], list(self.missing), self.concepts)
 
     def select_labels(self, labels: list[str]) -> "Dataset":
         """The same images with only ``labels`` (which must all be in the label set), in that order."""
@@ -50,8 +51,9 @@ class Dataset:
         if unknown:
             raise TagrankError(f"{self.name}: labels not in the label set: {', '.join(map(repr, unknown[:10]))}")
         cols = [where[t] for t in labels]
+        concepts = [c for c in self.concepts if c in set(labels)] if self.concepts else None
         return Dataset(self.name, list(self.ids), list(self.paths), list(labels), self.matrix[:, cols],
-                       list(self.missing))
+                       list(self.missing), concepts)
 
     def only_present(self) -> "Dataset":
         """Drop images whose file is not on disk, logging how many (the metadata may list more)."""
@@ -183,13 +185,18 @@ def read_nuswide(root: Path, split: str) -> Dataset:
     if split == "all":
         parts = [read_nuswide(root, "train"), read_nuswide(root, "test")]
         return Dataset("nuswide", parts[0].ids + parts[1].ids, parts[0].paths + parts[1].paths, parts[0].labels,
-                       np.concatenate([parts[0].matrix, parts[1].matrix]))
+                       np.concatenate([parts[0].matrix, parts[1].matrix]), concepts=parts[0].concepts)
     suffix = {"train": "Train", "test": "Test"}[split]
     concepts = [c for c in _read_lines(root / "ConceptsList" / "Concepts81.txt") if c]
     listing = root / "ImageList" / f"{suffix}Imagelist.txt"
-    entries = [e for e in _read_lines(listing) if e]
-    ids = [e.replace("\\", "/") for e in entries]
-    paths = [str(root / "Flickr" / e) for e in ids]
+    first = _read_lines(root / "Groundtruth" / "TrainTestLabels" / f"Labels_{concepts[0]}_{suffix}.txt")
+    if listing.is_file():
+        ids = [e.replace("\\", "/") for e in _read_lines(listing) if e]
+        paths = [str(root / "Flickr" / e) for e in ids]
+    else:  # metadata-only copies lack the train list: labels (and label priors) still work, images do not
+        log.info("%s not found: %s images are known by row number only", listing, split)
+        ids = [f"{split}/{i}" for i in range(len([v for v in first if v]))]
+        paths = ["" for _ in ids]
     columns = []
     for concept in concepts:
         values = _read_lines(root / "Groundtruth" / "TrainTestLabels" / f"Labels_{concept}_{suffix}.txt")
@@ -207,7 +214,7 @@ def read_nuswide(root: Path, split: str) -> Dataset:
         extra = [j for j, t in enumerate(tag_names) if t not in set(concepts)]
         labels += [tag_names[j] for j in extra]
         matrix = np.concatenate([matrix, tags[:, extra]], axis=1)
-    return Dataset("nuswide", ids, paths, labels, matrix)
+    return Dataset("nuswide", ids, paths, labels, matrix, concepts=list(concepts))
 
 
 DATASETS: dict[str, Callable[[Path, str], Dataset]] = {

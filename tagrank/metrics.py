@@ -47,7 +47,7 @@ def check_inputs(scores: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.
 
 def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
     """(N, k) column indices of each row's k best scores, best first, ties to the lower index."""
-    t = torch.from_numpy(np.ascontiguousarray(scores, dtype=np.float32))
+    t = torch.from_numpy(np.require(scores, np.float32, ["C", "W"]))
     return torch.sort(-t, dim=1, stable=True).indices[:, :k].numpy()
 
 
@@ -61,27 +61,35 @@ def top_k_matrix(scores: np.ndarray, k: int) -> np.ndarray:
 def average_precision(scores: np.ndarray, truth: np.ndarray, axis: int = 0) -> np.ndarray:
     """AP of every column (``axis=0``, class-wise) or row (``axis=1``, image-wise); NaN without positives.
 
-    Matches scikit-learn's ``average_precision_score`` including its handling of tied scores.
+    Matches scikit-learn's ``average_precision_score`` including its handling of tied scores. Works on
+    contiguous chunks of rankings (one per row of the transposed problem) to stay fast at 10^8 scores.
     """
-    s = torch.from_numpy(np.ascontiguousarray(scores if axis == 0 else scores.T, dtype=np.float32))
-    y = torch.from_numpy(np.ascontiguousarray(truth if axis == 0 else truth.T)).to(torch.float64)
-    order = torch.sort(s, dim=0, descending=True, stable=True).indices
-    s_sorted = torch.gather(s, 0, order)
-    y_sorted = torch.gather(y, 0, order)
-    tp = torch.cumsum(y_sorted, dim=0)
-    n = s.shape[0]
-    rank = torch.arange(1, n + 1, dtype=torch.float64)[:, None]
+    rankings = np.require(scores.T if axis == 0 else scores, np.float32, ["C", "W"])
+    relevant = np.require(truth.T if axis == 0 else truth, bool, ["C", "W"])
+    out = np.empty(rankings.shape[0], dtype=np.float64)
+    chunk = max(1, (1 << 23) // max(1, rankings.shape[1]))
+    for start in range(0, rankings.shape[0], chunk):
+        out[start:start + chunk] = _ap_rows(torch.from_numpy(rankings[start:start + chunk]),
+                                            torch.from_numpy(relevant[start:start + chunk]))
+    return out
+
+
+def _ap_rows(s: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+    """AP of each row of ``s`` (R, n) against boolean ``y``."""
+    s_sorted, order = torch.sort(s, dim=1, descending=True, stable=True)
+    tp = torch.cumsum(torch.gather(y, 1, order).to(torch.float64), dim=1)
+    positives = tp[:, -1:]
     # Only the last position of each run of equal scores is a threshold: tied items enter together.
-    last_of_run = torch.ones_like(s_sorted, dtype=torch.bool)
-    last_of_run[:-1] = s_sorted[:-1] != s_sorted[1:]
-    positives = tp[-1:].clone()
+    threshold = torch.ones_like(s_sorted, dtype=torch.bool)
+    threshold[:, :-1] = s_sorted[:, :-1] != s_sorted[:, 1:]
+    rank = torch.arange(1, s.shape[1] + 1, dtype=torch.float64)
     precision = tp / rank
     recall = tp / positives.clamp_min(1)
-    # recall increments between consecutive thresholds
-    recall_at = torch.where(last_of_run, recall, torch.zeros_like(recall))
-    prev = torch.cummax(torch.cat([torch.zeros_like(recall[:1]), recall_at[:-1]]), dim=0).values
-    ap = ((recall - prev) * precision * last_of_run).sum(dim=0)
-    ap[positives[0] == 0] = float("nan")
+    # Σ over thresholds of (R_t − R_{t−1})·P_t, where R_{t−1} is the recall at the previous threshold.
+    at_threshold = torch.where(threshold, recall, torch.zeros_like(recall))
+    previous = torch.cummax(torch.cat([torch.zeros_like(recall[:, :1]), at_threshold[:, :-1]], dim=1), dim=1).values
+    ap = ((recall - previous) * precision * threshold).sum(dim=1)
+    ap[positives[:, 0] == 0] = float("nan")
     return ap.numpy()
 
 
@@ -148,6 +156,7 @@ class Metrics:
     mAP: float
     sample_mAP: float
     class_ap: np.ndarray = field(repr=False)
+    n_positive: np.ndarray = field(repr=False, default=None)  # test images per class
     labels: list[str] = field(default_factory=list)
     excluded: list[str] = field(default_factory=list)  # classes with no positive: not in C-metrics / mAP
     n_images: int = 0
@@ -175,5 +184,5 @@ def evaluate_scores(scores: np.ndarray, truth: np.ndarray, labels: list[str], ks
         top_k={k: top_k_metrics(scores, truth, k) for k in ks},
         mAP=float(np.nanmean(class_ap)) if present.any() else float("nan"),
         sample_mAP=float(np.nanmean(sample_ap)) if truth.any() else float("nan"),
-        class_ap=class_ap, labels=list(labels),
+        class_ap=class_ap, n_positive=truth.sum(axis=0), labels=list(labels),
         excluded=[label for label, p in zip(labels, present) if not p], n_images=truth.shape[0])

@@ -51,7 +51,7 @@ def sample_negatives(positives: torch.Tensor, count: int, generator: torch.Gener
 def standardise(relevance: torch.Tensor) -> torch.Tensor:
     """Per-image standardisation over the ranked vocabulary: makes per-image scales comparable across images."""
     mean = relevance.mean(dim=1, keepdim=True)
-    std = relevance.std(dim=1, keepdim=True).clamp_min(1e-12)
+    std = relevance.std(dim=1, keepdim=True, unbiased=False).clamp_min(1e-12)
     return (relevance - mean) / std
 
 

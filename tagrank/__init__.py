@@ -19,6 +19,9 @@ __version__ = "0.1.0"
 # The public API, imported on first use so that `tagrank --help` does not pay for torch and gensim.
 _EXPORTS = {
     "LabelIndex": "tagrank.label_index",
+    "Tagger": "tagrank.tagger",
+    "TaggingModel": "tagrank.model",
+    "evaluate": "tagrank.evaluate",
     "TagrankError": "tagrank.errors",
     "WordVectors": "tagrank.vectors",
     "read_vocabulary": "tagrank.vocab",

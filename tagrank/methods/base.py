@@ -76,6 +76,13 @@ class Method(nn.Module):
         super().__init__()
         self.options = options
         self.feature_dim, self.word_dim, self.n_labels = feature_dim, word_dim, n_labels
+        outputs = self.head_outputs()
+        if outputs is not None:
+            self.head = mlp(feature_dim, options.hidden, outputs, options.dropout)
+
+    def head_outputs(self) -> int | None:
+        """Width of the MLP head on the CNN features (None: the method has no trained head)."""
+        return None
 
     def prepare(self, targets: torch.Tensor) -> None:
         """Called once with the training label matrix before training (e.g. class weights)."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from tagrank.methods.base import HeadOptions, Method, mlp, register
+from tagrank.methods.base import HeadOptions, Method, register
 
 
 @dataclass
@@ -27,8 +27,10 @@ class Bce(Method):
 
     def __init__(self, options: BceOptions, feature_dim: int, word_dim: int, n_labels: int):
         super().__init__(options, feature_dim, word_dim, n_labels)
-        self.head = mlp(feature_dim, options.hidden, n_labels, options.dropout)
         self.register_buffer("positive_weight", torch.ones(n_labels))
+
+    def head_outputs(self) -> int:
+        return self.n_labels
 
     def prepare(self, targets: torch.Tensor) -> None:
         if self.options.class_weighting:

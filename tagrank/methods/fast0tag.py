@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from tagrank.losses import pairwise_ranking_loss
-from tagrank.methods.base import HeadOptions, Method, mlp, register, sample_negatives
+from tagrank.methods.base import HeadOptions, Method, register, sample_negatives
 
 
 @dataclass
@@ -23,9 +23,8 @@ class Fast0Tag(Method):
     Options = Fast0TagOptions
     reduce = "dot"
 
-    def __init__(self, options: Fast0TagOptions, feature_dim: int, word_dim: int, n_labels: int):
-        super().__init__(options, feature_dim, word_dim, n_labels)
-        self.head = mlp(feature_dim, options.hidden, word_dim, options.dropout)
+    def head_outputs(self) -> int:
+        return self.word_dim  # the direction u
 
     def factors(self, features: torch.Tensor) -> torch.Tensor:
         return self.head(features)[:, None, :]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from tagrank.losses import hinge_rank_loss
-from tagrank.methods.base import HeadOptions, Method, mlp, register, sample_negatives
+from tagrank.methods.base import HeadOptions, Method, register, sample_negatives
 
 
 @dataclass
@@ -31,9 +31,8 @@ class Transform(Method):
     score_name = "distance"
     reduce = "norm"
 
-    def __init__(self, options: TransformOptions, feature_dim: int, word_dim: int, n_labels: int):
-        super().__init__(options, feature_dim, word_dim, n_labels)
-        self.head = mlp(feature_dim, options.hidden, options.k * word_dim, options.dropout)
+    def head_outputs(self) -> int:
+        return self.options.k * self.word_dim  # A, read as k×d
 
     def matrices(self, features: torch.Tensor) -> torch.Tensor:
         """A for each image: (B, k, d)."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from tagrank.losses import warp_loss
-from tagrank.methods.base import HeadOptions, Method, mlp, register, sample_negatives
+from tagrank.methods.base import HeadOptions, Method, register, sample_negatives
 
 
 @dataclass
@@ -23,9 +23,8 @@ class Warp(Method):
     Options = WarpOptions
     zero_shot = False
 
-    def __init__(self, options: WarpOptions, feature_dim: int, word_dim: int, n_labels: int):
-        super().__init__(options, feature_dim, word_dim, n_labels)
-        self.head = mlp(feature_dim, options.hidden, n_labels, options.dropout)
+    def head_outputs(self) -> int:
+        return self.n_labels
 
     def scores(self, features: torch.Tensor, label_vectors: torch.Tensor | None = None) -> torch.Tensor:
         return self.head(features)

@@ -1,0 +1,89 @@
+"""Benchmark training: samples/s on cached features per method, and feature extraction vs bare timm.
+
+    python scripts/bench_train.py [--shared ../shared] [--images 256]
+
+Extraction runs tagrank's path (decode in a background thread, preprocess, CNN, cache write) over real
+Corel5k photos and compares it with a bare timm forward pass of the same backbone over tensors already
+in memory, in the same process: the ratio is the share of the CNN's own speed that tagrank keeps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def bare_forward(backbone, paths: list[str]) -> float:
+    """img/s of the CNN alone on the same photos, decoded and preprocessed beforehand (batches of 32)."""
+    from tagrank.images import load_image
+
+    batches = [backbone.to_tensor(np.stack([backbone.preprocess(load_image(p)) for p in paths[i:i + 32]]))
+               for i in range(0, len(paths), 32)]
+    with torch.inference_mode():
+        backbone(batches[0])
+        start = time.perf_counter()
+        for batch in batches:
+            backbone(batch)
+    return len(paths) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
+    parser.add_argument("--images", type=int, default=256)
+    args = parser.parse_args()
+    from tagrank.backbone import Backbone
+    from tagrank.config import load_config
+    from tagrank.datasets import load_dataset
+    from tagrank.features import FeatureCache
+    from tagrank.methods import get_method
+    from tagrank.vectors import WordVectors
+
+    paths = sorted(glob.glob(str(args.shared / "data" / "corel5k" / "images" / "train" / "*.jpeg")))[: args.images]
+    backbone = Backbone("lite0")
+    with tempfile.TemporaryDirectory() as tmp:
+        FeatureCache(backbone, tmp).get(paths[:32], progress=False)  # warm-up: allocator, oneDNN primitives
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        FeatureCache(backbone, tmp).get(paths, progress=False)
+        ours = len(paths) / (time.perf_counter() - start)
+    bare = bare_forward(backbone, paths)
+    print(f"feature extraction, Lite0 224 px, {len(paths)} Corel5k photos, batch 32:")
+    print(f"  bare timm forward {bare:.1f} img/s, tagrank (decode+preprocess+CNN+cache) {ours:.1f} img/s, "
+          f"ratio {ours / bare:.2f}")
+
+    data = load_dataset("corel5k", args.shared / "data" / "corel5k", "train")
+    features = FeatureCache(backbone).get(data.paths, progress=False)  # the shared cache (extracted once)
+    vectors = WordVectors.default()
+    X = torch.from_numpy(features.features)
+    Y = torch.from_numpy(data.matrix)
+    label_vectors = torch.from_numpy(vectors.embed(data.labels).matrix) if len(vectors.embed(data.labels).oov) == 0 else None
+    print(f"training throughput on cached features ({len(X)} Corel5k images, {Y.shape[1]} labels, batch 64, "
+          f"default configs):")
+    for name in ("transform", "fast0tag", "warp", "bce"):
+        config = load_config(ROOT / "configs" / f"{name}.toml")
+        torch.manual_seed(0)
+        method = get_method(name)(config.method_options, X.shape[1], vectors.dim, Y.shape[1])
+        optimizer = torch.optim.Adam(method.parameters(), lr=1e-3)
+        generator = torch.Generator().manual_seed(0)
+        order = torch.randperm(len(X), generator=generator)
+        start = time.perf_counter()
+        for s in range(0, len(X), 64):
+            idx = order[s:s + 64]
+            loss = method.loss(X[idx], Y[idx], label_vectors, generator)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        print(f"  {name:<9} {len(X) / (time.perf_counter() - start):8.0f} samples/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -5,7 +5,8 @@
 Trains configs/default_model.toml (the transformation model) on the Corel5k training split from
 ../shared/data/corel5k (all 374 words) with the embedded GloVe 6B 50-d vectors and frozen Lite0
 features, then writes model.safetensors, model.json (with how it was made) and vocab.txt (the
-NUS-WIDE 1k tags plus the Corel5k words: what `tagrank rank` ranks when given no vocabulary).
+NUS-WIDE 1k tags plus the Corel5k words that the vectors know: what `tagrank rank` ranks when given
+no vocabulary).
 Training is deterministic (fixed seed, (seed, epoch)-derived randomness), so the same machine and
 library versions give the same bytes; prints the sha256 of the weights to compare.
 """
@@ -53,6 +54,8 @@ def main() -> None:
         TaggingModel(model.method, model.meta).save(DEFAULT_MODEL)
     tags = list(dict.fromkeys(read_vocabulary(ROOT / "vocab" / "nuswide1k.txt") +
                               read_vocabulary(ROOT / "vocab" / "corel5k.txt")))
+    vectors = WordVectors.default()
+    tags = [t for t in tags if vectors.lookup(t).in_vocab]  # users should not see OOV warnings by default
     (DEFAULT_MODEL / DEFAULT_VOCAB_FILE).write_text("\n".join(tags) + "\n", encoding="utf-8")
     digest = hashlib.sha256((DEFAULT_MODEL / "model.safetensors").read_bytes()).hexdigest()
     size = (DEFAULT_MODEL / "model.safetensors").stat().st_size

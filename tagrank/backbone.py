@@ -54,6 +54,7 @@ class Backbone(nn.Module):
 
         self.name = name
         self.spec = BACKBONES[name]
+        self.variant = ""  # set for finetuned weights: their features must not mix with the pretrained ones
         self.model = timm.create_model(self.spec.timm_name, pretrained=False)
         if pretrained:
             stored = torch.load(_weights_path(self.spec.weights_package), map_location="cpu", weights_only=True)
@@ -71,7 +72,8 @@ class Backbone(nn.Module):
     def signature(self) -> str:
         """Identifies backbone + preprocessing: features from different signatures never mix in a cache."""
         s = self.spec
-        return f"{self.name}-{s.image_size}px-crop{s.crop_pct}-bicubic-norm0.5"
+        base = f"{self.name}-{s.image_size}px-crop{s.crop_pct}-bicubic-norm0.5"
+        return f"{base}-{self.variant}" if self.variant else base
 
     def preprocess(self, image: Image.Image) -> np.ndarray:
         """Resize the short side to size/crop_pct (bicubic), center-crop to size; uint8 HWC."""

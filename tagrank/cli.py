@@ -104,6 +104,8 @@ def train(
     backbone: Optional[str] = typer.Option(None, "--backbone", help="lite0 or lite2"),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="feature cache (default ~/.cache/tagrank)"),
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted run from its last checkpoint"),
+    finetune: bool = typer.Option(False, "--finetune", help="train the CNN end to end too (slow on CPU; for GPUs)"),
+    device: Optional[str] = typer.Option(None, "--device", help="auto (default), cpu, cuda, cuda:1 ..."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Train a tagging method on a dataset's training split."""
@@ -112,7 +114,9 @@ def train(
     from tagrank.vectors import WordVectors
 
     cfg = load_config(config, method)
-    override(cfg.train, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
+    override(cfg.train, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, device=device)
+    if finetune:
+        cfg.backbone.finetune = True
     override(cfg.data, unseen=str(unseen) if unseen else None)
     override(cfg.backbone, name=backbone, cache_dir=str(cache_dir) if cache_dir else None)
     if k is not None:

@@ -6,7 +6,7 @@ dataclass its registered class declares, see ``tagrank/methods``)::
     [method]   name = "transform", k = 100, margin = 1.0, negatives = 40, ...
     [train]    epochs, batch_size, lr, lr_schedule, weight_decay, val_fraction, seed, ...
     [data]     min_images, drop_digits, exclude, unseen
-    [backbone] name, flip_features, batch_size, cache_dir
+    [backbone] name, finetune, lr_scale, flip_features, batch_size, cache_dir
 
 Every field has its default here, with the paper's value where the paper gives one; an unknown field
 is an error naming it. Command-line flags override fields after the file is read.
@@ -37,7 +37,8 @@ class TrainConfig:
     val_fraction: float = 0.1  # held out from the training split for validation and best-checkpoint choice
     patience: int = 0  # stop after this many epochs without validation improvement (0: never)
     seed: int = 0
-    flip: bool = True  # use mirrored-image features half the time (needs backbone.flip_features)
+    flip: bool = True  # mirror images half the time (cached features: needs backbone.flip_features)
+    device: str = "auto"  # "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
 
 
 @dataclass
@@ -51,6 +52,8 @@ class DataConfig:
 @dataclass
 class BackboneConfig:
     name: str = "lite0"  # "lite0" (224 px) or "lite2" (260 px)
+    finetune: bool = False  # train the CNN end to end on decoded photos (slow on CPU; for GPU users)
+    lr_scale: float = 0.1  # with finetune: the CNN's learning rate relative to the head's
     flip_features: bool = False  # also cache features of mirrored images (doubles extraction time)
     batch_size: int = 32
     cache_dir: str | None = None  # default: $TAGRANK_CACHE or ~/.cache/tagrank

@@ -51,10 +51,12 @@ def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
 class TaggingModel:
     """A trained method with its description: labels, vectors, backbone and config it was made with."""
 
-    def __init__(self, method: Method, meta: dict, directory: Path | None = None):
+    def __init__(self, method: Method, meta: dict, directory: Path | None = None,
+                 backbone_state: dict[str, torch.Tensor] | None = None):
         self.method = method.eval()
         self.meta = meta
         self.directory = directory
+        self.backbone_state = backbone_state  # the CNN's own weights when it was finetuned
 
     @property
     def name(self) -> str:
@@ -80,7 +82,9 @@ class TaggingModel:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         meta = dict(self.meta, format=FORMAT, tagrank_version=__version__)
-        save_tensors(directory / WEIGHTS, self.method.state_dict(), meta)
+        tensors = dict(self.method.state_dict())
+        tensors.update({f"backbone.{k}": v for k, v in (self.backbone_state or {}).items()})
+        save_tensors(directory / WEIGHTS, tensors, meta)
         write_text_atomic(directory / DESCRIPTION, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
         self.directory = directory
         return directory
@@ -101,8 +105,9 @@ class TaggingModel:
 
         options = fill(method_cls.Options, meta["options"], "method")
         method = method_cls(options, meta["feature_dim"], meta["dim"], len(meta["labels"]))
+        backbone_state = {k[9:]: v for k, v in tensors.items() if k.startswith("backbone.")} or None
         try:
-            method.load_state_dict(tensors)
+            method.load_state_dict({k: v for k, v in tensors.items() if not k.startswith("backbone.")})
         except RuntimeError as exc:
             raise TagrankError(f"{weights} does not fit its description: {str(exc).splitlines()[0]}") from None
-        return cls(method, meta, directory)
+        return cls(method, meta, directory, backbone_state)

@@ -91,6 +91,11 @@ class Tagger:
         expected = trained.meta["backbone"].get("signature")
         if expected and expected != backbone.signature:
             raise TagrankError(f"model {directory} was trained on {expected} features, this tagrank makes {backbone.signature}")
+        if trained.backbone_state is not None:  # finetuned CNN: its own weights, its own feature cache
+            import hashlib
+
+            backbone.load_state_dict(trained.backbone_state)
+            backbone.variant = "finetuned-" + hashlib.sha256((directory / "model.safetensors").read_bytes()).hexdigest()[:12]
         own = directory / DEFAULT_VOCAB_FILE
         tags = _read_tags(own) if own.is_file() else (trained.labels if model is not None else default_tags)
         return cls(trained.method, backbone, word_vectors, trained.meta, tags)

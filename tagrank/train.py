@@ -41,6 +41,64 @@ class TrainResult:
     seconds: float
 
 
+class CachedFeatures:
+    """Batches of cached backbone features: the frozen-backbone default. Flip picks mirrored-image features."""
+
+    backbone = None
+
+    def __init__(self, features: np.ndarray, flipped: np.ndarray | None, device: torch.device):
+        self.X = torch.from_numpy(features).to(device)
+        self.X_flip = torch.from_numpy(flipped).to(device) if flipped is not None else None
+
+    @property
+    def dim(self) -> int:
+        return int(self.X.shape[1])
+
+    def batch(self, rows: torch.Tensor, generator: torch.Generator | None, train: bool, flip: bool) -> torch.Tensor:
+        x = self.X[rows]
+        if train and flip and self.X_flip is not None:
+            mirrored = (torch.rand(len(rows), generator=generator) < 0.5).to(x.device)
+            x = torch.where(mirrored[:, None], self.X_flip[rows], x)
+        return x
+
+
+class ImageFeatures:
+    """Batches decoded from the photos through a trainable backbone (``--finetune``), flipped at random."""
+
+    def __init__(self, backbone, paths: list[str], device: torch.device):
+        self.backbone = backbone.to(device)
+        self.paths = paths
+        self.device = device
+
+    @property
+    def dim(self) -> int:
+        return self.backbone.feature_dim
+
+    def batch(self, rows: torch.Tensor, generator: torch.Generator | None, train: bool, flip: bool) -> torch.Tensor:
+        from tagrank.backbone import Backbone
+        from tagrank.images import load_image
+
+        x = Backbone.to_tensor(np.stack([self.backbone.preprocess(load_image(self.paths[i])) for i in rows.tolist()]))
+        if train and flip:
+            mirrored = torch.rand(len(rows), generator=generator) < 0.5
+            x[mirrored] = x[mirrored].flip(3)
+        self.backbone.eval()  # BatchNorm statistics stay as pretrained: small batches would wreck them
+        with torch.set_grad_enabled(train):
+            return self.backbone(x.to(self.device))
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise TagrankError(f"config field train.device: unknown device {name!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TagrankError(f"train.device is {name!r} but no CUDA device is available")
+    return device
+
+
 def learning_rate(config: Config, epoch: int) -> float:
     t = config.train
     if t.lr_schedule == "constant":
@@ -90,8 +148,12 @@ def _split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def train(config: Config, data: Dataset, features: Features, vectors: WordVectors, out: str | Path,
-          resume: bool = False, progress: bool = True, backbone_signature: str = "") -> TrainResult:
-    """Train ``config.method`` on ``data`` (training labels already filtered) with cached ``features``."""
+          resume: bool = False, progress: bool = True, backbone=None) -> TrainResult:
+    """Train ``config.method`` on ``data`` (training labels already filtered) with cached ``features``.
+
+    With ``config.backbone.finetune`` the ``backbone`` is trained too, on photos decoded each batch;
+    ``features`` then only tells which photos decode.
+    """
     started = time.time()
     out = Path(out)
     method_cls = _trainable(config.method)
@@ -110,21 +172,34 @@ def train(config: Config, data: Dataset, features: Features, vectors: WordVector
     label_vectors = torch.from_numpy(vectors.embed(data.labels).matrix) if method_cls.zero_shot else None
     if len(data) == 0:
         raise TagrankError("no training images left")
-    rows = [row_of[p] for p in data.paths]
-    X = torch.from_numpy(features.features[rows])
-    X_flip = torch.from_numpy(features.flipped[rows]) if features.flipped is not None else None
-    Y = torch.from_numpy(data.matrix)
+    device = resolve_device(config.train.device)
+    finetune = config.backbone.finetune
+    if finetune and backbone is None:
+        raise TagrankError("finetuning needs the backbone")
+    if finetune:
+        source = ImageFeatures(backbone, list(data.paths), device)
+    else:
+        rows = [row_of[p] for p in data.paths]
+        source = CachedFeatures(features.features[rows],
+                                features.flipped[rows] if features.flipped is not None else None, device)
+    Y = torch.from_numpy(data.matrix).to(device)
+    if label_vectors is not None:
+        label_vectors = label_vectors.to(device)
     train_rows, val_rows = _split(len(data), config.train.val_fraction, config.train.seed)
 
     torch.manual_seed(config.train.seed)
-    method: Method = method_cls(config.method_options, X.shape[1], vectors.dim, len(data.labels))
+    method: Method = method_cls(config.method_options, source.dim, vectors.dim, len(data.labels)).to(device)
     method.prepare(Y[train_rows])
-    optimizer = torch.optim.Adam(method.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
+    groups = [{"params": list(method.parameters()), "scale": 1.0}]
+    if finetune:
+        groups.append({"params": list(backbone.parameters()), "scale": config.backbone.lr_scale})
+    optimizer = torch.optim.Adam(groups, lr=config.train.lr, weight_decay=config.train.weight_decay)
     meta = {
         "method": config.method, "options": config.to_dict()["method"], "config": config.to_dict(),
-        "feature_dim": int(X.shape[1]), "dim": vectors.dim, "labels": list(data.labels),
+        "feature_dim": source.dim, "dim": vectors.dim, "labels": list(data.labels),
         "vector_source": vectors.source, "vector_checksum": vectors.checksum,
-        "backbone": {"name": config.backbone.name, "signature": backbone_signature},
+        "backbone": {"name": config.backbone.name, "signature": backbone.signature if backbone is not None else "",
+                     "finetuned": finetune},
         "unseen": list(getattr(data, "unseen", [])),
         "score": {"name": method_cls.score_name, "lower_is_better": method_cls.lower_is_better,
                   "calibration": method_cls.calibration},
@@ -140,6 +215,8 @@ def train(config: Config, data: Dataset, features: Features, vectors: WordVector
         if _without_epochs(state.get("config")) != _without_epochs(config.to_dict()) or state.get("labels") != meta["labels"]:
             raise TagrankError(f"{out / CHECKPOINT} was made with another config or label set; cannot resume")
         method.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        if finetune:
+            backbone.load_state_dict({k[9:]: v for k, v in tensors.items() if k.startswith("backbone.")})
         _restore_optimizer(optimizer, tensors, state["optimizer"])
         history, start_epoch = state["history"], state["epoch"] + 1
         best_score, best_epoch, stale = state["best_score"], state["best_epoch"], state["stale"]
@@ -150,12 +227,12 @@ def train(config: Config, data: Dataset, features: Features, vectors: WordVector
 
     val_generator_seed = _epoch_seed(config.train.seed, -1)
     if start_epoch == 0 and len(val_rows):  # the untrained model's figures: where validation starts from
-        history = [{"epoch": 0, **_validate(method, X[val_rows], Y[val_rows], label_vectors, val_generator_seed)}]
+        history = [{"epoch": 0, **_validate(method, source, val_rows, Y, label_vectors, val_generator_seed)}]
     for epoch in range(start_epoch, config.train.epochs):
         epoch_started = time.time()
         lr = learning_rate(config, epoch)
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group["scale"]
         torch.manual_seed(_epoch_seed(config.train.seed, epoch))  # dropout
         generator = torch.Generator().manual_seed(_epoch_seed(config.train.seed, epoch))
         order = torch.from_numpy(train_rows)[torch.randperm(len(train_rows), generator=generator)]
@@ -165,11 +242,8 @@ def train(config: Config, data: Dataset, features: Features, vectors: WordVector
         bar = progress_bar(batches, progress, desc=f"{config.method} epoch {epoch + 1}/{config.train.epochs}", unit="batch")
         for start in bar:
             idx = order[start:start + config.train.batch_size]
-            x = X[idx]
-            if config.train.flip and X_flip is not None:
-                mirrored = torch.rand(len(idx), generator=generator) < 0.5
-                x = torch.where(mirrored[:, None], X_flip[idx], x)
-            loss = method.loss(x, Y[idx], label_vectors, generator)
+            x = source.batch(idx, generator, train=True, flip=config.train.flip)
+            loss = method.loss(x, Y[idx.to(device)], label_vectors, generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -178,14 +252,15 @@ def train(config: Config, data: Dataset, features: Features, vectors: WordVector
         bar.close()
         row = {"epoch": epoch + 1, "lr": lr, "train_loss": float(np.mean(losses)) if losses else float("nan")}
         if len(val_rows):
-            row.update(_validate(method, X[val_rows], Y[val_rows], label_vectors, val_generator_seed))
+            row.update(_validate(method, source, val_rows, Y, label_vectors, val_generator_seed))
             score = row["val_sample_mAP"]
         else:
             score = float(epoch)  # no validation split: the last epoch is the best
         improved = score > best_score
         if improved:
             best_score, best_epoch, stale = score, epoch + 1, 0
-            TaggingModel(method, dict(meta, trained=dict(meta["trained"], best_epoch=epoch + 1, validation=row))).save(out)
+            TaggingModel(method, dict(meta, trained=dict(meta["trained"], best_epoch=epoch + 1, validation=row)),
+                         backbone_state=backbone.state_dict() if finetune else None).save(out)
         else:
             stale += 1
         row["seconds"] = round(time.time() - epoch_started, 3)
@@ -193,7 +268,9 @@ def train(config: Config, data: Dataset, features: Features, vectors: WordVector
         history.append(row)
         write_text_atomic(out / HISTORY, "".join(json.dumps(h) + "\n" for h in history))
         opt_tensors, opt_meta = _optimizer_tensors(optimizer)
-        save_tensors(out / CHECKPOINT, {**{f"model.{k}": v for k, v in method.state_dict().items()}, **opt_tensors},
+        backbone_tensors = {f"backbone.{k}": v for k, v in backbone.state_dict().items()} if finetune else {}
+        save_tensors(out / CHECKPOINT, {**{f"model.{k}": v for k, v in method.state_dict().items()},
+                                        **backbone_tensors, **opt_tensors},
                      {"epoch": epoch, "config": config.to_dict(), "labels": meta["labels"], "optimizer": opt_meta,
                       "history": history, "best_score": best_score, "best_epoch": best_epoch, "stale": stale})
         log.info("epoch %d/%d  loss %.4f%s", epoch + 1, config.train.epochs, row["train_loss"],
@@ -205,17 +282,18 @@ def train(config: Config, data: Dataset, features: Features, vectors: WordVector
 
 
 @torch.no_grad()
-def _validate(method: Method, X: torch.Tensor, Y: torch.Tensor, label_vectors, seed: int) -> dict:
+def _validate(method: Method, source, rows: np.ndarray, Y: torch.Tensor, label_vectors, seed: int) -> dict:
     method.eval()
     generator = torch.Generator().manual_seed(seed)  # the same negatives every epoch: losses comparable
     losses, scores = [], []
-    for start in range(0, len(X), 512):
-        x, y = X[start:start + 512], Y[start:start + 512]
-        losses.append(float(method.loss(x, y, label_vectors, generator)) * len(x))
-        scores.append(method.relevance(method.scores(x, label_vectors)))
+    for start in range(0, len(rows), 512):
+        idx = torch.from_numpy(rows[start:start + 512])
+        x, y = source.batch(idx, None, train=False, flip=False), Y[idx.to(Y.device)]
+        losses.append(float(method.loss(x, y, label_vectors, generator)) * len(idx))
+        scores.append(method.relevance(method.scores(x, label_vectors)).cpu())
     relevance = torch.cat(scores).numpy()
-    ap = average_precision(relevance, Y.numpy(), axis=1)
-    return {"val_loss": sum(losses) / len(X), "val_sample_mAP": float(np.nanmean(ap))}
+    ap = average_precision(relevance, Y[torch.from_numpy(rows).to(Y.device)].cpu().numpy(), axis=1)
+    return {"val_loss": sum(losses) / len(rows), "val_sample_mAP": float(np.nanmean(ap))}
 
 
 def run_training(dataset: str, root: str | Path, config: Config, out: str | Path, vectors: WordVectors,
@@ -236,4 +314,4 @@ def run_training(dataset: str, root: str | Path, config: Config, out: str | Path
     features = cache.get(filtered.paths, batch_size=config.backbone.batch_size, progress=progress)
     for problem in list(features.failed.values())[:20]:
         log.warning("skipped %s", problem)
-    return train(config, filtered, features, vectors, out, resume, progress, backbone.signature)
+    return train(config, filtered, features, vectors, out, resume, progress, backbone)

@@ -41,11 +41,11 @@ def sample_negatives(positives: torch.Tensor, count: int, generator: torch.Gener
 
     Without replacement when an image has enough negatives, with replacement otherwise (tiny label sets).
     """
-    weights = (~positives).float()
+    weights = (~positives).float().cpu()  # sampled on the CPU with the CPU generator, on any device
     empty = weights.sum(dim=1) == 0
     weights[empty] = 1.0  # an image tagged with every label: any index, its loss terms are masked later
     enough = bool((weights.sum(dim=1) >= count).all())
-    return torch.multinomial(weights, count, replacement=not enough, generator=generator)
+    return torch.multinomial(weights, count, replacement=not enough, generator=generator).to(positives.device)
 
 
 def standardise(relevance: torch.Tensor) -> torch.Tensor:

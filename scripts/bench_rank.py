@@ -76,7 +76,6 @@ def main() -> None:
     vectors = WordVectors.default()
     words = torch.from_numpy(np.array(vectors.keyed.vectors, dtype=np.float32))
     words = tagger.method.label_space(words)
-    k, d = tagger.method.options.k, vectors.dim
     cases = [(f"{n // 1000}k GloVe words, d=50", words[:n], factors) for n in (1000, 10000, 100000, 400000)]
     gen = torch.Generator().manual_seed(0)
     for n in (int(v) for v in args.big.split(",") if v):

@@ -35,7 +35,7 @@ class Features:
     failed: dict[str, str] = field(default_factory=dict)
 
 
-def _decode_batch(backbone: Backbone, paths: Sequence[str], flip: bool):
+def _decode_batch(backbone: Backbone, paths: Sequence[str]):
     arrays, good, bad = [], [], {}
     for p in paths:
         try:
@@ -58,10 +58,10 @@ def extract(backbone: Backbone, paths: Sequence[str], batch_size: int = 32, flip
     failed: dict[str, str] = {}
     bar = progress_bar(total=len(paths), enabled=progress, desc=desc, unit="img")
     with ThreadPoolExecutor(max_workers=1) as pool, torch.inference_mode():
-        pending = pool.submit(_decode_batch, backbone, chunks[0], flip) if chunks else None
+        pending = pool.submit(_decode_batch, backbone, chunks[0]) if chunks else None
         for i in range(len(chunks)):
             good, batch, bad = pending.result()
-            pending = pool.submit(_decode_batch, backbone, chunks[i + 1], flip) if i + 1 < len(chunks) else None
+            pending = pool.submit(_decode_batch, backbone, chunks[i + 1]) if i + 1 < len(chunks) else None
             failed.update(bad)
             if batch is not None:
                 x = Backbone.to_tensor(batch)

@@ -246,14 +246,20 @@ def read_tag_list(path: str | os.PathLike) -> list[str]:
     return read_vocabulary(path)
 
 
-def match_labels(names: list[str], labels: list[str], what: str) -> list[str]:
-    """Map user-given tag names onto the label set (exact, else case-insensitive); unknown names are an error."""
+def resolve_labels(names: list[str], labels: list[str]) -> tuple[list[str], list[str]]:
+    """Map tag names onto the label set (exact, else case-insensitive): ``(found labels, unknown names)``."""
     exact = set(labels)
     folded = {label.casefold(): label for label in labels}
     out, unknown = [], []
     for name in names:
         hit = name if name in exact else folded.get(name.casefold())
         (out.append(hit) if hit is not None else unknown.append(name))
+    return out, unknown
+
+
+def match_labels(names: list[str], labels: list[str], what: str) -> list[str]:
+    """Map user-given tag names onto the label set; unknown names are an error naming ``what``."""
+    out, unknown = resolve_labels(names, labels)
     if unknown:
         raise TagrankError(f"{what} names {len(unknown)} tag(s) not in the label set: "
                            f"{', '.join(map(repr, unknown[:10]))}{' ...' if len(unknown) > 10 else ''}")

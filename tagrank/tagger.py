@@ -131,15 +131,10 @@ class Tagger:
             vectors = self.method.label_space(torch.from_numpy(index.vectors))
             return PreparedVocabulary(index.tags, engine=Vocabulary(vectors), oov=index.oov)
         tags = vocab.tags if isinstance(vocab, LabelIndex) else vocab
-        from tagrank.datasets import match_labels
+        from tagrank.datasets import resolve_labels
 
         labels = self.meta["labels"]
-        known, unknown = [], []
-        for tag in tags:
-            try:
-                known.append(match_labels([tag], labels, "")[0])
-            except TagrankError:
-                unknown.append(tag)
+        known, unknown = resolve_labels(tags, labels)
         if not known:
             raise TagrankError(f"{self.name} ranks only its {len(labels)} training labels, and none of the "
                                f"{len(tags)} vocabulary tags is among them")

@@ -148,8 +148,10 @@ def _split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def train(config: Config, data: Dataset, features: Features, vectors: WordVectors, out: str | Path,
-          resume: bool = False, progress: bool = True, backbone=None) -> TrainResult:
+          resume: bool = False, progress: bool = True, backbone=None, unseen: list[str] = ()) -> TrainResult:
     """Train ``config.method`` on ``data`` (training labels already filtered) with cached ``features``.
+
+    ``unseen`` names the labels held out for zero-shot evaluation; it is recorded in model.json.
 
     With ``config.backbone.finetune`` the ``backbone`` is trained too, on photos decoded each batch;
     ``features`` then only tells which photos decode.
@@ -200,7 +202,7 @@ def train(config: Config, data: Dataset, features: Features, vectors: WordVector
         "vector_source": vectors.source, "vector_checksum": vectors.checksum,
         "backbone": {"name": config.backbone.name, "signature": backbone.signature if backbone is not None else "",
                      "finetuned": finetune},
-        "unseen": list(getattr(data, "unseen", [])),
+        "unseen": list(unseen),
         "score": {"name": method_cls.score_name, "lower_is_better": method_cls.lower_is_better,
                   "calibration": method_cls.calibration},
         "trained": {"dataset": data.name, "n_train": len(train_rows), "n_val": len(val_rows),
@@ -300,18 +302,19 @@ def run_training(dataset: str, root: str | Path, config: Config, out: str | Path
                  resume: bool = False, progress: bool = True) -> TrainResult:
     """Read ``dataset`` at ``root``, filter its tags, extract/cache features and train (the CLI's ``train``)."""
     from tagrank.backbone import Backbone
+    from tagrank.datasets import match_labels
     from tagrank.features import FeatureCache
 
     _trainable(config.method)
     data = load_dataset(dataset, root, "train").only_present()
     unseen = read_tag_list(config.data.unseen) if config.data.unseen else []
     filtered = filter_tags(data, config.data.min_images, config.data.drop_digits, config.data.exclude, unseen)
-    filtered.unseen = sorted(set(data.labels) - set(filtered.labels))  # recorded in model.json
+    unseen_labels = match_labels(unseen, data.labels, "the unseen list")
     log.info("%s: %d training images, %d training labels (%d held out or filtered)", dataset, len(filtered),
-             len(filtered.labels), len(filtered.unseen))
+             len(filtered.labels), len(data.labels) - len(filtered.labels))
     backbone = Backbone(config.backbone.name)
     cache = FeatureCache(backbone, config.backbone.cache_dir, flip=config.backbone.flip_features)
     features = cache.get(filtered.paths, batch_size=config.backbone.batch_size, progress=progress)
     for problem in list(features.failed.values())[:20]:
         log.warning("skipped %s", problem)
-    return train(config, filtered, features, vectors, out, resume, progress, backbone)
+    return train(config, filtered, features, vectors, out, resume, progress, backbone, unseen_labels)

@@ -85,6 +85,7 @@ def test_eval_corel_layout_with_models_all_protocols(cli, photos, tmp_path):
         result = cli("train", "corel5k", "--root", root, "--out", tmp_path / method, "--method", method, "--epochs", "2",
                      *extra, "--unseen", tmp_path / "unseen.txt", "--cache-dir", cache, "--no-progress")
         assert result.code == 0, result
+        assert json.loads((tmp_path / method / "model.json").read_text())["unseen"] == ["horse"]
     for protocol in ("conventional", "zsl", "gzsl"):
         result = cli("eval", "corel5k", "--root", root, "--compare", tmp_path / "transform", tmp_path / "bce",
                      "--protocol", protocol, "--unseen", tmp_path / "unseen.txt", "--k", "1", "--cache-dir", cache,

@@ -21,6 +21,7 @@ from tagrank.errors import TagrankError
 from tagrank.label_index import LabelIndex
 from tagrank.ranking import Vocabulary, explain_votes, rank_scores, top_k
 from tagrank.vectors import WordVectors
+from tagrank.vocab import read_vocabulary
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default"
 DEFAULT_VOCAB_FILE = "vocab.txt"
@@ -97,7 +98,7 @@ class Tagger:
             backbone.load_state_dict(trained.backbone_state)
             backbone.variant = "finetuned-" + hashlib.sha256((directory / "model.safetensors").read_bytes()).hexdigest()[:12]
         own = directory / DEFAULT_VOCAB_FILE
-        tags = _read_tags(own) if own.is_file() else (trained.labels if model is not None else default_tags)
+        tags = read_vocabulary(own) if own.is_file() else (trained.labels if model is not None else default_tags)
         return cls(trained.method, backbone, word_vectors, trained.meta, tags)
 
     @property
@@ -207,12 +208,6 @@ class Tagger:
         return RankOutput(results, failed, self.prepare(vocab).oov)
 
 
-def _read_tags(path: Path) -> list[str]:
-    from tagrank.vocab import read_vocabulary
-
-    return read_vocabulary(path)
-
-
 def _default_tags() -> list[str]:
     path = DEFAULT_MODEL / DEFAULT_VOCAB_FILE
-    return _read_tags(path) if path.is_file() else []
+    return read_vocabulary(path) if path.is_file() else []

@@ -30,6 +30,13 @@ def tiny_vectors_file(tmp_path: Path) -> Path:
     return write_word2vec_text(tmp_path / "tiny.txt", {w: rng.normal(size=4).tolist() for w in words})
 
 
+def assert_one_error(result, needle: str) -> None:
+    """Bad input: exit status 2 and exactly one ``error: ...`` line on stderr that names the problem."""
+    assert result.code == 2, result
+    lines = result.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], result
+
+
 class CliResult:
     def __init__(self, code: int, out: str, err: str):
         self.code, self.out, self.err = code, out, err

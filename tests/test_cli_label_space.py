@@ -1,6 +1,6 @@
 import json
 
-from tests.conftest import write_word2vec_text
+from tests.conftest import assert_one_error, write_word2vec_text
 
 
 def test_similar_default_vectors(cli):
@@ -23,25 +23,19 @@ def test_index_build_info_and_similar(cli, tmp_path):
     assert cli("index", "build", "--vocab", vocab, "--out", tmp_path / "i2", "--strict").code == 2
 
 
-def _one_error_line(result, needle):
-    assert result.code != 0, result
-    lines = result.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], result
-
-
 def test_bad_inputs_one_line_each(cli, tmp_path):
     (tmp_path / "empty.txt").write_text("\n")
     (tmp_path / "latin1.txt").write_bytes(b"caf\xe9\n")
     (tmp_path / "oov.txt").write_text("qqqzzzx\nwwwyyyv\n")
     (tmp_path / "notvec.txt").write_text("hello world\nfoo\n")
-    _one_error_line(cli("index", "build", "--vocab", tmp_path / "empty.txt", "--out", tmp_path / "o"), "empty vocabulary")
-    _one_error_line(cli("index", "build", "--vocab", tmp_path / "latin1.txt", "--out", tmp_path / "o"), "not UTF-8")
-    _one_error_line(cli("index", "build", "--vocab", tmp_path / "oov.txt", "--out", tmp_path / "o"), "none of the 2 tags")
-    _one_error_line(cli("similar", "dog", "--vectors", tmp_path / "missing.bin"), "missing.bin")
-    _one_error_line(cli("similar", "dog", "--vectors", tmp_path / "notvec.txt"), "not a word-vector file")
-    _one_error_line(cli("similar", "dog", "--top", "0"), "--top")
-    _one_error_line(cli("similar", "dog", "--top", "-3"), "--top")
-    _one_error_line(cli("similar", "dog", "--top", "many"), "--top")
+    assert_one_error(cli("index", "build", "--vocab", tmp_path / "empty.txt", "--out", tmp_path / "o"), "empty vocabulary")
+    assert_one_error(cli("index", "build", "--vocab", tmp_path / "latin1.txt", "--out", tmp_path / "o"), "not UTF-8")
+    assert_one_error(cli("index", "build", "--vocab", tmp_path / "oov.txt", "--out", tmp_path / "o"), "none of the 2 tags")
+    assert_one_error(cli("similar", "dog", "--vectors", tmp_path / "missing.bin"), "missing.bin")
+    assert_one_error(cli("similar", "dog", "--vectors", tmp_path / "notvec.txt"), "not a word-vector file")
+    assert_one_error(cli("similar", "dog", "--top", "0"), "--top")
+    assert_one_error(cli("similar", "dog", "--top", "-3"), "--top")
+    assert_one_error(cli("similar", "dog", "--top", "many"), "--top")
     assert not (tmp_path / "o").exists()
 
 
@@ -50,8 +44,8 @@ def test_index_from_other_vectors_or_corrupted(cli, tmp_path):
     (tmp_path / "vocab.txt").write_text("dog\ncat\n")
     assert cli("index", "build", "--vocab", tmp_path / "vocab.txt", "--out", tmp_path / "idx", "--vectors", vectors).code == 0
     assert cli("similar", "dog", "--index", tmp_path / "idx").out.split()[-1] == "cat"  # the manifest's vectors
-    _one_error_line(cli("similar", "dog", "--index", tmp_path / "idx", "--vectors", "glove-6b-50d"), "4-d vectors")
+    assert_one_error(cli("similar", "dog", "--index", tmp_path / "idx", "--vectors", "glove-6b-50d"), "4-d vectors")
     other = write_word2vec_text(tmp_path / "w.txt", {"dog": [0, 0, 1, 0], "cat": [0, 1, 0, 0]})
-    _one_error_line(cli("similar", "dog", "--index", tmp_path / "idx", "--vectors", other), "built from vectors")
+    assert_one_error(cli("similar", "dog", "--index", tmp_path / "idx", "--vectors", other), "built from vectors")
     (tmp_path / "idx" / "labels.faiss").write_bytes(b"garbage")
-    _one_error_line(cli("similar", "dog", "--index", tmp_path / "idx", "--vectors", vectors), "corrupted")
+    assert_one_error(cli("similar", "dog", "--index", tmp_path / "idx", "--vectors", vectors), "corrupted")

@@ -4,12 +4,8 @@ import numpy as np
 import pytest
 
 from tagrank.evaluate import write_score_file
+from tests.conftest import assert_one_error
 from tests.test_datasets import make_nuswide
-
-
-def one_error(result, needle):
-    assert result.code == 2, result
-    assert result.err.strip().count("\n") == 0 and result.err.startswith("error:") and needle in result.err, result
 
 
 @pytest.fixture
@@ -49,16 +45,16 @@ def test_eval_bad_inputs(cli, nuswide, tmp_path):
     write_score_file(tmp_path / "nosky.parquet", ids, ["lake"], np.zeros((3, 1)))
     (tmp_path / "unseen.txt").write_text("lake\nvolcano\n")
     base = ("eval", "nuswide", "--root", nuswide, "--k", "1")
-    one_error(cli(*base, "--scores", tmp_path / "short.parquet"), "1 missing")
-    one_error(cli(*base, "--scores", tmp_path / "nan.parquet"), "NaN")
-    one_error(cli(*base, "--scores", tmp_path / "nosky.parquet"), "sky")
-    one_error(cli("eval", "nuswide", "--root", nuswide, "--scores", tmp_path / "ok.parquet"), "K = 3")
-    one_error(cli(*base, "--scores", tmp_path / "ok.parquet", "--protocol", "zsl", "--unseen", tmp_path / "unseen.txt"),
+    assert_one_error(cli(*base, "--scores", tmp_path / "short.parquet"), "1 missing")
+    assert_one_error(cli(*base, "--scores", tmp_path / "nan.parquet"), "NaN")
+    assert_one_error(cli(*base, "--scores", tmp_path / "nosky.parquet"), "sky")
+    assert_one_error(cli("eval", "nuswide", "--root", nuswide, "--scores", tmp_path / "ok.parquet"), "K = 3")
+    assert_one_error(cli(*base, "--scores", tmp_path / "ok.parquet", "--protocol", "zsl", "--unseen", tmp_path / "unseen.txt"),
               "volcano")
-    one_error(cli(*base, "--scores", tmp_path / "ok.parquet", "--protocol", "gzsl"), "Test_Tags1k.dat")
-    one_error(cli(*base), "nothing to evaluate")
+    assert_one_error(cli(*base, "--scores", tmp_path / "ok.parquet", "--protocol", "gzsl"), "Test_Tags1k.dat")
+    assert_one_error(cli(*base), "nothing to evaluate")
     (nuswide / "ConceptsList" / "Concepts81.txt").unlink()
-    one_error(cli(*base, "--scores", tmp_path / "ok.parquet"), "Concepts81.txt")
+    assert_one_error(cli(*base, "--scores", tmp_path / "ok.parquet"), "Concepts81.txt")
 
 
 def test_eval_corel_layout_with_models_all_protocols(cli, photos, tmp_path):

@@ -8,6 +8,7 @@ import pytest
 
 from tagrank.errors import TagrankError
 from tagrank.tagger import Tagger
+from tests.conftest import assert_one_error
 
 
 @pytest.fixture(scope="module")
@@ -112,25 +113,20 @@ def test_rank_skips_and_reports_bad_images(cli, folder, tmp_path):
     assert "Traceback" not in result.err
 
 
-def one_error(result, needle):
-    assert result.code == 2, result
-    assert result.err.count("\n") == 1 and result.err.startswith("error:") and needle in result.err, result
-
-
 def test_rank_bad_inputs(cli, folder, tmp_path, photos):
     photo = folder / "cat.jpg"
     (tmp_path / "empty.txt").write_text("\n")
     (tmp_path / "empty_dir").mkdir()
     (tmp_path / "model").mkdir()
-    one_error(cli("rank", tmp_path / "empty_dir"), "no images")
-    one_error(cli("rank", photo, "--vocab", tmp_path / "empty.txt"), "empty vocabulary")
-    one_error(cli("rank", photo, "--model", tmp_path / "model"), "missing model.safetensors")
-    one_error(cli("rank", photo, "--top", "0"), "--top")
-    one_error(cli("rank", photo, "--threshold", "abc"), "--threshold")
-    one_error(cli("rank", photo, "--out", tmp_path / "empty_dir"), "is a directory")
-    one_error(cli("rank", photo, "--out", "/proc/nope/out.json"), "cannot write")
-    one_error(cli("rank", photo, "--format", "xml"), "--format")
-    one_error(cli("rank", photo, "--method", "bce"), "needs a trained model")
+    assert_one_error(cli("rank", tmp_path / "empty_dir"), "no images")
+    assert_one_error(cli("rank", photo, "--vocab", tmp_path / "empty.txt"), "empty vocabulary")
+    assert_one_error(cli("rank", photo, "--model", tmp_path / "model"), "missing model.safetensors")
+    assert_one_error(cli("rank", photo, "--top", "0"), "--top")
+    assert_one_error(cli("rank", photo, "--threshold", "abc"), "--threshold")
+    assert_one_error(cli("rank", photo, "--out", tmp_path / "empty_dir"), "is a directory")
+    assert_one_error(cli("rank", photo, "--out", "/proc/nope/out.json"), "cannot write")
+    assert_one_error(cli("rank", photo, "--format", "xml"), "--format")
+    assert_one_error(cli("rank", photo, "--method", "bce"), "needs a trained model")
 
 
 def test_rank_refuses_index_from_other_vectors(cli, folder, tmp_path):
@@ -139,4 +135,4 @@ def test_rank_refuses_index_from_other_vectors(cli, folder, tmp_path):
     vectors = write_word2vec_text(tmp_path / "v.txt", {"cat": [1.0, 0.0], "dog": [0.0, 1.0]})
     (tmp_path / "vocab.txt").write_text("cat\ndog\n")
     assert cli("index", "build", "--vocab", tmp_path / "vocab.txt", "--out", tmp_path / "idx", "--vectors", vectors).code == 0
-    one_error(cli("rank", folder / "cat.jpg", "--index", tmp_path / "idx"), "2-d vectors")
+    assert_one_error(cli("rank", folder / "cat.jpg", "--index", tmp_path / "idx"), "2-d vectors")

@@ -3,7 +3,7 @@
 With the backbone frozen (the default) every method trains on the same pooled features, so they are
 computed once per image and reused across runs and methods. A cache file holds one backbone +
 preprocessing signature; rows are keyed by absolute path, file size and mtime, so an edited photo is
-re-extracted. Decoding runs in a background thread while the CNN works on the previous batch.
+re-extracted. A row may also hold the features of the mirrored photo (NaN where never asked for). Decoding runs in a background thread while the CNN works on the previous batch.
 """
 
 from __future__ import annotations
@@ -77,14 +77,16 @@ def extract(backbone: Backbone, paths: Sequence[str], batch_size: int = 32, flip
 
 
 class FeatureCache:
-    """Parquet cache of backbone features for one backbone signature (and flip setting)."""
+    """Parquet cache of backbone features for one backbone signature.
+
+    ``flip=True`` also returns (and extracts where missing) the features of the mirrored photos.
+    """
 
     def __init__(self, backbone: Backbone, cache_dir: str | os.PathLike | None = None, flip: bool = False):
         self.backbone = backbone
         self.flip = flip
         self.dir = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
-        suffix = "-flip" if flip else ""
-        self.path = self.dir / f"features-{backbone.signature}{suffix}.parquet"
+        self.path = self.dir / f"features-{backbone.signature}.parquet"
         self._rows: dict[str, tuple[int, int, np.ndarray, np.ndarray | None]] = {}
         if self.path.is_file():
             self._read()
@@ -107,7 +109,8 @@ class FeatureCache:
         flips = (np.asarray(table.column("flipped").combine_chunks().flatten(), np.float32).reshape(-1, dim)
                  if "flipped" in table.column_names else None)
         for i, (p, size, mtime) in enumerate(zip(*(table.column(c).to_pylist() for c in ("path", "size", "mtime_ns")))):
-            self._rows[p] = (size, mtime, feats[i], None if flips is None else flips[i])
+            flipped = None if flips is None or np.isnan(flips[i, 0]) else flips[i]
+            self._rows[p] = (size, mtime, feats[i], flipped)
 
     def _write(self) -> None:
         import pyarrow as pa
@@ -122,9 +125,10 @@ class FeatureCache:
             "feature": pa.FixedSizeListArray.from_arrays(
                 pa.array(np.concatenate([r[2] for _, r in items]) if items else np.zeros(0, np.float32)), dim),
         }
-        if self.flip:
+        if any(r[3] is not None for _, r in items):
+            nan = np.full(dim, np.nan, np.float32)
             columns["flipped"] = pa.FixedSizeListArray.from_arrays(
-                pa.array(np.concatenate([r[3] for _, r in items]) if items else np.zeros(0, np.float32)), dim)
+                pa.array(np.concatenate([nan if r[3] is None else r[3] for _, r in items])), dim)
         table = pa.table(columns, metadata={"signature": self.backbone.signature})
         with atomic_file(self.path) as f:
             pq.write_table(table, f)
@@ -143,7 +147,8 @@ class FeatureCache:
             except OSError:
                 failed[p] = f"{p}: file not found"
         missing = [p for p, (ap, size, mtime) in keys.items()
-                   if ap not in self._rows or self._rows[ap][:2] != (size, mtime)]
+                   if ap not in self._rows or self._rows[ap][:2] != (size, mtime)
+                   or (self.flip and self._rows[ap][3] is None)]
         if missing:
             log.info("extracting %s features for %d of %d images (cache: %s)",
                      self.backbone.signature, len(missing), len(paths), self.path)

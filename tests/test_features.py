@@ -48,6 +48,15 @@ def test_cache_reuse_and_invalidation(backbone, photos, tmp_path, monkeypatch):
     assert calls == [[paths[1]]]
 
 
-def test_flip_features_are_mirrored(backbone, photos, tmp_path):
-    got = FeatureCache(backbone, tmp_path, flip=True).get([str(photos["astronaut"])], progress=False)
+def test_flip_features_are_mirrored_and_share_the_cache(backbone, photos, tmp_path, monkeypatch):
+    paths = [str(photos["astronaut"]), str(photos["coffee"])]
+    plain = FeatureCache(backbone, tmp_path).get(paths[:1], progress=False)
+    assert plain.flipped is None
+    got = FeatureCache(backbone, tmp_path, flip=True).get(paths, progress=False)  # adds mirrors to the same file
     assert got.flipped.shape == got.features.shape and not np.allclose(got.flipped, got.features)
+    assert np.allclose(got.features[0], plain.features[0], atol=1e-5)
+
+    monkeypatch.setattr(features_module, "extract", lambda *a, **k: pytest.fail("should come from the cache"))
+    again = FeatureCache(backbone, tmp_path, flip=True).get(paths, progress=False)
+    assert np.array_equal(again.flipped, got.flipped)
+    assert np.array_equal(FeatureCache(backbone, tmp_path).get(paths, progress=False).features, got.features)

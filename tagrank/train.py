@@ -39,6 +39,7 @@ class TrainResult:
     history: list[dict]
     best_epoch: int
     seconds: float
+    validation_paths: list[str]  # the photos held out for validation (best-epoch choice), never trained on
 
 
 class CachedFeatures:
@@ -280,7 +281,8 @@ def train(config: Config, data: Dataset, features: Features, vectors: WordVector
         if config.train.patience and stale >= config.train.patience:
             log.info("no validation improvement in %d epochs: stopping", stale)
             break
-    return TrainResult(TaggingModel.load(out), history, best_epoch, time.time() - started)
+    return TrainResult(TaggingModel.load(out), history, best_epoch, time.time() - started,
+                       [data.paths[i] for i in val_rows])
 
 
 @torch.no_grad()

@@ -16,6 +16,29 @@ def test_hinge_rank_loss_matches_hand_computation():
     assert math.isclose(hinge_rank_loss(distances, positives, negatives, 0.0).item(), 1.5)
 
 
+def test_hinge_rank_loss_weights_and_each_pairing_by_hand():
+    distances = torch.tensor([[1.0, 3.0, 2.5, 4.0, 0.5]])
+    positives = torch.tensor([[True, True, False, False, False]])
+    negatives = torch.tensor([[2, 3, 4]])
+    weights = torch.tensor([3.0, 1.0, 9.0, 9.0, 9.0])  # only the positives' weights matter
+    # weighted mean positive (3*1 + 1*3)/4 = 1.5, margin 1: 0 + 0 + 2.0
+    assert math.isclose(hinge_rank_loss(distances, positives, negatives, 1.0, weights).item(), 2.0)
+    # each positive against each negative, margin 1: positive 1 -> 0+0+1.5, positive 3 -> 1.5+0+3.5; / 2 positives
+    assert math.isclose(hinge_rank_loss(distances, positives, negatives, 1.0, pairing="each").item(), 3.25)
+    assert math.isclose(hinge_rank_loss(distances, positives, negatives, 1.0, weights, "each").item(),
+                        (3 * 1.5 + 1 * 5.0) / 2)
+
+
+def test_label_weights_favour_rare_labels_and_average_one_per_positive():
+    from tagrank.methods.base import label_weights
+
+    targets = torch.tensor([[1, 1, 0], [1, 0, 0], [1, 0, 0], [1, 0, 0]], dtype=torch.bool)  # counts 4, 1, 0
+    w = label_weights(targets, 0.5)
+    assert math.isclose(w[1].item() / w[0].item(), 2.0, rel_tol=1e-6)
+    assert math.isclose((w * targets.sum(0)).sum().item() / targets.sum().item(), 1.0, rel_tol=1e-6)
+    assert torch.allclose(label_weights(targets, 0.0)[:2], torch.ones(2))
+
+
 def test_hinge_rank_loss_averages_images_and_masks_positive_draws():
     distances = torch.tensor([[1.0, 2.0, 3.0], [2.0, 1.0, 0.0]])
     positives = torch.tensor([[True, False, False], [False, False, False]])  # image 2 has no positive: ignored

@@ -60,6 +60,25 @@ def test_each_method_trains_and_improves(method, toy, tmp_path):
     assert len(lines) == 7 and json.loads(lines[-1])["epoch"] == 6
 
 
+def test_tuned_transform_trains_and_improves(toy, tmp_path):
+    config = small_config("transform", epochs=6)
+    config.method_options.pairing = "each"
+    config.method_options.positive_weight_power = 0.5
+    config.method_options.normalize_vectors = True
+    data, features, vectors = toy
+    result = train(config, data, features, vectors, tmp_path / "tuned", progress=False)
+    assert max(h["val_sample_mAP"] for h in result.history) > result.history[0]["val_sample_mAP"] + 0.1
+    assert json.loads((tmp_path / "tuned" / "model.json").read_text())["options"]["pairing"] == "each"
+    assert len(result.validation_paths) == 12 and not set(result.validation_paths) - set(data.paths)
+
+
+def test_unknown_pairing_is_named(toy, tmp_path):
+    config = small_config("transform")
+    config.method_options.pairing = "closest"
+    with pytest.raises(TagrankError, match="method.pairing"):
+        train(config, *toy, tmp_path / "bad", progress=False)
+
+
 def test_same_seed_same_model(toy, tmp_path):
     data, features, vectors = toy
     a = train(small_config("transform"), data, features, vectors, tmp_path / "a", progress=False)

@@ -23,6 +23,10 @@ class HeadOptions:
 
     hidden: list[int] = field(default_factory=lambda: [1024])  # the paper's fc6/fc7 were AlexNet's own 4096-wide layers
     dropout: float = 0.0
+    # Weight a label as a positive by (its training images)^-power, rescaled to average 1 over all
+    # positive occurrences: > 0 counters the ranking losses' pull towards frequent tags (per-word
+    # metrics); 0 is every published method's uniform weighting.
+    positive_weight_power: float = 0.0
 
 
 def mlp(in_dim: int, hidden: list[int], out_dim: int, dropout: float) -> nn.Sequential:
@@ -46,6 +50,13 @@ def sample_negatives(positives: torch.Tensor, count: int, generator: torch.Gener
     weights[empty] = 1.0  # an image tagged with every label: any index, its loss terms are masked later
     enough = bool((weights.sum(dim=1) >= count).all())
     return torch.multinomial(weights, count, replacement=not enough, generator=generator).to(positives.device)
+
+
+def label_weights(targets: torch.Tensor, power: float) -> torch.Tensor:
+    """(V,) weights count_c^-power for the training label matrix ``targets`` (N, V), averaging 1 per positive."""
+    counts = targets.float().sum(dim=0)
+    weights = counts.clamp_min(1) ** -power
+    return weights * counts.sum().clamp_min(1) / (weights * counts).sum().clamp_min(1e-12)
 
 
 def standardise(relevance: torch.Tensor) -> torch.Tensor:
@@ -79,13 +90,17 @@ class Method(nn.Module):
         outputs = self.head_outputs()
         if outputs is not None:
             self.head = mlp(feature_dim, options.hidden, outputs, options.dropout)
+        # Training-time only (not saved): set by prepare() from the training labels.
+        self.register_buffer("label_weight", torch.ones(n_labels), persistent=False)
 
     def head_outputs(self) -> int | None:
         """Width of the MLP head on the CNN features (None: the method has no trained head)."""
         return None
 
     def prepare(self, targets: torch.Tensor) -> None:
-        """Called once with the training label matrix before training (e.g. class weights)."""
+        """Called once with the training label matrix before training: sets the positives' weights."""
+        power = getattr(self.options, "positive_weight_power", 0.0)
+        self.label_weight.copy_(label_weights(targets, power))
 
     def loss(self, features: torch.Tensor, positives: torch.Tensor, label_vectors: torch.Tensor | None,
              generator: torch.Generator) -> torch.Tensor:

@@ -33,10 +33,12 @@ class Bce(Method):
         return self.n_labels
 
     def prepare(self, targets: torch.Tensor) -> None:
+        super().prepare(targets)
+        weight = self.label_weight.clone()
         if self.options.class_weighting:
             positives = targets.float().sum(dim=0).clamp_min(1)
-            weight = (targets.shape[0] - positives) / positives
-            self.positive_weight.copy_(weight.clamp(1.0, self.options.max_positive_weight))
+            weight *= ((targets.shape[0] - positives) / positives).clamp(1.0, self.options.max_positive_weight)
+        self.positive_weight.copy_(weight)
 
     def scores(self, features: torch.Tensor, label_vectors: torch.Tensor | None = None) -> torch.Tensor:
         return torch.sigmoid(self.head(features))

@@ -32,4 +32,4 @@ class Fast0Tag(Method):
     def loss(self, features, positives, label_vectors, generator):
         scores = self.scores(features, label_vectors)
         negatives = sample_negatives(positives, self.options.negatives, generator)
-        return pairwise_ranking_loss(scores, positives, negatives)
+        return pairwise_ranking_loss(scores, positives, negatives, self.label_weight)

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
-from tagrank.losses import hinge_rank_loss
+from tagrank.errors import TagrankError
+from tagrank.losses import PAIRINGS, hinge_rank_loss
 from tagrank.methods.base import HeadOptions, Method, register, sample_negatives
 
 
@@ -21,6 +22,7 @@ class TransformOptions(HeadOptions):
     margin: float = 1.0  # hinge margin m
     negatives: int = 40  # labels sampled per image as negatives (paper: 40)
     normalize_vectors: bool = False  # rank unit-length word vectors instead of raw ones
+    pairing: str = "mean"  # "mean": hinge on the average positive distance (paper); "each": every positive
 
 
 @register
@@ -30,6 +32,11 @@ class Transform(Method):
     lower_is_better = True
     score_name = "distance"
     reduce = "norm"
+
+    def __init__(self, options: TransformOptions, feature_dim: int, word_dim: int, n_labels: int):
+        if options.pairing not in PAIRINGS:
+            raise TagrankError(f"config field method.pairing: {options.pairing!r} is not one of {', '.join(PAIRINGS)}")
+        super().__init__(options, feature_dim, word_dim, n_labels)
 
     def head_outputs(self) -> int:
         return self.options.k * self.word_dim  # A, read as k×d
@@ -53,4 +60,5 @@ class Transform(Method):
         distances = torch.linalg.vector_norm(
             torch.einsum("bkd,vd->bvk", self.matrices(features), self.label_space(label_vectors)), dim=2)
         negatives = sample_negatives(positives, self.options.negatives, generator)
-        return hinge_rank_loss(distances, positives, negatives, self.options.margin)
+        return hinge_rank_loss(distances, positives, negatives, self.options.margin, self.label_weight,
+                               self.options.pairing)

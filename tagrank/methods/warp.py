@@ -32,4 +32,4 @@ class Warp(Method):
     def loss(self, features, positives, label_vectors, generator):
         trials = min(self.options.max_trials, self.n_labels)
         negatives = sample_negatives(positives, trials, generator)
-        return warp_loss(self.head(features), positives, negatives, self.options.margin)
+        return warp_loss(self.head(features), positives, negatives, self.options.margin, self.label_weight)

@@ -3,7 +3,8 @@
 With the backbone frozen (the default) every method trains on the same pooled features, so they are
 computed once per image and reused across runs and methods. A cache file holds one backbone +
 preprocessing signature; rows are keyed by absolute path, file size and mtime, so an edited photo is
-re-extracted. A row may also hold the features of the mirrored photo (NaN where never asked for). Decoding runs in a background thread while the CNN works on the previous batch.
+re-extracted. A row may also hold the features of the mirrored photo (NaN where never asked for).
+Decoding runs in a background thread while the CNN works on the previous batch.
 """
 
 from __future__ import annotations

@@ -129,7 +129,8 @@ class Tagger:
                 index = vocab
             else:
                 index = LabelIndex.build(vocab, self.vectors)
-            vectors = self.method.label_space(torch.from_numpy(index.vectors))
+            with torch.no_grad():
+                vectors = self.method.label_space(torch.from_numpy(index.vectors))
             return PreparedVocabulary(index.tags, engine=Vocabulary(vectors), oov=index.oov)
         tags = vocab.tags if isinstance(vocab, LabelIndex) else vocab
         from tagrank.datasets import resolve_labels

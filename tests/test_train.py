@@ -72,6 +72,22 @@ def test_tuned_transform_trains_and_improves(toy, tmp_path):
     assert len(result.validation_paths) == 12 and not set(result.validation_paths) - set(data.paths)
 
 
+def test_affine_transform_with_word_layer_trains_and_reloads(toy, tmp_path):
+    config = small_config("transform", epochs=6)
+    config.method_options.affine = True
+    config.method_options.word_hidden = 16
+    data, features, vectors = toy
+    result = train(config, data, features, vectors, tmp_path / "affine", progress=False)
+    assert max(h["val_sample_mAP"] for h in result.history) > result.history[0]["val_sample_mAP"] + 0.1
+    method = TaggingModel.load(tmp_path / "affine").method
+    assert method.matrices(torch.zeros(1, 24)).shape == (1, 6, 9)  # A acts on [w; 1]
+    word = torch.from_numpy(vectors.embed(["tag0"]).matrix)
+    assert not torch.equal(method.label_space(word)[:, :8], word)  # the word layer was trained
+    x = torch.from_numpy(features.features[:2])
+    assert torch.allclose(method.scores(x, word)[:, 0],
+                          torch.linalg.vector_norm(method.matrices(x) @ method.label_space(word)[0], dim=1))
+
+
 def test_unknown_pairing_is_named(toy, tmp_path):
     config = small_config("transform")
     config.method_options.pairing = "closest"

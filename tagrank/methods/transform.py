@@ -13,7 +13,7 @@ import torch
 
 from tagrank.errors import TagrankError
 from tagrank.losses import PAIRINGS, hinge_rank_loss
-from tagrank.methods.base import HeadOptions, Method, register, sample_negatives
+from tagrank.methods.base import HeadOptions, Method, mlp, register, sample_negatives
 
 
 @dataclass
@@ -23,6 +23,8 @@ class TransformOptions(HeadOptions):
     negatives: int = 40  # labels sampled per image as negatives (paper: 40)
     normalize_vectors: bool = False  # rank unit-length word vectors instead of raw ones
     pairing: str = "mean"  # "mean": hinge on the average positive distance (paper); "each": every positive
+    word_hidden: int = 0  # width of a learned residual layer on the word vectors (0: none, as in the paper)
+    affine: bool = False  # rank ‖A [w; 1]‖: a learned offset per image, so the origin word need not be best
 
 
 @register
@@ -37,22 +39,36 @@ class Transform(Method):
         if options.pairing not in PAIRINGS:
             raise TagrankError(f"config field method.pairing: {options.pairing!r} is not one of {', '.join(PAIRINGS)}")
         super().__init__(options, feature_dim, word_dim, n_labels)
+        if options.word_hidden:
+            # w + g(w), shared by every word (seen or not); g starts at zero so training starts from GloVe.
+            self.word_map = mlp(word_dim, [options.word_hidden], word_dim, 0.0)
+            torch.nn.init.zeros_(self.word_map[-1].weight)
+            torch.nn.init.zeros_(self.word_map[-1].bias)
+
+    @property
+    def space_dim(self) -> int:
+        """Width of the vectors A acts on: d, or d + 1 with the affine coordinate."""
+        return self.word_dim + int(self.options.affine)
 
     def head_outputs(self) -> int:
-        return self.options.k * self.word_dim  # A, read as k×d
+        return self.options.k * self.space_dim  # A, read as k×d
 
     def matrices(self, features: torch.Tensor) -> torch.Tensor:
         """A for each image: (B, k, d)."""
-        return self.head(features).view(-1, self.options.k, self.word_dim)
+        return self.head(features).view(-1, self.options.k, self.space_dim)
 
     def label_space(self, label_vectors: torch.Tensor) -> torch.Tensor:
         if self.options.normalize_vectors:
-            return label_vectors / label_vectors.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            label_vectors = label_vectors / label_vectors.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        if self.options.word_hidden:
+            label_vectors = label_vectors + self.word_map(label_vectors)
+        if self.options.affine:
+            label_vectors = torch.cat([label_vectors, label_vectors.new_ones(len(label_vectors), 1)], dim=1)
         return label_vectors
 
     def factors(self, features: torch.Tensor) -> torch.Tensor:
         A = self.matrices(features)
-        if self.options.k <= self.word_dim:
+        if self.options.k <= self.space_dim:
             return A
         return torch.linalg.qr(A, mode="r").R  # (B, d, d), ‖A w‖ = ‖R w‖
 

@@ -59,6 +59,12 @@ TRIALS: list[tuple[str, str, dict]] = [
     # The small gains above, together.
     ("transform combined hidden 2048 dropout 0.5 mirrored", "transform",
      {**BEST, "method.hidden": [2048], "method.dropout": 0.5, "backbone.flip_features": True}),
+    # An offset per image (‖A [w; 1]‖), and the learning rate, on the chosen setup.
+    ("transform chosen affine", "transform", {**BEST, "method.hidden": [2048], "method.affine": True}),
+    ("transform chosen lr 3e-4", "transform", {**BEST, "method.hidden": [2048], "train.lr": 3e-4}),
+    ("transform chosen negatives 300", "transform", {**BEST, "method.hidden": [2048], "method.negatives": 300}),
+    ("transform chosen word layer 256", "transform", {**BEST, "method.hidden": [2048], "method.word_hidden": 256}),
+    ("transform chosen seed 1", "transform", {**BEST, "method.hidden": [2048], "train.seed": 1}),
     # The baselines get the same levers.
     ("fast0tag defaults", "fast0tag", {}),
     ("fast0tag positive weight 0.5", "fast0tag", {"method.positive_weight_power": 0.5}),
@@ -74,6 +80,7 @@ TRIALS: list[tuple[str, str, dict]] = [
     # And the transformation model's final extras (2048 wide, mirrored photos) on top of their best.
     ("fast0tag tuned", "fast0tag", {**BASELINE_EXTRAS, "method.positive_weight_power": 0.5}),
     ("warp tuned", "warp", BASELINE_EXTRAS),
+    ("warp tuned seed 1", "warp", {**BASELINE_EXTRAS, "train.seed": 1}),
     ("bce tuned", "bce", {**BASELINE_EXTRAS, "method.positive_weight_power": 0.5}),
 ]
 

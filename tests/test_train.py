@@ -60,8 +60,10 @@ def test_each_method_trains_and_improves(method, toy, tmp_path):
     assert len(lines) == 7 and json.loads(lines[-1])["epoch"] == 6
 
 
-def test_tuned_transform_trains_and_improves(toy, tmp_path):
+@pytest.mark.parametrize("loss", ["hinge", "warp"])
+def test_tuned_transform_trains_and_improves(loss, toy, tmp_path):
     config = small_config("transform", epochs=6)
+    config.method_options.loss = loss
     config.method_options.pairing = "each"
     config.method_options.positive_weight_power = 0.5
     config.method_options.normalize_vectors = True
@@ -88,10 +90,11 @@ def test_affine_transform_with_word_layer_trains_and_reloads(toy, tmp_path):
                           torch.linalg.vector_norm(method.matrices(x) @ method.label_space(word)[0], dim=1))
 
 
-def test_unknown_pairing_is_named(toy, tmp_path):
+@pytest.mark.parametrize("field", ["pairing", "loss"])
+def test_unknown_loss_option_is_named(field, toy, tmp_path):
     config = small_config("transform")
-    config.method_options.pairing = "closest"
-    with pytest.raises(TagrankError, match="method.pairing"):
+    setattr(config.method_options, field, "closest")
+    with pytest.raises(TagrankError, match=f"method.{field}"):
         train(config, *toy, tmp_path / "bad", progress=False)
 
 

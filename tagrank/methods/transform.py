@@ -12,8 +12,11 @@ from dataclasses import dataclass
 import torch
 
 from tagrank.errors import TagrankError
-from tagrank.losses import PAIRINGS, hinge_rank_loss
+from tagrank.losses import PAIRINGS, hinge_rank_loss, warp_loss
 from tagrank.methods.base import HeadOptions, Method, mlp, register, sample_negatives
+
+
+LOSSES = ("hinge", "warp")
 
 
 @dataclass
@@ -23,6 +26,9 @@ class TransformOptions(HeadOptions):
     negatives: int = 40  # labels sampled per image as negatives (paper: 40)
     normalize_vectors: bool = False  # rank unit-length word vectors instead of raw ones
     pairing: str = "mean"  # "mean": hinge on the average positive distance (paper); "each": every positive
+    # "hinge": the paper's hinge rank loss; "warp": WARP's rank-weighted hinge on −‖A w‖ (negatives
+    # are then the draws that estimate each positive's rank)
+    loss: str = "hinge"
     word_hidden: int = 0  # width of a learned residual layer on the word vectors (0: none, as in the paper)
     affine: bool = False  # rank ‖A [w; 1]‖: a learned offset per image, so the origin word need not be best
 
@@ -36,6 +42,8 @@ class Transform(Method):
     reduce = "norm"
 
     def __init__(self, options: TransformOptions, feature_dim: int, word_dim: int, n_labels: int):
+        if options.loss not in LOSSES:
+            raise TagrankError(f"config field method.loss: {options.loss!r} is not one of {', '.join(LOSSES)}")
         if options.pairing not in PAIRINGS:
             raise TagrankError(f"config field method.pairing: {options.pairing!r} is not one of {', '.join(PAIRINGS)}")
         super().__init__(options, feature_dim, word_dim, n_labels)
@@ -76,5 +84,7 @@ class Transform(Method):
         distances = torch.linalg.vector_norm(
             torch.einsum("bkd,vd->bvk", self.matrices(features), self.label_space(label_vectors)), dim=2)
         negatives = sample_negatives(positives, self.options.negatives, generator)
+        if self.options.loss == "warp":
+            return warp_loss(-distances, positives, negatives, self.options.margin, self.label_weight)
         return hinge_rank_loss(distances, positives, negatives, self.options.margin, self.label_weight,
                                self.options.pairing)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -65,6 +66,16 @@ TRIALS: list[tuple[str, str, dict]] = [
     ("transform chosen negatives 300", "transform", {**BEST, "method.hidden": [2048], "method.negatives": 300}),
     ("transform chosen word layer 256", "transform", {**BEST, "method.hidden": [2048], "method.word_hidden": 256}),
     ("transform chosen seed 1", "transform", {**BEST, "method.hidden": [2048], "train.seed": 1}),
+    # WARP's rank-weighted loss on the transformation model's distances (WARP leads the baselines).
+    ("transform warp loss", "transform", {"method.k": 25, "method.normalize_vectors": True, "method.hidden": [2048],
+                                          "method.loss": "warp", "method.negatives": 100}),
+    ("transform warp loss extras", "transform", {"method.k": 25, "method.normalize_vectors": True,
+                                                 "method.loss": "warp", "method.negatives": 100,
+                                                 **BASELINE_EXTRAS}),
+    # Longer training, and the Lite2 backbone (mirrored) on the chosen setup.
+    ("transform chosen 80 epochs", "transform", {**BEST, "method.hidden": [2048], "train.epochs": 80}),
+    ("transform chosen lite2 mirrored", "transform", {**BEST, "method.hidden": [2048], "backbone.name": "lite2",
+                                                      "backbone.flip_features": True}),
     # The baselines get the same levers.
     ("fast0tag defaults", "fast0tag", {}),
     ("fast0tag positive weight 0.5", "fast0tag", {"method.positive_weight_power": 0.5}),
@@ -82,6 +93,10 @@ TRIALS: list[tuple[str, str, dict]] = [
     ("warp tuned", "warp", BASELINE_EXTRAS),
     ("warp tuned seed 1", "warp", {**BASELINE_EXTRAS, "train.seed": 1}),
     ("bce tuned", "bce", {**BASELINE_EXTRAS, "method.positive_weight_power": 0.5}),
+    ("warp tuned lite2", "warp", {**BASELINE_EXTRAS, "backbone.name": "lite2"}),
+    ("bce tuned lite2", "bce", {**BASELINE_EXTRAS, "method.positive_weight_power": 0.5, "backbone.name": "lite2"}),
+    ("fast0tag tuned lite2", "fast0tag", {**BASELINE_EXTRAS, "method.positive_weight_power": 0.5,
+                                          "backbone.name": "lite2"}),
 ]
 
 
@@ -150,7 +165,9 @@ def main() -> None:
               or (not args.only and (t[0] not in done or done[t[0]]["settings"] != t[2]))]
     for backbone in {t[2].get("backbone.name", "lite0") for t in wanted}:
         _extract_features(root, backbone, any(t[2].get("backbone.flip_features") for t in wanted))
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+    # spawn, not fork: a child forked after this process ran torch's thread pool (feature
+    # extraction) can hang when it starts threads of its own
+    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {t[0]: pool.submit(run_trial, *t, str(root), str(args.runs)) for t in wanted}
         for name, future in futures.items():
             entry = future.result()

@@ -19,11 +19,11 @@ Everything is seeded (configs' seed 0); BENCHMARKS.md, bench_k.png are regenerat
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import platform
 import shutil
 import sys
 import time
-import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -146,10 +146,10 @@ def voting(model_dir: Path, root: Path, cache_dir) -> list[list]:
     words = test.labels
     features = torch.from_numpy(FeatureCache(tagger.backbone, cache_dir).get(test.paths, progress=False).features)
     embedded = tagger.vectors.embed(words)
-    vectors = tagger.method.label_space(torch.from_numpy(embedded.matrix))
     rankable = [i for i, e in enumerate(embedded.entries) if e.in_vocab]
     truth = test.matrix[:, rankable]
     with torch.no_grad():
+        vectors = tagger.method.label_space(torch.from_numpy(embedded.matrix))
         A = tagger.method.matrices(features)  # (N, k, d)
         full = -torch.linalg.vector_norm(torch.einsum("nkd,vd->nvk", A, vectors), dim=2)  # relevance
         per_row = torch.einsum("nkd,vd->nkv", A, vectors).abs()  # each row a_r scores every word

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 import multiprocessing
+import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 

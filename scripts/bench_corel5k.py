@@ -66,14 +66,14 @@ def metric_header(ks=(3, 5)) -> list[str]:
     return head + ["note"]
 
 
-def five(report) -> dict[str, object]:
+def metrics_by_run(report) -> dict[str, object]:
     """Each row's metrics by run name (``zsl_transform (transform)`` -> ``zsl_transform``)."""
     return {row.name.split(" (")[0]: row.metrics for row in report.rows if row.metrics is not None}
 
 
 def goal_lines(supervised, zsl) -> list[str]:
     """Where issue 6's goals stand, read off this run's tables (never written by hand)."""
-    sup, zero = five(supervised), five(zsl)
+    sup, zero = metrics_by_run(supervised), metrics_by_run(zsl)
     t = sup["transform"].top_k[5]
     best = max(("warp", "bce", "fast0tag"), key=lambda n: sup[n].top_k[5].CF1)
     b = sup[best].top_k[5]
@@ -151,8 +151,8 @@ def voting(model_dir: Path, root: Path, cache_dir) -> list[list]:
     with torch.no_grad():
         vectors = tagger.method.label_space(torch.from_numpy(embedded.matrix))
         A = tagger.method.matrices(features)  # (N, k, d)
-        full = -torch.linalg.vector_norm(torch.einsum("nkd,vd->nvk", A, vectors), dim=2)  # relevance
         per_row = torch.einsum("nkd,vd->nkv", A, vectors).abs()  # each row a_r scores every word
+        full = -torch.linalg.vector_norm(per_row, dim=1)  # relevance: -‖A w‖ over the same projections
     rows = []
     full_metrics = evaluate_scores(full.numpy(), truth, [words[i] for i in rankable], ks=(3, 5))
     for n in (1, 3, 5):

@@ -116,7 +116,7 @@ def train(config_name: str, root: Path, out: Path, unseen: Path | None = None, k
           quick: bool = False, threads: int | None = None) -> float:
     """Train configs/<config_name>.toml into ``out``; returns the wall time in seconds."""
     from tagrank.train import run_training
-    from tagrank.vectors import WordVectors
+    from tagrank.encoders.word_vectors import WordVectors
 
     if threads is not None:
         torch.set_num_threads(threads)

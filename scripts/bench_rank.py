@@ -48,7 +48,7 @@ def main() -> None:
 
     from tagrank.ranking import Vocabulary, top_k
     from tagrank.tagger import Tagger
-    from tagrank.vectors import WordVectors
+    from tagrank.encoders.word_vectors import WordVectors
 
     paths = sorted(glob.glob(str(args.shared / "data" / "corel5k" / "images" / "test" / "*.jpeg")))[: args.images]
     tagger = Tagger.load()

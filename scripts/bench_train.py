@@ -45,7 +45,7 @@ def main() -> None:
     from tagrank.datasets import load_dataset
     from tagrank.features import FeatureCache
     from tagrank.methods import get_method
-    from tagrank.vectors import WordVectors
+    from tagrank.encoders.word_vectors import WordVectors
 
     paths = sorted(glob.glob(str(args.shared / "data" / "corel5k" / "images" / "train" / "*.jpeg")))[: args.images]
     backbone = Backbone("lite0")

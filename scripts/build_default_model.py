@@ -23,7 +23,7 @@ from tagrank.config import load_config
 from tagrank.model import TaggingModel
 from tagrank.tagger import DEFAULT_MODEL, DEFAULT_VOCAB_FILE
 from tagrank.train import run_training
-from tagrank.vectors import WordVectors
+from tagrank.encoders.word_vectors import WordVectors
 from tagrank.vocab import read_vocabulary
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -118,7 +118,7 @@ def run_trial(name: str, method: str, settings: dict, root: str, runs: str) -> d
     from tagrank.metrics import evaluate_scores
     from tagrank.tagger import Tagger
     from tagrank.train import run_training
-    from tagrank.vectors import WordVectors
+    from tagrank.encoders.word_vectors import WordVectors
 
     torch.set_num_threads(1)  # trials run side by side, one core each
     config = load_config(None, method)

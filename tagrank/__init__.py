@@ -2,7 +2,7 @@
 
 The modules follow the data:
 
-    vectors, vocab        word vectors and vocabulary files          (tags -> vectors)
+    encoders/, vocab      label encoders and vocabulary files        (tags -> vectors)
     label_index           the FAISS label index                      (vectors, precomputed)
     images, backbone      decoding and the pretrained CNN            (photos -> features)
     features, datasets    the feature cache and dataset readers
@@ -23,7 +23,9 @@ _EXPORTS = {
     "TaggingModel": "tagrank.model",
     "evaluate": "tagrank.evaluate",
     "TagrankError": "tagrank.errors",
-    "WordVectors": "tagrank.vectors",
+    "LabelEncoder": "tagrank.encoders",
+    "WordVectors": "tagrank.encoders.word_vectors",
+    "load_encoder": "tagrank.encoders",
     "read_vocabulary": "tagrank.vocab",
 }
 

@@ -24,7 +24,7 @@ app.add_typer(index_app, name="index")
 # click's UsageError, whether typer vendors click (>= 0.24) or uses it (older): BadParameter's base.
 _UsageError = typer.BadParameter.__base__
 
-VectorsOpt = typer.Option(None, "--vectors", help="word2vec .bin/.txt or GloVe .txt file (default: embedded GloVe 6B 50-d)")
+VectorsOpt = typer.Option(None, "--vectors", help="label encoder: wordllama, minilm, glove-6b-50d, or a word2vec/GloVe file")
 
 
 def _positive(name: str, value: int) -> int:
@@ -43,16 +43,16 @@ def similar(
     top: int = typer.Option(10, "--top", help="how many neighbours"),
 ) -> None:
     """Nearest tags to TAG by cosine similarity, through FAISS."""
+    from tagrank.encoders import load_encoder
     from tagrank.label_index import LabelIndex
-    from tagrank.vectors import WordVectors
 
     _positive("--top", top)
     if index is not None:
         manifest = LabelIndex.read_manifest(index)
-        word_vectors = WordVectors.load(vectors if vectors is not None else manifest["vector_source"])
+        word_vectors = load_encoder(vectors if vectors is not None else manifest["vector_source"])
         label_index = LabelIndex.load(index, word_vectors)
     else:
-        word_vectors = WordVectors.load(vectors)
+        word_vectors = load_encoder(vectors)
         label_index = LabelIndex.from_vectors(word_vectors)
     for rank, (name, score) in enumerate(label_index.similar(tag, top, word_vectors), 1):
         typer.echo(f"{rank:>3}  {score:6.3f}  {name}")
@@ -66,12 +66,12 @@ def index_build(
     strict: bool = typer.Option(False, "--strict", help="fail if any tag is not in the vectors"),
 ) -> None:
     """Embed a vocabulary and write its FAISS label index."""
+    from tagrank.encoders import load_encoder
     from tagrank.label_index import LabelIndex
-    from tagrank.vectors import WordVectors
     from tagrank.vocab import read_vocabulary
 
     tags = read_vocabulary(vocab)
-    label_index = LabelIndex.build(tags, WordVectors.load(vectors), strict=strict)
+    label_index = LabelIndex.build(tags, load_encoder(vectors), strict=strict)
     label_index.save(out)
     typer.echo(f"wrote {out}: {len(label_index)} of {len(tags)} tags indexed "
                f"({label_index.dim}-d, {label_index.source})")
@@ -110,8 +110,8 @@ def train(
 ) -> None:
     """Train a tagging method on a dataset's training split."""
     from tagrank.config import load_config, override
+    from tagrank.encoders import load_encoder
     from tagrank.train import run_training
-    from tagrank.vectors import WordVectors
 
     cfg = load_config(config, method)
     override(cfg.train, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, device=device)
@@ -125,7 +125,7 @@ def train(
         cfg.method_options.k = _positive("--k", k)
     for name, value in (("--epochs", cfg.train.epochs), ("--batch-size", cfg.train.batch_size)):
         _positive(name, value)
-    result = run_training(dataset, root, cfg, out, WordVectors.load(vectors), resume=resume, progress=progress)
+    result = run_training(dataset, root, cfg, out, load_encoder(vectors), resume=resume, progress=progress)
     best = next((h for h in result.history if h.get("epoch") == result.best_epoch), {})
     figures = "  ".join(f"{k} {v:.4f}" for k, v in best.items() if k.startswith("val_"))
     typer.echo(f"trained {cfg.method} in {result.seconds:.1f}s: best epoch {result.best_epoch} {figures}; wrote {out}")

@@ -23,7 +23,7 @@ import pandas as pd
 from tagrank import __version__
 from tagrank.atomic import atomic_directory
 from tagrank.errors import TagrankError
-from tagrank.vectors import DEFAULT_SOURCE, WordVectors
+from tagrank.encoders import LabelEncoder, normalise_tag
 
 MANIFEST = "manifest.json"
 FAISS_FILE = "labels.faiss"
@@ -87,7 +87,7 @@ class LabelIndex:
     # -- building ----------------------------------------------------------------------------------
 
     @classmethod
-    def build(cls, tags: list[str], vectors: WordVectors, strict: bool = False) -> "LabelIndex":
+    def build(cls, tags: list[str], vectors: LabelEncoder, strict: bool = False) -> "LabelIndex":
         """Embed ``tags`` (OOV ones reported, or an error with ``strict``) and index them."""
         embedded = vectors.embed(tags, strict=strict)
         unit, norms = _unit(embedded.matrix)
@@ -102,8 +102,11 @@ class LabelIndex:
         return cls(table, unit, cls._manifest(vectors, table))
 
     @classmethod
-    def from_vectors(cls, vectors: WordVectors) -> "LabelIndex":
-        """Index every word of the vector vocabulary (400k for the default), each its own token."""
+    def from_vectors(cls, vectors: LabelEncoder) -> "LabelIndex":
+        """Index every word of a word-vector file's vocabulary (400k for GloVe), each its own token."""
+        if not hasattr(vectors, "keyed"):
+            raise TagrankError(f"{vectors.source} encodes any string and has no word list to search: "
+                               "give --index with a label index built from a vocabulary")
         words = list(vectors.keyed.index_to_key)
         unit, norms = _unit(np.asarray(vectors.keyed.vectors, dtype=np.float32))
         table = pd.DataFrame({"tag": words, "normalised": words, "tokens": [[w] for w in words],
@@ -111,12 +114,13 @@ class LabelIndex:
         return cls(table, unit, cls._manifest(vectors, table))
 
     @staticmethod
-    def _manifest(vectors: WordVectors, table: pd.DataFrame) -> dict:
+    def _manifest(vectors: LabelEncoder, table: pd.DataFrame) -> dict:
         return {
             "format": FORMAT,
             "tagrank_version": __version__,
             "vector_source": vectors.source,
             "vector_checksum": vectors.checksum,
+            "encoder": vectors.describe(),
             "dim": vectors.dim,
             "count": int(table["in_vocab"].sum()),
             "tags_total": len(table),
@@ -154,7 +158,7 @@ class LabelIndex:
         return manifest
 
     @classmethod
-    def load(cls, directory: str | os.PathLike, vectors: WordVectors | None = None) -> "LabelIndex":
+    def load(cls, directory: str | os.PathLike, vectors: LabelEncoder | None = None) -> "LabelIndex":
         """Load and verify an index; with ``vectors``, refuse one built from other vectors."""
         import faiss
 
@@ -185,7 +189,7 @@ class LabelIndex:
         q, _ = _unit(np.atleast_2d(np.asarray(queries, dtype=np.float32)))
         return self.faiss.search(q, min(top, len(self)))
 
-    def similar(self, tag: str, top: int, vectors: WordVectors | None = None) -> list[tuple[str, float]]:
+    def similar(self, tag: str, top: int, vectors: LabelEncoder | None = None) -> list[tuple[str, float]]:
         """The ``top`` labels nearest to ``tag`` by cosine, the tag itself left out.
 
         A tag in the index uses its stored vector; any other tag needs ``vectors`` (those of the index).
@@ -207,10 +211,8 @@ class LabelIndex:
         out = [(tags.iat[int(r)], float(s)) for s, r in zip(scores[0], rows[0]) if r >= 0 and r != row]
         return out[:top]
 
-    def _row_of(self, tag: str, vectors: WordVectors | None) -> int | None:
-        lowercase = vectors.lowercase if vectors is not None else self.source == DEFAULT_SOURCE
-        from tagrank.vectors import normalise_tag
-
+    def _row_of(self, tag: str, vectors: LabelEncoder | None) -> int | None:
+        lowercase = vectors.lowercase if vectors is not None else True
         norm = normalise_tag(tag, lowercase)
         for column, key in (("tag", tag), ("normalised", norm)):
             hits = np.flatnonzero(self._in_vocab[column].to_numpy() == key)
@@ -219,7 +221,7 @@ class LabelIndex:
         return None
 
 
-def check_vector_match(manifest: dict, vectors: WordVectors, what: str) -> None:
+def check_vector_match(manifest: dict, vectors: LabelEncoder, what: str) -> None:
     """Refuse to combine ``what`` (an index or model) with vectors other than those it was built from."""
     dim, source, checksum = manifest.get("dim"), manifest.get("vector_source"), manifest.get("vector_checksum")
     if dim != vectors.dim:

@@ -20,7 +20,7 @@ from tagrank._log import log
 from tagrank.errors import TagrankError
 from tagrank.label_index import LabelIndex
 from tagrank.ranking import Vocabulary, explain_votes, rank_scores, top_k
-from tagrank.vectors import WordVectors
+from tagrank.encoders import LabelEncoder, load_encoder
 from tagrank.vocab import read_vocabulary
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default"
@@ -47,7 +47,7 @@ class RankOutput:
 class Tagger:
     """Backbone + method + word vectors, ready to tag photos."""
 
-    def __init__(self, method, backbone, vectors: WordVectors, meta: dict, default_tags: list[str]):
+    def __init__(self, method, backbone, vectors: LabelEncoder, meta: dict, default_tags: list[str]):
         self.method = method.eval()
         self.backbone = backbone
         self.vectors = vectors
@@ -59,7 +59,7 @@ class Tagger:
 
     @classmethod
     def load(cls, model: str | os.PathLike | None = None, method: str | None = None,
-             vectors: str | os.PathLike | WordVectors | None = None) -> "Tagger":
+             vectors: str | os.PathLike | LabelEncoder | None = None) -> "Tagger":
         """A trained model directory, the embedded default (``model=None``), or ``method="conse"``."""
         from tagrank.backbone import Backbone
         from tagrank.model import TaggingModel
@@ -72,7 +72,7 @@ class Tagger:
         if method == "conse":
             from tagrank.methods.conse import Conse
 
-            word_vectors = vectors if isinstance(vectors, WordVectors) else WordVectors.load(vectors)
+            word_vectors = load_encoder(vectors)
             backbone = Backbone("lite0")
             meta = {"method": "conse", "labels": [], "backbone": {"name": "lite0", "signature": backbone.signature},
                     "vector_source": word_vectors.source, "vector_checksum": word_vectors.checksum,
@@ -83,10 +83,7 @@ class Tagger:
             raise TagrankError(f"the embedded default model is missing from {directory}; "
                                "rebuild it with scripts/build_default_model.py or pass --model")
         trained = TaggingModel.load(directory)
-        if isinstance(vectors, WordVectors):
-            word_vectors = vectors
-        else:
-            word_vectors = WordVectors.load(vectors if vectors is not None else trained.vector_source)
+        word_vectors = load_encoder(vectors if vectors is not None else trained.vector_source)
         trained.check_vectors(word_vectors)
         backbone = Backbone(trained.backbone)
         expected = trained.meta["backbone"].get("signature")
@@ -163,9 +160,9 @@ class Tagger:
             scores, indices = rank_scores(full, top, self.method.lower_is_better)
         votes = None
         if explain:
-            if not hasattr(self.method, "matrices"):
+            if not hasattr(self.method, "committee"):
                 raise TagrankError(f"--explain needs the transform method (each row of A votes); {self.name} has no A")
-            votes = explain_votes(self.method.matrices(x), vocab.engine.vectors, indices, top)
+            votes = explain_votes(self.method.committee(x), vocab.engine.vectors, indices, top)
         out = []
         for b in range(x.shape[0]):
             tags = []

@@ -27,7 +27,7 @@ from tagrank.features import Features
 from tagrank.methods import Method, get_method
 from tagrank.metrics import average_precision
 from tagrank.model import TaggingModel, load_tensors, save_tensors
-from tagrank.vectors import WordVectors
+from tagrank.encoders import LabelEncoder
 
 CHECKPOINT = "checkpoint.safetensors"
 HISTORY = "train.jsonl"
@@ -148,7 +148,7 @@ def _split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
-def train(config: Config, data: Dataset, features: Features, vectors: WordVectors, out: str | Path,
+def train(config: Config, data: Dataset, features: Features, vectors: LabelEncoder, out: str | Path,
           resume: bool = False, progress: bool = True, backbone=None, unseen: list[str] = ()) -> TrainResult:
     """Train ``config.method`` on ``data`` (training labels already filtered) with cached ``features``.
 
@@ -191,16 +191,21 @@ def train(config: Config, data: Dataset, features: Features, vectors: WordVector
     train_rows, val_rows = _split(len(data), config.train.val_fraction, config.train.seed)
 
     torch.manual_seed(config.train.seed)
-    method: Method = method_cls(config.method_options, source.dim, vectors.dim, len(data.labels)).to(device)
+    method: Method = method_cls(config.method_options, source.dim, vectors.dim, len(data.labels))
+    if method.needs_backbone:
+        if backbone is None:
+            raise TagrankError(f"{config.method} with these options is built on the backbone: give the backbone")
+        method.attach(backbone, vectors)
+    method = method.to(device)
     method.prepare(Y[train_rows])
-    groups = [{"params": list(method.parameters()), "scale": 1.0}]
+    groups = [{"params": [p for p in method.parameters() if p.requires_grad], "scale": 1.0}]
     if finetune:
         groups.append({"params": list(backbone.parameters()), "scale": config.backbone.lr_scale})
     optimizer = torch.optim.Adam(groups, lr=config.train.lr, weight_decay=config.train.weight_decay)
     meta = {
         "method": config.method, "options": config.to_dict()["method"], "config": config.to_dict(),
         "feature_dim": source.dim, "dim": vectors.dim, "labels": list(data.labels),
-        "vector_source": vectors.source, "vector_checksum": vectors.checksum,
+        "vector_source": vectors.source, "vector_checksum": vectors.checksum, "encoder": vectors.describe(),
         "backbone": {"name": config.backbone.name, "signature": backbone.signature if backbone is not None else "",
                      "finetuned": finetune},
         "unseen": list(unseen),
@@ -300,7 +305,7 @@ def _validate(method: Method, source, rows: np.ndarray, Y: torch.Tensor, label_v
     return {"val_loss": sum(losses) / len(rows), "val_sample_mAP": float(np.nanmean(ap))}
 
 
-def run_training(dataset: str, root: str | Path, config: Config, out: str | Path, vectors: WordVectors,
+def run_training(dataset: str, root: str | Path, config: Config, out: str | Path, vectors: LabelEncoder,
                  resume: bool = False, progress: bool = True) -> TrainResult:
     """Read ``dataset`` at ``root``, filter its tags, extract/cache features and train (the CLI's ``train``)."""
     from tagrank.backbone import Backbone

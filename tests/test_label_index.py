@@ -5,7 +5,7 @@ import pytest
 
 from tagrank.errors import TagrankError
 from tagrank.label_index import LabelIndex
-from tagrank.vectors import WordVectors
+from tagrank.encoders.word_vectors import WordVectors
 from tests.conftest import write_word2vec_text
 
 

@@ -54,7 +54,7 @@ def test_label_scoring_model_ranks_only_training_labels(tmp_path, photos):
     from tagrank.datasets import Dataset
     from tagrank.features import FeatureCache
     from tagrank.train import train
-    from tagrank.vectors import WordVectors
+    from tagrank.encoders.word_vectors import WordVectors
 
     names = ["chelsea", "coffee", "astronaut", "rocket"]
     labels = ["cat", "coffee", "person", "sky"]

@@ -10,7 +10,7 @@ from tagrank.errors import TagrankError
 from tagrank.features import Features
 from tagrank.model import TaggingModel
 from tagrank.train import train
-from tagrank.vectors import WordVectors
+from tagrank.encoders.word_vectors import WordVectors
 from tests.conftest import synthetic_features, write_word2vec_text
 
 LABELS = [f"tag{i}" for i in range(12)]

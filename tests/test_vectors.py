@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from tagrank.errors import TagrankError
-from tagrank.vectors import WordVectors, normalise_tag
+from tagrank.encoders import normalise_tag
+from tagrank.encoders.word_vectors import WordVectors
 from tests.conftest import write_word2vec_text
 
 

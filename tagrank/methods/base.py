@@ -97,6 +97,14 @@ class Method(nn.Module):
         """Width of the MLP head on the CNN features (None: the method has no trained head)."""
         return None
 
+    @property
+    def needs_backbone(self) -> bool:
+        """True when :meth:`attach` must be given the backbone and encoder before training."""
+        return False
+
+    def attach(self, backbone, encoder) -> None:
+        """Called once before training with the backbone and label encoder (for methods built on them)."""
+
     def prepare(self, targets: torch.Tensor) -> None:
         """Called once with the training label matrix before training: sets the positives' weights."""
         power = getattr(self.options, "positive_weight_power", 0.0)

@@ -3,6 +3,16 @@
 For each image the head emits a k×d matrix A; a tag w is relevant when ‖A w‖₂ is small. Trained with
 the hinge rank loss against ``negatives`` labels sampled per image. Ranking uses the factor R of
 A = QR (R is min(k, d)×d), since ‖A w‖ = ‖R w‖: the cost per label is d·min(k, d), not d·k.
+
+With ``backbone_block`` A also holds what the backbone's ImageNet classifier knows (1.28 M photos): a
+fixed block α·[I, −v] stacked on the learned rows, where v is ConSE's probability-weighted direction of
+the top class names. On unit label vectors w with the affine coordinate, ‖[I, −v][w; 1]‖² = ‖w − v‖² =
+2 − 2·cos(v, w), so
+
+    ‖A [w; 1]‖² = α² (2 − 2 cos(v, w)) + ‖A_learned w‖²
+
+which is ConSE's ranking as α → ∞ and the paper's model at α = 0. The learned rows are trained with
+the block present, so they learn what it lacks.
 """
 
 from __future__ import annotations
@@ -14,6 +24,7 @@ import torch
 from tagrank.errors import TagrankError
 from tagrank.losses import PAIRINGS, hinge_rank_loss, warp_loss
 from tagrank.methods.base import HeadOptions, Method, mlp, register, sample_negatives
+from tagrank.methods.conse import ImagenetKnowledge
 
 
 LOSSES = ("hinge", "warp")
@@ -31,6 +42,10 @@ class TransformOptions(HeadOptions):
     loss: str = "hinge"
     word_hidden: int = 0  # width of a learned residual layer on the word vectors (0: none, as in the paper)
     affine: bool = False  # rank ‖A [w; 1]‖: a learned offset per image, so the origin word need not be best
+    # The backbone's ImageNet knowledge as a fixed block of A (ranks unit word vectors):
+    backbone_block: bool = False
+    block_weight: float = 7.0  # α: the block's weight against the learned rows (α² = 50 in the first prototype)
+    block_classes: int = 10  # ImageNet classes combined into the block's direction v (ConSE's T)
 
 
 @register
@@ -47,6 +62,8 @@ class Transform(Method):
         if options.pairing not in PAIRINGS:
             raise TagrankError(f"config field method.pairing: {options.pairing!r} is not one of {', '.join(PAIRINGS)}")
         super().__init__(options, feature_dim, word_dim, n_labels)
+        if options.backbone_block:
+            self.knowledge = ImagenetKnowledge(feature_dim, word_dim, options.block_classes)
         if options.word_hidden:
             # w + g(w), shared by every word (seen or not); g starts at zero so training starts from GloVe.
             self.word_map = mlp(word_dim, [options.word_hidden], word_dim, 0.0)
@@ -55,34 +72,78 @@ class Transform(Method):
 
     @property
     def space_dim(self) -> int:
-        """Width of the vectors A acts on: d, or d + 1 with the affine coordinate."""
+        """Width of the vectors A acts on: d, or d + 1 with the affine coordinate (which the block uses)."""
+        return self.word_dim + int(self.options.affine or self.options.backbone_block)
+
+    @property
+    def learned_dim(self) -> int:
         return self.word_dim + int(self.options.affine)
 
     def head_outputs(self) -> int:
-        return self.options.k * self.space_dim  # A, read as k×d
+        return self.options.k * self.learned_dim  # the learned rows of A, read as k×d
+
+    def attach(self, backbone, encoder) -> None:
+        if self.options.backbone_block:
+            self.knowledge.fill(backbone, encoder)
+
+    @property
+    def needs_backbone(self) -> bool:
+        return self.options.backbone_block
+
+    def learned(self, features: torch.Tensor) -> torch.Tensor:
+        """The learned rows of A for each image, on the full label space: (B, k, space_dim)."""
+        A = self.head(features).view(-1, self.options.k, self.learned_dim)
+        return torch.nn.functional.pad(A, (0, self.space_dim - self.learned_dim))
+
+    def block(self, features: torch.Tensor) -> torch.Tensor:
+        """α·[I, −v] for each image: (B, d, d + 1)."""
+        v = self.knowledge(features)
+        eye = torch.eye(self.word_dim, device=v.device).expand(len(v), -1, -1)
+        return self.options.block_weight * torch.cat([eye, -v[:, :, None]], dim=2)
 
     def matrices(self, features: torch.Tensor) -> torch.Tensor:
-        """A for each image: (B, k, d)."""
-        return self.head(features).view(-1, self.options.k, self.space_dim)
+        """A for each image: (B, k, d), or (B, d + k, d + 1) with the block on top of the learned rows."""
+        if not self.options.backbone_block:
+            return self.learned(features)
+        return torch.cat([self.block(features), self.learned(features)], dim=1)
+
+    def committee(self, features: torch.Tensor) -> torch.Tensor:
+        """The rows that vote in ``--explain``: the learned ones (the block's rows are not classifiers)."""
+        return self.learned(features)
+
+    def distances(self, features: torch.Tensor, label_vectors: torch.Tensor) -> torch.Tensor:
+        """‖A w‖ for every image and label (B, V), label vectors already in :meth:`label_space`.
+
+        The block's term is computed as α²‖w − v‖² directly: d rows fewer per label while training.
+        """
+        squared = torch.einsum("bkd,vd->bvk", self.learned(features), label_vectors).square().sum(-1)
+        if self.options.backbone_block:
+            v = self.knowledge(features)
+            words = label_vectors[:, :self.word_dim]
+            gap = words.square().sum(1)[None, :] - 2 * v @ words.T + v.square().sum(1, keepdim=True)
+            squared = squared + self.options.block_weight ** 2 * gap
+        return squared.clamp_min(1e-12).sqrt()
 
     def label_space(self, label_vectors: torch.Tensor) -> torch.Tensor:
-        if self.options.normalize_vectors:
+        if self.options.normalize_vectors or self.options.backbone_block:
             label_vectors = label_vectors / label_vectors.norm(dim=1, keepdim=True).clamp_min(1e-12)
         if self.options.word_hidden:
             label_vectors = label_vectors + self.word_map(label_vectors)
-        if self.options.affine:
+        if self.options.affine or self.options.backbone_block:
             label_vectors = torch.cat([label_vectors, label_vectors.new_ones(len(label_vectors), 1)], dim=1)
         return label_vectors
 
     def factors(self, features: torch.Tensor) -> torch.Tensor:
         A = self.matrices(features)
-        if self.options.k <= self.space_dim:
+        if A.shape[1] <= self.space_dim:
             return A
         return torch.linalg.qr(A, mode="r").R  # (B, d, d), ‖A w‖ = ‖R w‖
 
+    def scores(self, features: torch.Tensor, label_vectors: torch.Tensor | None = None) -> torch.Tensor:
+        return self.distances(features, self.label_space(label_vectors))
+
     def loss(self, features, positives, label_vectors, generator):
-        distances = torch.linalg.vector_norm(
-            torch.einsum("bkd,vd->bvk", self.matrices(features), self.label_space(label_vectors)), dim=2)
+        distances = self.distances(features, self.label_space(label_vectors))
         negatives = sample_negatives(positives, self.options.negatives, generator)
         if self.options.loss == "warp":
             return warp_loss(-distances, positives, negatives, self.options.margin, self.label_weight)

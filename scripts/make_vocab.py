@@ -1,15 +1,24 @@
-"""Derive the vocabularies in vocab/ from the real dataset files under ../shared/data.
+"""Derive the named vocabularies in tagrank/vocabularies/ from the real dataset files under ../shared/data.
 
     python scripts/make_vocab.py [--shared ../shared]
 
-Writes vocab/nuswide81.txt (the 81 concepts), vocab/nuswide1k.txt (the 1,000 Flickr tags) and
-vocab/corel5k.txt (the 374 Corel5k words), one tag per line, in the order of the source files.
+Writes nuswide81.txt (the 81 concepts), nuswide1k.txt (the 1,000 Flickr tags) and corel5k.txt (the 374
+Corel5k words), one tag per line in the order of the source files, and everyday.txt, the default
+vocabulary: the 4,585 tags of the Recognize Anything Model (RAM, Apache-2.0,
+https://github.com/xinyu1205/recognize-anything) followed by the words users expect from the datasets
+here (Corel5k, the NUS-WIDE concepts, the Tiny ImageNet and ImageNet-1k class names), tags that
+normalise alike ('Beach', '#beach', 'beach') kept once in their first spelling.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+from tagrank.backbone import imagenet_class_names
+from tagrank.datasets import load_dataset
+from tagrank.encoders import normalise_tag
+from tagrank.vocab import NAMED, merge_duplicates
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,17 +33,20 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
     args = parser.parse_args()
     data = args.shared / "data"
-    sources = {
-        "nuswide81.txt": data / "nuswide" / "ConceptsList" / "Concepts81.txt",
-        "nuswide1k.txt": data / "nuswide" / "NUS_WID_Tags" / "TagList1k.txt",
-        "corel5k.txt": data / "corel5k" / "labels" / "words",
+    lists = {
+        "nuswide81.txt": read_lines(data / "nuswide" / "ConceptsList" / "Concepts81.txt"),
+        "nuswide1k.txt": read_lines(data / "nuswide" / "NUS_WID_Tags" / "TagList1k.txt"),
+        "corel5k.txt": read_lines(data / "corel5k" / "labels" / "words"),
     }
-    out_dir = ROOT / "vocab"
-    out_dir.mkdir(exist_ok=True)
-    for name, source in sources.items():
-        tags = list(dict.fromkeys(read_lines(source)))
-        (out_dir / name).write_text("\n".join(tags) + "\n", encoding="utf-8")
-        print(f"{name}: {len(tags)} tags from {source}")
+    tiny = load_dataset("tinyimagenet", data / "tiny-imagenet", "train").labels
+    everyday = (read_lines(data / "vocab" / "ram_tag_list.txt") + lists["corel5k.txt"] + lists["nuswide81.txt"]
+                + tiny + imagenet_class_names())
+    lists["everyday.txt"] = merge_duplicates(everyday, normalise_tag, "everyday vocabulary")
+    NAMED.mkdir(exist_ok=True)
+    for name, tags in lists.items():
+        tags = list(dict.fromkeys(tags))
+        (NAMED / name).write_text("\n".join(tags) + "\n", encoding="utf-8")
+        print(f"{name}: {len(tags)} tags")
 
 
 if __name__ == "__main__":

@@ -60,7 +60,8 @@ def similar(
 
 @index_app.command("build")
 def index_build(
-    vocab: Path = typer.Option(..., "--vocab", help="vocabulary: one tag per line, or CSV/Parquet with a 'tag' column"),
+    vocab: str = typer.Option(..., "--vocab", help="vocabulary: a named one (everyday, nuswide1k, ...), one tag per "
+                                                "line, or CSV/Parquet with a 'tag' column"),
     out: Path = typer.Option(..., "--out", help="directory to write labels.faiss, labels.parquet, manifest.json"),
     vectors: Optional[str] = VectorsOpt,
     strict: bool = typer.Option(False, "--strict", help="fail if any tag is not in the vectors"),
@@ -68,9 +69,9 @@ def index_build(
     """Embed a vocabulary and write its FAISS label index."""
     from tagrank.encoders import load_encoder
     from tagrank.label_index import LabelIndex
-    from tagrank.vocab import read_vocabulary
+    from tagrank.vocab import load_vocabulary
 
-    tags = read_vocabulary(vocab)
+    tags = load_vocabulary(vocab)
     label_index = LabelIndex.build(tags, load_encoder(vectors), strict=strict)
     label_index.save(out)
     typer.echo(f"wrote {out}: {len(label_index)} of {len(tags)} tags indexed "
@@ -89,8 +90,9 @@ def index_info(directory: Path = typer.Argument(..., help="label index directory
 
 @app.command()
 def train(
-    dataset: str = typer.Argument(..., help="dataset layout: csv, folder, corel5k or nuswide"),
-    root: Path = typer.Option(..., "--root", help="dataset root (for csv: the table or its folder)"),
+    dataset: str = typer.Argument(..., help="dataset layout: csv, folder, corel5k, nuswide, imagefolder, tinyimagenet; "
+                                            "or 'mixture' for the config's [[data.sources]]"),
+    root: Optional[Path] = typer.Option(None, "--root", help="dataset root (for csv: the table or its folder)"),
     out: Path = typer.Option(..., "--out", help="run directory: model.safetensors, model.json, train.jsonl"),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML config (configs/*.toml); flags override it"),
     method: Optional[str] = typer.Option(None, "--method", help="transform, fast0tag, warp or bce"),
@@ -136,7 +138,8 @@ def train(
 @app.command()
 def rank(
     paths: list[str] = typer.Argument(..., help="image files, directories (recursed) or globs"),
-    vocab: Optional[Path] = typer.Option(None, "--vocab", help="tags to rank (default: the model's vocabulary)"),
+    vocab: Optional[str] = typer.Option(None, "--vocab", help="tags to rank: a file, or everyday, nuswide1k, nuswide81, "
+                                                            "corel5k (default: the model's vocabulary)"),
     index: Optional[Path] = typer.Option(None, "--index", help="a label index built by 'tagrank index build'"),
     model: Optional[Path] = typer.Option(None, "--model", help="run directory from 'tagrank train' (default: embedded model)"),
     method: Optional[str] = typer.Option(None, "--method", help="'conse' for the training-free baseline"),
@@ -155,7 +158,7 @@ def rank(
     from tagrank.label_index import LabelIndex
     from tagrank.output import FORMATS, write_results
     from tagrank.tagger import Tagger
-    from tagrank.vocab import read_vocabulary
+    from tagrank.vocab import load_vocabulary
 
     # Everything that can be checked is checked before the first photo is decoded.
     _positive("--top", top)
@@ -174,7 +177,7 @@ def rank(
         raise TagrankError("; ".join(problems) if problems else "no images given")
     tagger = Tagger.load(model, method, vectors)
     tags = LabelIndex.load(index, tagger.vectors) if index is not None else \
-        (read_vocabulary(vocab) if vocab is not None else None)
+        (load_vocabulary(vocab) if vocab is not None else None)
     tagger.prepare(tags)
     failed = []
 
@@ -206,7 +209,7 @@ def _number(name: str, value: Optional[str]) -> Optional[float]:
 
 @app.command("eval")
 def eval_(
-    dataset: str = typer.Argument(..., help="nuswide, corel5k, csv or folder"),
+    dataset: str = typer.Argument(..., help="nuswide, corel5k, tinyimagenet, imagefolder, csv or folder"),
     runs: Optional[list[Path]] = typer.Argument(None, help="with --compare: run directories, one row each"),
     root: Path = typer.Option(..., "--root", help="dataset root"),
     model: Optional[list[Path]] = typer.Option(None, "--model", help="run directory from 'tagrank train' (repeatable)"),

@@ -5,7 +5,7 @@ dataclass its registered class declares, see ``tagrank/methods``)::
 
     [method]   name = "transform", k = 100, margin = 1.0, negatives = 40, ...
     [train]    epochs, batch_size, lr, lr_schedule, weight_decay, val_fraction, seed, ...
-    [data]     min_images, drop_digits, exclude, unseen
+    [data]     min_images, drop_digits, exclude, unseen, [[data.sources]] (a mixture)
     [backbone] name, finetune, lr_scale, flip_features, batch_size, cache_dir
 
 Every field has its default here, with the paper's value where the paper gives one; an unknown field
@@ -42,11 +42,24 @@ class TrainConfig:
 
 
 @dataclass
+class SourceConfig:
+    """One dataset of a training mixture (``[[data.sources]]``)."""
+
+    dataset: str  # reader: corel5k, tinyimagenet, imagefolder, csv, folder, nuswide
+    root: str  # its root, relative to the working directory
+    weight: float = 1.0  # its share of each epoch's training draws, relative to the other sources
+    unseen: str | None = None  # file of its tags (or class ids) held out from training
+
+
+@dataclass
 class DataConfig:
     min_images: int = 1  # a training tag needs this many training images
     drop_digits: bool = False  # drop tags containing digits (Flickr noise such as "2008", "d80")
     exclude: list[str] = field(default_factory=list)
     unseen: str | None = None  # file of tags held out from training (zero-shot split)
+    # Train on several datasets at once (`tagrank train mixture`); a photo's negatives come only from
+    # its own dataset's labels.
+    sources: list[SourceConfig] = field(default_factory=list)
 
 
 @dataclass
@@ -101,7 +114,15 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     if origin is list:
         if not isinstance(value, list):
             raise TagrankError(f"config field {where}: expected a list, got {value!r}")
-        return [_coerce(v, args[0], where) for v in value]
+        return [_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise TagrankError(f"config field {where}: expected a table, got {value!r}")
+        missing = [f.name for f in dataclasses.fields(hint)
+                   if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name not in value]
+        if missing:
+            raise TagrankError(f"config field {where}: missing {', '.join(missing)}")
+        return fill(hint, value, where)
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if hint in (int, str, bool) and type(value) is hint:

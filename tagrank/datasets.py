@@ -1,9 +1,10 @@
 """Datasets: one reader interface, one small adapter per layout.
 
 Every reader returns a :class:`Dataset`: image ids and paths, the label set, and a boolean label
-matrix. ``train``/``eval`` pick a reader by name (``csv``, ``folder``, ``corel5k``, ``nuswide``).
-Training-time tag filters (minimum images per tag, no digits, an exclude list, the unseen split) live
-in :func:`filter_tags`.
+matrix. ``train``/``eval`` pick a reader by name (``csv``, ``folder``, ``corel5k``, ``nuswide``,
+``imagefolder``, ``tinyimagenet``). Training-time tag filters (minimum images per tag, no digits, an
+exclude list, the unseen split) live in :func:`filter_tags`; :func:`merge_datasets` joins several
+datasets into one training mixture, where a label is *known* only for its own dataset's photos.
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ class Dataset:
     matrix: np.ndarray
     missing: list[str] = field(default_factory=list)  # listed in the metadata but not on disk
     concepts: list[str] | None = None  # the conventional protocol's labels when not all (NUS-WIDE: 81)
+    # Mixtures: known[i, j] is False where image i's dataset does not annotate label j (unknown, not
+    # absent: never a negative). None: every label is known for every image.
+    known: np.ndarray | None = None
+    source: np.ndarray | None = None  # (N,) index of each image's dataset in a mixture
+    aliases: dict[str, str] = field(default_factory=dict)  # other names of labels (WordNet ids -> names)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -42,7 +48,9 @@ class Dataset:
     def subset(self, rows: np.ndarray | list[int]) -> "Dataset":
         rows = np.asarray(rows, dtype=np.int64)
         return Dataset(self.name, [self.ids[i] for i in rows], [self.paths[i] for i in rows], list(self.labels),
-                       self.matrix[rows], list(self.missing), self.concepts)
+                       self.matrix[rows], list(self.missing), self.concepts,
+                       None if self.known is None else self.known[rows],
+                       None if self.source is None else self.source[rows], dict(self.aliases))
 
     def select_labels(self, labels: list[str]) -> "Dataset":
         """The same images with only ``labels`` (which must all be in the label set), in that order."""
@@ -53,7 +61,12 @@ class Dataset:
         cols = [where[t] for t in labels]
         concepts = [c for c in self.concepts if c in set(labels)] if self.concepts else None
         return Dataset(self.name, list(self.ids), list(self.paths), list(labels), self.matrix[:, cols],
-                       list(self.missing), concepts)
+                       list(self.missing), concepts, None if self.known is None else self.known[:, cols],
+                       self.source, {a: t for a, t in self.aliases.items() if t in set(labels)})
+
+    def resolve_aliases(self, names: list[str]) -> list[str]:
+        """Names with aliases replaced by their labels (an unseen list of WordNet ids, say)."""
+        return [self.aliases.get(n, n) for n in names]
 
     def only_present(self) -> "Dataset":
         """Drop images whose file is not on disk, logging how many (the metadata may list more)."""
@@ -217,11 +230,99 @@ def read_nuswide(root: Path, split: str) -> Dataset:
     return Dataset("nuswide", ids, paths, labels, matrix, concepts=list(concepts))
 
 
+def _class_folder_images(folder: Path) -> list[Path]:
+    return sorted(f for f in folder.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+
+
+def _synset_names(path: Path) -> dict[str, str]:
+    """``id<TAB>name, synonym, ...`` lines (WordNet's words.txt, a names file) -> id: first name."""
+    names = {}
+    for line in _read_lines(path):
+        key, sep, value = line.partition("\t") if "\t" in line else line.partition(" ")
+        if sep and value.strip():
+            names[key.strip()] = value.split(",")[0].strip()
+    return names
+
+
+def _single_label(name: str, ids: list[str], paths: list[str], classes: list[str], names: dict[str, str],
+                  labels_of: list[str]) -> Dataset:
+    """One class per photo; labels are the classes' names, the class ids (folders, wnids) their aliases."""
+    label = {c: names.get(c, c) for c in classes}
+    duplicated = sorted({n for n in label.values() if list(label.values()).count(n) > 1})
+    if duplicated:
+        raise TagrankError(f"{name}: several classes share the name(s) {', '.join(map(repr, duplicated[:5]))}")
+    data = _from_tag_lists(name, ids, paths, [[label[c]] for c in labels_of], [label[c] for c in classes])
+    data.aliases = {c: label[c] for c in classes if c != label[c]}
+    return data
+
+
+def read_imagefolder(root: Path, split: str) -> Dataset:
+    """One folder per class (``root/<class>/**/*.jpg``), as torchvision's ImageFolder.
+
+    ``train/`` and ``val/`` (or ``test/``) subfolders pick the split when present. Class names are the
+    folder names, or come from ``names.txt``/``words.txt`` in ``root`` (``folder<TAB>name, synonyms``:
+    the first name is used).
+    """
+    if not root.is_dir():
+        raise TagrankError(f"dataset folder not found: {root}")
+    folder = root
+    if split != "all":
+        candidates = ["train"] if split == "train" else ["val", "test"]
+        folder = next((root / c for c in candidates if (root / c).is_dir()), root)
+    classes = sorted(d.name for d in folder.iterdir() if d.is_dir())
+    names_file = next((root / n for n in ("names.txt", "words.txt") if (root / n).is_file()), None)
+    names = _synset_names(names_file) if names_file else {}
+    ids, paths, of = [], [], []
+    for c in classes:
+        for f in _class_folder_images(folder / c):
+            ids.append(f"{c}/{f.stem}")
+            paths.append(str(f))
+            of.append(c)
+    if not ids:
+        raise TagrankError(f"no images in class folders under {folder}")
+    return _single_label("imagefolder", ids, paths, [c for c in classes if c in set(of)], names, of)
+
+
+def read_tinyimagenet(root: Path, split: str) -> Dataset:
+    """Tiny ImageNet's own layout: ``train/<wnid>/images/*.JPEG``, ``val/images`` with
+    ``val/val_annotations.txt``, class ids in ``wnids.txt`` and names in ``words.txt`` (first synonym).
+
+    The labelled ``val`` photos are the ``test`` split (Tiny ImageNet's own test photos have no labels).
+    """
+    if split == "all":
+        parts = [read_tinyimagenet(root, "train"), read_tinyimagenet(root, "test")]
+        return Dataset("tinyimagenet", parts[0].ids + parts[1].ids, parts[0].paths + parts[1].paths, parts[0].labels,
+                       np.concatenate([parts[0].matrix, parts[1].matrix]), aliases=parts[0].aliases)
+    classes = [c for c in _read_lines(root / "wnids.txt") if c]
+    names = _synset_names(root / "words.txt")
+    ids, paths, of = [], [], []
+    if split == "train":
+        for c in classes:
+            for f in _class_folder_images(root / "train" / c):
+                ids.append(f.stem)
+                paths.append(str(f))
+                of.append(c)
+    else:
+        known = set(classes)
+        for line in _read_lines(root / "val" / "val_annotations.txt"):
+            parts = line.split("\t")
+            if len(parts) < 2 or not parts[0]:
+                continue
+            if parts[1] not in known:
+                raise TagrankError(f"{root / 'val' / 'val_annotations.txt'}: class {parts[1]!r} is not in wnids.txt")
+            ids.append(Path(parts[0]).stem)
+            paths.append(str(root / "val" / "images" / parts[0]))
+            of.append(parts[1])
+    return _single_label("tinyimagenet", ids, paths, classes, names, of)
+
+
 DATASETS: dict[str, Callable[[Path, str], Dataset]] = {
     "csv": read_csv,
     "folder": read_folder,
     "corel5k": read_corel5k,
     "nuswide": read_nuswide,
+    "imagefolder": read_imagefolder,
+    "tinyimagenet": read_tinyimagenet,
 }
 
 
@@ -235,6 +336,28 @@ def load_dataset(name: str, root: str | os.PathLike, split: str = "train") -> Da
     if not root.exists():
         raise TagrankError(f"dataset root not found: {root}")
     return DATASETS[name](root, split)
+
+
+def merge_datasets(parts: list[Dataset], name: str = "mixture") -> Dataset:
+    """One training set from several: the union of their labels (same name, same label), each image's
+    labels *known* only where its own dataset annotates them, ``source`` saying which dataset it is from."""
+    labels = list(dict.fromkeys(label for part in parts for label in part.labels))
+    where = {label: j for j, label in enumerate(labels)}
+    n = sum(len(part) for part in parts)
+    matrix = np.zeros((n, len(labels)), dtype=bool)
+    known = np.zeros((n, len(labels)), dtype=bool)
+    start = 0
+    for part in parts:
+        rows = slice(start, start + len(part))
+        cols = np.array([where[label] for label in part.labels], dtype=np.int64)
+        matrix[rows, cols] = part.matrix
+        part_known = np.ones(part.matrix.shape, bool) if part.known is None else part.known
+        known[rows, cols] = part_known
+        start += len(part)
+    source = np.concatenate([np.full(len(part), i, dtype=np.int64) for i, part in enumerate(parts)])
+    aliases = {a: t for part in parts for a, t in part.aliases.items()}
+    return Dataset(name, [i for part in parts for i in part.ids], [p for part in parts for p in part.paths], labels,
+                   matrix, [m for part in parts for m in part.missing], None, known, source, aliases)
 
 
 # -- tag filters -----------------------------------------------------------------------------------

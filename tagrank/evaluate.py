@@ -204,7 +204,7 @@ def evaluate(dataset: str, root: str | os.PathLike, models: list[str | os.PathLi
              vectors: str | None = None, cache_dir: str | None = None, progress: bool = True) -> EvalReport:
     """Evaluate models / ConSE / a score file on one protocol; the prior baseline row always comes first."""
     data = load_dataset(dataset, root, split)
-    unseen_tags = match_labels(read_tag_list(unseen), data.labels, "the unseen list") if unseen else \
+    unseen_tags = match_labels(data.resolve_aliases(read_tag_list(unseen)), data.labels, "the unseen list") if unseen else \
         (list(data.concepts) if data.concepts and protocol != "conventional" else [])
     labels = protocol_labels(data, protocol, unseen_tags)
     if not models and method is None and scores is None:

@@ -88,8 +88,14 @@ class LabelIndex:
 
     @classmethod
     def build(cls, tags: list[str], vectors: LabelEncoder, strict: bool = False) -> "LabelIndex":
-        """Embed ``tags`` (OOV ones reported, or an error with ``strict``) and index them."""
-        embedded = vectors.embed(tags, strict=strict)
+        """Embed ``tags`` (OOV ones reported, or an error with ``strict``) and index them.
+
+        Tags that the encoder normalises alike (``beach``, ``Beach``, ``#beach``) are one tag: the first
+        spelling is kept and the others named in a warning.
+        """
+        from tagrank.vocab import merge_duplicates
+
+        embedded = vectors.embed(merge_duplicates(tags, vectors.normalise), strict=strict)
         unit, norms = _unit(embedded.matrix)
         norm_iter = iter(norms.tolist())
         table = pd.DataFrame({

@@ -21,7 +21,7 @@ from tagrank.errors import TagrankError
 from tagrank.label_index import LabelIndex
 from tagrank.ranking import Vocabulary, explain_votes, rank_scores, top_k
 from tagrank.encoders import LabelEncoder, load_encoder
-from tagrank.vocab import read_vocabulary
+from tagrank.vocab import DEFAULT_VOCABULARY, load_vocabulary, read_vocabulary
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default"
 DEFAULT_VOCAB_FILE = "vocab.txt"
@@ -95,7 +95,12 @@ class Tagger:
             backbone.load_state_dict(trained.backbone_state)
             backbone.variant = "finetuned-" + hashlib.sha256((directory / "model.safetensors").read_bytes()).hexdigest()[:12]
         own = directory / DEFAULT_VOCAB_FILE
-        tags = read_vocabulary(own) if own.is_file() else (trained.labels if model is not None else default_tags)
+        if own.is_file():
+            tags = read_vocabulary(own)
+        elif "default_vocabulary" in trained.meta:  # a named vocabulary recorded in model.json
+            tags = load_vocabulary(trained.meta["default_vocabulary"])
+        else:
+            tags = trained.labels if model is not None else default_tags
         return cls(trained.method, backbone, word_vectors, trained.meta, tags)
 
     @property
@@ -207,5 +212,6 @@ class Tagger:
 
 
 def _default_tags() -> list[str]:
+    """What a plain ``tagrank rank`` ranks: the everyday vocabulary (or the embedded model's own list)."""
     path = DEFAULT_MODEL / DEFAULT_VOCAB_FILE
-    return read_vocabulary(path) if path.is_file() else []
+    return read_vocabulary(path) if path.is_file() else load_vocabulary(DEFAULT_VOCABULARY)

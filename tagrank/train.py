@@ -21,7 +21,7 @@ import torch
 from tagrank._log import log, progress_bar
 from tagrank.atomic import write_text_atomic
 from tagrank.config import Config
-from tagrank.datasets import Dataset, filter_tags, load_dataset, read_tag_list
+from tagrank.datasets import Dataset, filter_tags, load_dataset, match_labels, read_tag_list
 from tagrank.errors import TagrankError
 from tagrank.features import Features
 from tagrank.methods import Method, get_method
@@ -186,9 +186,11 @@ def train(config: Config, data: Dataset, features: Features, vectors: LabelEncod
         source = CachedFeatures(features.features[rows],
                                 features.flipped[rows] if features.flipped is not None else None, device)
     Y = torch.from_numpy(data.matrix).to(device)
+    K = torch.from_numpy(data.known).to(device) if data.known is not None else None  # mixtures: known labels
     if label_vectors is not None:
         label_vectors = label_vectors.to(device)
     train_rows, val_rows = _split(len(data), config.train.val_fraction, config.train.seed)
+    draw_weights = _draw_weights(data, train_rows, [s.weight for s in config.data.sources])
 
     torch.manual_seed(config.train.seed)
     method: Method = method_cls(config.method_options, source.dim, vectors.dim, len(data.labels))
@@ -235,7 +237,7 @@ def train(config: Config, data: Dataset, features: Features, vectors: LabelEncod
 
     val_generator_seed = _epoch_seed(config.train.seed, -1)
     if start_epoch == 0 and len(val_rows):  # the untrained model's figures: where validation starts from
-        history = [{"epoch": 0, **_validate(method, source, val_rows, Y, label_vectors, val_generator_seed)}]
+        history = [{"epoch": 0, **_validate(method, source, val_rows, Y, K, label_vectors, val_generator_seed)}]
     for epoch in range(start_epoch, config.train.epochs):
         epoch_started = time.time()
         lr = learning_rate(config, epoch)
@@ -243,7 +245,10 @@ def train(config: Config, data: Dataset, features: Features, vectors: LabelEncod
             group["lr"] = lr * group["scale"]
         torch.manual_seed(_epoch_seed(config.train.seed, epoch))  # dropout
         generator = torch.Generator().manual_seed(_epoch_seed(config.train.seed, epoch))
-        order = torch.from_numpy(train_rows)[torch.randperm(len(train_rows), generator=generator)]
+        if draw_weights is None:
+            order = torch.from_numpy(train_rows)[torch.randperm(len(train_rows), generator=generator)]
+        else:  # a mixture: each source its configured share of the epoch's draws
+            order = torch.from_numpy(train_rows)[torch.multinomial(draw_weights, len(train_rows), True, generator=generator)]
         method.train()
         losses = []
         batches = range(0, len(order), config.train.batch_size)
@@ -251,7 +256,8 @@ def train(config: Config, data: Dataset, features: Features, vectors: LabelEncod
         for start in bar:
             idx = order[start:start + config.train.batch_size]
             x = source.batch(idx, generator, train=True, flip=config.train.flip)
-            loss = method.loss(x, Y[idx.to(device)], label_vectors, generator)
+            rows = idx.to(device)
+            loss = method.loss(x, Y[rows], label_vectors, generator, K[rows] if K is not None else None)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -260,7 +266,7 @@ def train(config: Config, data: Dataset, features: Features, vectors: LabelEncod
         bar.close()
         row = {"epoch": epoch + 1, "lr": lr, "train_loss": float(np.mean(losses)) if losses else float("nan")}
         if len(val_rows):
-            row.update(_validate(method, source, val_rows, Y, label_vectors, val_generator_seed))
+            row.update(_validate(method, source, val_rows, Y, K, label_vectors, val_generator_seed))
             score = row["val_sample_mAP"]
         else:
             score = float(epoch)  # no validation split: the last epoch is the best
@@ -290,38 +296,87 @@ def train(config: Config, data: Dataset, features: Features, vectors: LabelEncod
                        [data.paths[i] for i in val_rows])
 
 
+def _draw_weights(data: Dataset, train_rows: np.ndarray, shares: list[float]) -> torch.Tensor | None:
+    """Per training image, its chance of a draw: source s gets shares[s] of all draws (None: one source)."""
+    if data.source is None or not shares:
+        return None
+    if len(shares) <= int(data.source.max()) or any(s <= 0 for s in shares):
+        raise TagrankError("config field data.sources: every source needs a positive weight")
+    sources = data.source[train_rows]
+    counts = np.bincount(sources, minlength=len(shares)).clip(1)
+    return torch.from_numpy(np.asarray(shares, np.float64)[sources] / counts[sources])
+
+
 @torch.no_grad()
-def _validate(method: Method, source, rows: np.ndarray, Y: torch.Tensor, label_vectors, seed: int) -> dict:
+def _validate(method: Method, source, rows: np.ndarray, Y: torch.Tensor, K: torch.Tensor | None, label_vectors,
+              seed: int) -> dict:
     method.eval()
     generator = torch.Generator().manual_seed(seed)  # the same negatives every epoch: losses comparable
     losses, scores = [], []
     for start in range(0, len(rows), 512):
         idx = torch.from_numpy(rows[start:start + 512])
         x, y = source.batch(idx, None, train=False, flip=False), Y[idx.to(Y.device)]
-        losses.append(float(method.loss(x, y, label_vectors, generator)) * len(idx))
-        scores.append(method.relevance(method.scores(x, label_vectors)).cpu())
+        known = K[idx.to(Y.device)] if K is not None else None
+        losses.append(float(method.loss(x, y, label_vectors, generator, known)) * len(idx))
+        relevance = method.relevance(method.scores(x, label_vectors))
+        if known is not None:  # labels of other datasets rank last: they neither help nor hurt the AP
+            relevance = relevance.masked_fill(~known, float("-inf"))
+        scores.append(relevance.cpu())
     relevance = torch.cat(scores).numpy()
     ap = average_precision(relevance, Y[torch.from_numpy(rows).to(Y.device)].cpu().numpy(), axis=1)
     return {"val_loss": sum(losses) / len(rows), "val_sample_mAP": float(np.nanmean(ap))}
 
 
-def run_training(dataset: str, root: str | Path, config: Config, out: str | Path, vectors: LabelEncoder,
+def training_data(dataset: str, root: str | Path | None, config: Config) -> tuple[Dataset, list[str]]:
+    """The filtered training set and its unseen labels: one dataset, or the mixture ``config.data.sources``.
+
+    In a mixture every source's unseen labels are held out of every source that has them, so that a
+    zero-shot split stays unseen whichever dataset also names it.
+    """
+    from tagrank.datasets import merge_datasets, resolve_labels
+
+    d = config.data
+    if dataset == "mixture":
+        if not d.sources:
+            raise TagrankError("a mixture needs [[data.sources]] tables in the config (dataset, root, weight)")
+        sources = [(s.dataset, s.root, s.unseen) for s in d.sources]
+    else:
+        if root is None:
+            raise TagrankError(f"dataset {dataset} needs --root")
+        if d.sources:
+            raise TagrankError("the config lists [[data.sources]]: train 'mixture', or drop them")
+        sources = [(dataset, root, d.unseen)]
+    parts = [load_dataset(name, path, "train").only_present() for name, path, _ in sources]
+    unseen: list[str] = []
+    for part, (_, _, unseen_file) in zip(parts, sources):
+        if unseen_file:
+            unseen += match_labels(part.resolve_aliases(read_tag_list(unseen_file)), part.labels, "the unseen list")
+    unseen = list(dict.fromkeys(unseen))
+    # One dataset: every excluded tag must be among its labels; a mixture: each source drops those it has.
+    filtered = [filter_tags(part, d.min_images, d.drop_digits,
+                            d.exclude if len(parts) == 1 else resolve_labels(d.exclude, part.labels)[0],
+                            resolve_labels(unseen, part.labels)[0])
+                for part in parts]
+    data = filtered[0] if len(filtered) == 1 else merge_datasets(filtered)
+    for part, (name, _, _) in zip(filtered, sources):
+        log.info("%s: %d training images, %d training labels", name, len(part), len(part.labels))
+    return data, unseen
+
+
+def run_training(dataset: str, root: str | Path | None, config: Config, out: str | Path, vectors: LabelEncoder,
                  resume: bool = False, progress: bool = True) -> TrainResult:
-    """Read ``dataset`` at ``root``, filter its tags, extract/cache features and train (the CLI's ``train``)."""
+    """Read the training data, extract/cache features and train (the CLI's ``train``).
+
+    ``dataset`` is a reader name with its ``root``, or ``"mixture"`` for the config's ``[[data.sources]]``.
+    """
     from tagrank.backbone import Backbone
-    from tagrank.datasets import match_labels
     from tagrank.features import FeatureCache
 
     _trainable(config.method)
-    data = load_dataset(dataset, root, "train").only_present()
-    unseen = read_tag_list(config.data.unseen) if config.data.unseen else []
-    filtered = filter_tags(data, config.data.min_images, config.data.drop_digits, config.data.exclude, unseen)
-    unseen_labels = match_labels(unseen, data.labels, "the unseen list")
-    log.info("%s: %d training images, %d training labels (%d held out or filtered)", dataset, len(filtered),
-             len(filtered.labels), len(data.labels) - len(filtered.labels))
+    data, unseen = training_data(dataset, root, config)
     backbone = Backbone(config.backbone.name)
     cache = FeatureCache(backbone, config.backbone.cache_dir, flip=config.backbone.flip_features)
-    features = cache.get(filtered.paths, batch_size=config.backbone.batch_size, progress=progress)
+    features = cache.get(data.paths, batch_size=config.backbone.batch_size, progress=progress)
     for problem in list(features.failed.values())[:20]:
         log.warning("skipped %s", problem)
-    return train(config, filtered, features, vectors, out, resume, progress, backbone, unseen_labels)
+    return train(config, data, features, vectors, out, resume, progress, backbone, unseen)

@@ -1,7 +1,10 @@
-"""Vocabulary files: the tags a user wants ranked.
+"""Vocabularies: the tags a user wants ranked.
 
 A vocabulary is one tag per line (UTF-8, blank lines ignored, duplicates dropped with a warning), or a
 CSV/Parquet file with a ``tag`` column. Lines are tags verbatim: ``#sunset`` is a hashtag, not a comment.
+Named vocabularies ship with the package (``tagrank/vocabularies/NAME.txt``): ``everyday`` (the
+default, derived from the Recognize Anything tag list and the datasets' class names by
+``scripts/make_vocab.py``), ``nuswide1k``, ``nuswide81``, ``corel5k``.
 """
 
 from __future__ import annotations
@@ -10,8 +13,43 @@ import os
 import unicodedata
 from pathlib import Path
 
+from typing import Callable
+
 from tagrank._log import log
 from tagrank.errors import TagrankError
+
+NAMED = Path(__file__).resolve().parent / "vocabularies"
+DEFAULT_VOCABULARY = "everyday"
+
+
+def named_vocabularies() -> list[str]:
+    return sorted(p.stem for p in NAMED.glob("*.txt"))
+
+
+def load_vocabulary(spec: str | os.PathLike) -> list[str]:
+    """A named vocabulary (``everyday``, ``nuswide1k``, ...) or a vocabulary file by path."""
+    name = str(spec)
+    if name in named_vocabularies() and not Path(name).exists():
+        return read_vocabulary(NAMED / f"{name}.txt")
+    if not Path(name).exists() and os.sep not in name and "." not in name:
+        raise TagrankError(f"unknown vocabulary {name!r}: a file path, or one of {', '.join(named_vocabularies())}")
+    return read_vocabulary(name)
+
+
+def merge_duplicates(tags: list[str], normalise: Callable[[str], str], where: str = "vocabulary") -> list[str]:
+    """Tags that normalise alike (``beach``, ``Beach``, ``#beach``) as one, the first spelling kept, with a warning."""
+    kept: dict[str, str] = {}
+    merged: list[tuple[str, str]] = []
+    for tag in tags:
+        key = normalise(tag)
+        if key in kept:
+            merged.append((tag, kept[key]))
+        else:
+            kept[key] = tag
+    if merged:
+        shown = ", ".join(f"{t!r} -> {k!r}" for t, k in merged[:10]) + (" ..." if len(merged) > 10 else "")
+        log.warning("%s: merged %d tag(s) that normalise to another's form: %s", where, len(merged), shown)
+    return list(kept.values())
 
 
 def read_vocabulary(path: str | os.PathLike) -> list[str]:

@@ -95,3 +95,73 @@ def test_real_corel5k_and_nuswide_metadata():
     nus = load_dataset("nuswide", SHARED / "nuswide", "test")
     assert nus.matrix.shape == (107859, 81)
     assert nus.matrix[:, nus.labels.index("lake")].dtype == np.bool_
+
+
+def make_tinyimagenet(root):
+    """Tiny ImageNet's layout with 3 classes, 2 training and 1 validation photo each (empty files)."""
+    wnids = ["n01", "n02", "n03"]
+    (root / "wnids.txt").write_text("\n".join(wnids) + "\n")
+    (root / "words.txt").write_text("n01\tgoldfish, Carassius auratus\nn02\tEgyptian cat\nn03\tgolf cart, golfcart\n"
+                                    "n99\tunused, other\n")
+    for w in wnids:
+        (root / "train" / w / "images").mkdir(parents=True)
+        (root / "train" / w / f"{w}_boxes.txt").write_text("")
+        for i in range(2):
+            (root / "train" / w / "images" / f"{w}_{i}.JPEG").write_bytes(b"x")
+    (root / "val" / "images").mkdir(parents=True)
+    lines = []
+    for i, w in enumerate(wnids):
+        (root / "val" / "images" / f"val_{i}.JPEG").write_bytes(b"x")
+        lines.append(f"val_{i}.JPEG\t{w}\t0\t0\t63\t63")
+    (root / "val" / "val_annotations.txt").write_text("\n".join(lines) + "\n")
+    (root / "zsl_unseen.txt").write_text("n03\n")
+    return root
+
+
+def test_tinyimagenet_adapter_names_splits_and_wordnet_ids(tmp_path):
+    root = make_tinyimagenet(tmp_path)
+    train = load_dataset("tinyimagenet", root, "train")
+    assert train.labels == ["goldfish", "Egyptian cat", "golf cart"]  # the first name of each synonym list
+    assert len(train) == 6 and train.matrix.sum(axis=1).tolist() == [1] * 6 and train.tags_of(2) == ["Egyptian cat"]
+    assert train.paths[0].endswith("train/n01/images/n01_0.JPEG")  # the *_boxes.txt files are not photos
+    test = load_dataset("tinyimagenet", root, "test")  # the labelled val photos
+    assert test.ids == ["val_0", "val_1", "val_2"] and test.tags_of(2) == ["golf cart"]
+    assert train.resolve_aliases(["n03", "goldfish"]) == ["golf cart", "goldfish"]
+    held_out = filter_tags(train, unseen=train.resolve_aliases(["n03"]))
+    assert held_out.labels == ["goldfish", "Egyptian cat"] and len(held_out) == 4
+    (root / "val" / "val_annotations.txt").write_text("val_0.JPEG\tn77\t0\t0\t1\t1\n")
+    with pytest.raises(TagrankError, match="n77"):
+        load_dataset("tinyimagenet", root, "test")
+
+
+def test_imagefolder_adapter_folder_names_names_file_and_splits(tmp_path):
+    for split, classes in (("train", ["cat", "golden_retriever"]), ("val", ["cat"])):
+        for c in classes:
+            (tmp_path / split / c / "sub").mkdir(parents=True)
+            (tmp_path / split / c / "a.jpg").write_bytes(b"x")
+            (tmp_path / split / c / "sub" / "b.png").write_bytes(b"x")
+            (tmp_path / split / c / "notes.txt").write_text("not a photo")
+    train = load_dataset("imagefolder", tmp_path, "train")
+    assert train.labels == ["cat", "golden_retriever"] and len(train) == 4 and train.tags_of(3) == ["golden_retriever"]
+    assert len(load_dataset("imagefolder", tmp_path, "test")) == 2  # val/ is the test split
+    (tmp_path / "names.txt").write_text("golden_retriever\tgolden retriever, retriever\n")
+    named = load_dataset("imagefolder", tmp_path, "train")
+    assert named.labels == ["cat", "golden retriever"] and named.resolve_aliases(["golden_retriever"]) == ["golden retriever"]
+    (tmp_path / "names.txt").write_text("cat\tpet\ngolden_retriever\tpet\n")
+    with pytest.raises(TagrankError, match="share the name"):
+        load_dataset("imagefolder", tmp_path, "train")
+
+
+def test_merged_datasets_know_only_their_own_labels():
+    from tagrank.datasets import Dataset, merge_datasets
+
+    corel = Dataset("corel5k", ["c0", "c1"], ["/c0", "/c1"], ["sky", "cat"], np.array([[1, 0], [1, 1]], bool))
+    tiny = Dataset("tinyimagenet", ["t0"], ["/t0"], ["goldfish", "cat"], np.array([[1, 0]], bool),
+                   aliases={"n01": "goldfish"})
+    mixed = merge_datasets([corel, tiny])
+    assert mixed.labels == ["sky", "cat", "goldfish"]  # 'cat' of both datasets is one label
+    assert mixed.matrix.tolist() == [[1, 0, 0], [1, 1, 0], [0, 0, 1]]
+    assert mixed.known.tolist() == [[1, 1, 0], [1, 1, 0], [0, 1, 1]]  # 'sky' is unknown for the goldfish photo
+    assert mixed.source.tolist() == [0, 0, 1] and mixed.resolve_aliases(["n01"]) == ["goldfish"]
+    kept = mixed.subset([2]).select_labels(["goldfish", "sky"])
+    assert kept.known.tolist() == [[1, 0]] and kept.source.tolist() == [1]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from tagrank.config import load_config
+from tagrank.config import SourceConfig, load_config
 from tagrank.datasets import Dataset, filter_tags
 from tagrank.errors import TagrankError
 from tagrank.features import Features
@@ -150,10 +150,10 @@ def test_unseen_tags_never_reach_the_loss(toy, tmp_path, monkeypatch):
 
     real_loss = Transform.loss
 
-    def spy(self, x, positives, label_vectors, generator):
+    def spy(self, x, positives, label_vectors, generator, known=None):
         seen_by_loss.append(label_vectors.clone())
         assert positives.shape[1] == label_vectors.shape[0] == len(LABELS) - 2
-        return real_loss(self, x, positives, label_vectors, generator)
+        return real_loss(self, x, positives, label_vectors, generator, known)
 
     monkeypatch.setattr(Transform, "loss", spy)
     result = train(small_config("transform", epochs=2), training, features, vectors, tmp_path / "zs", progress=False)
@@ -185,3 +185,148 @@ def test_model_files_damaged(toy, tmp_path):
     (tmp_path / "m" / "model.safetensors").unlink()
     with pytest.raises(TagrankError, match="missing model.safetensors"):
         TaggingModel.load(tmp_path / "m")
+
+
+def test_negatives_come_only_from_known_labels():
+    from tagrank.methods.base import sample_negatives
+
+    positives = torch.tensor([[1, 0, 0, 0, 0, 0], [0, 0, 0, 1, 0, 0]], dtype=torch.bool)
+    known = torch.tensor([[1, 1, 1, 0, 0, 0], [0, 0, 0, 1, 1, 0]], dtype=torch.bool)
+    drawn = sample_negatives(positives, 30, torch.Generator().manual_seed(0), known)
+    assert set(drawn[0].tolist()) == {1, 2} and set(drawn[1].tolist()) == {4}
+    none_known = torch.zeros_like(known)  # no negative at all: only masked positives are drawn
+    assert set(sample_negatives(positives, 5, torch.Generator(), none_known)[0].tolist()) == {0}
+
+
+def test_mixture_shares_and_training(toy, tmp_path):
+    from tagrank.datasets import merge_datasets
+    from tagrank.train import _draw_weights
+
+    data, features, vectors = toy
+    first, second = data.subset(range(90)).select_labels(LABELS[:8]), data.subset(range(90, 120)).select_labels(LABELS[6:])
+    mixed = merge_datasets([first, second])
+    assert mixed.labels == LABELS and not mixed.known[:90, 8:].any() and not mixed.known[90:, :6].any()
+    weights = _draw_weights(mixed, np.arange(120), [1.0, 3.0])
+    assert torch.isclose(weights[90:].sum() / weights.sum(), torch.tensor(0.75, dtype=weights.dtype))
+    assert _draw_weights(data, np.arange(120), []) is None
+    config = small_config("transform", epochs=3)
+    config.data.sources = [SourceConfig("toy", "a"), SourceConfig("toy", "b", weight=3.0)]
+    result = train(config, mixed, features, vectors, tmp_path / "mix", progress=False)
+    again = train(config, mixed, features, vectors, tmp_path / "mix2", progress=False)
+    assert result.history[-1]["train_loss"] == again.history[-1]["train_loss"]  # same seed, same draws
+    assert np.isfinite(result.history[-1]["val_sample_mAP"])
+
+
+def test_config_reads_a_mixture(tmp_path):
+    path = tmp_path / "mix.toml"
+    path.write_text('[[data.sources]]\ndataset = "corel5k"\nroot = "c"\n\n'
+                    '[[data.sources]]\ndataset = "tinyimagenet"\nroot = "t"\nweight = 2\nunseen = "u.txt"\n')
+    config = load_config(path)
+    assert [(s.dataset, s.weight, s.unseen) for s in config.data.sources] == [("corel5k", 1.0, None),
+                                                                              ("tinyimagenet", 2.0, "u.txt")]
+    path.write_text('[[data.sources]]\ndataset = "corel5k"\n')
+    with pytest.raises(TagrankError, match=r"data.sources\[0\]: missing root"):
+        load_config(path)
+    path.write_text('[[data.sources]]\ndataset = "corel5k"\nroot = "c"\nshare = 1\n')
+    with pytest.raises(TagrankError, match="unknown config field data.sources\\[0\\].share"):
+        load_config(path)
+
+
+def test_training_data_holds_unseen_classes_out_of_every_source(tmp_path):
+    from tagrank.train import training_data
+    from tests.test_datasets import make_corel, make_tinyimagenet
+
+    corel = make_corel(tmp_path / "corel")
+    (corel / "labels" / "words").write_text("city\r\ngolf cart\r\nsun\r\n")
+    for split, ids in (("train", ["1000", "1001"]), ("test", ["2000"])):
+        (corel / "images" / split).mkdir(parents=True)
+        for i in ids:
+            (corel / "images" / split / f"{i}.jpeg").write_bytes(b"x")
+    (tmp_path / "tiny").mkdir()
+    tiny = make_tinyimagenet(tmp_path / "tiny")
+    config = load_config()
+    config.data.sources = [SourceConfig("corel5k", str(corel)),
+                           SourceConfig("tinyimagenet", str(tiny), unseen=str(tiny / "zsl_unseen.txt"))]
+    data, unseen = training_data("mixture", None, config)
+    assert unseen == ["golf cart"] and "golf cart" not in data.labels  # held out of Corel5k too
+    assert data.labels == ["city", "sun", "goldfish", "Egyptian cat"] and len(data) == 6
+    with pytest.raises(TagrankError, match="train 'mixture'"):
+        training_data("corel5k", corel, config)
+    config.data.sources = []
+    with pytest.raises(TagrankError, match="needs \\[\\[data.sources\\]\\]"):
+        training_data("mixture", None, config)
+
+
+def _block_model(word_dim=8, feature_dim=24, weight=3.0):
+    from tagrank.methods.transform import Transform, TransformOptions
+
+    torch.manual_seed(0)
+    method = Transform(TransformOptions(k=4, hidden=[16], backbone_block=True, block_weight=weight, block_classes=3),
+                       feature_dim, word_dim, 5)
+    knowledge = method.knowledge
+    torch.nn.init.normal_(knowledge.classifier.weight)
+    vectors = torch.nn.functional.normalize(torch.randn(1000, word_dim), dim=1)
+    knowledge.class_vectors.copy_(vectors)
+    knowledge.class_known.fill_(True)
+    return method.eval()
+
+
+def test_backbone_block_scores_match_its_matrices_and_the_engine():
+    from tagrank.ranking import Vocabulary, top_k
+
+    method = _block_model()
+    x, words = torch.randn(3, 24), torch.randn(40, 8)
+    space = method.label_space(words)
+    assert space.shape == (40, 9) and torch.allclose(space[:, :8].norm(dim=1), torch.ones(40))
+    A = method.matrices(x)
+    assert A.shape == (3, 8 + 4, 9)
+    direct = torch.linalg.vector_norm(torch.einsum("bkd,vd->bvk", A, space), dim=2)
+    assert torch.allclose(method.scores(x, words), direct, atol=1e-4)
+    distances, indices = top_k(method.factors(x), Vocabulary(space), 5, "norm")
+    expected = direct.sort(dim=1)
+    assert torch.equal(indices, expected.indices[:, :5]) and torch.allclose(distances, expected.values[:, :5], atol=1e-4)
+    assert method.committee(x).shape == (3, 4, 9)  # only the learned rows vote in --explain
+
+
+def test_backbone_block_is_conse_when_it_dominates():
+    from tagrank.methods.conse import Conse, ConseOptions
+
+    method = _block_model(weight=1e3)
+    conse = Conse(ConseOptions(top=3), 24, 8)
+    conse.knowledge.load_state_dict(method.knowledge.state_dict())
+    x, words = torch.randn(4, 24), torch.randn(30, 8)
+    by_block = method.scores(x, words).argsort(dim=1)
+    by_conse = conse.scores(x, words).argsort(dim=1, descending=True)
+    assert torch.equal(by_block[:, :10], by_conse[:, :10])
+
+
+def test_backbone_block_is_saved_with_the_model_and_frozen(toy, tmp_path):
+    data, features, vectors = toy
+    config = small_config("transform", epochs=2)
+    config.method_options.backbone_block = True
+    with pytest.raises(TagrankError, match="backbone"):
+        train(config, data, features, vectors, tmp_path / "nobackbone", progress=False)
+
+    class FakeBackbone:  # what training takes from a backbone with cached features: its classifier, its name
+        signature = "fake"
+
+        class model:
+            @staticmethod
+            def get_classifier():
+                torch.manual_seed(1)
+                return torch.nn.Linear(24, 1000)
+
+    import tagrank.methods.conse as conse
+
+    original = conse.imagenet_class_vectors
+    conse.imagenet_class_vectors = lambda encoder: (
+        np.random.default_rng(0).normal(size=(1000, 8)).astype(np.float32), np.arange(1000) % 2 == 0)
+    try:
+        result = train(config, data, features, vectors, tmp_path / "block", progress=False, backbone=FakeBackbone())
+    finally:
+        conse.imagenet_class_vectors = original
+    saved = TaggingModel.load(tmp_path / "block").method
+    expected = FakeBackbone.model.get_classifier().weight
+    assert torch.equal(saved.knowledge.classifier.weight, expected)  # trained with it, never changed
+    assert saved.knowledge.class_known.sum() == 500
+    assert result.history[-1]["val_sample_mAP"] > 0

@@ -32,3 +32,31 @@ def test_bad_vocabularies(tmp_path):
         read_vocabulary(tmp_path / "latin1.txt")
     with pytest.raises(TagrankError, match="not found"):
         read_vocabulary(tmp_path / "missing.txt")
+
+
+def test_named_vocabularies_ship_with_the_package():
+    from tagrank.vocab import load_vocabulary, named_vocabularies
+
+    assert {"everyday", "nuswide1k", "nuswide81", "corel5k"} <= set(named_vocabularies())
+    assert len(load_vocabulary("nuswide81")) == 81
+    with pytest.raises(TagrankError, match="unknown vocabulary 'everydayy'"):
+        load_vocabulary("everydayy")
+
+
+def test_everyday_vocabulary_is_visual_deduplicated_and_covers_the_datasets():
+    from tagrank.encoders import normalise_tag
+    from tagrank.vocab import load_vocabulary
+
+    tags = load_vocabulary("everyday")
+    assert len(tags) > 5000 and len({normalise_tag(t) for t in tags}) == len(tags)
+    for expected in ("cat", "espresso", "coffee cup", "golden retriever", "golf cart", "beach", "kimono"):
+        assert expected in tags, expected
+    assert not {"italians", "politics", "awesome", "fantastic"} & set(tags)  # NUS-WIDE's non-visual Flickr tags
+
+
+def test_merge_duplicates_keeps_the_first_spelling(caplog):
+    from tagrank.encoders import normalise_tag
+    from tagrank.vocab import merge_duplicates
+
+    assert merge_duplicates(["Beach", "beach", "#beach", "ice_cream", "ice cream"], normalise_tag) == ["Beach", "ice_cream"]
+    assert "merged 3" in caplog.text

@@ -24,13 +24,14 @@ class MiniLMEncoder(LabelEncoder):
 
     def __init__(self, model, checksum: str, version: str = ""):
         self.model = model
+        self._dim = int(model.encode(["x"], convert_to_numpy=True).shape[1])
         self.source = NAME
         self.checksum = checksum
         self._version = version
 
     @property
     def dim(self) -> int:
-        return int(self.model.get_sentence_embedding_dimension())
+        return self._dim
 
     @property
     def version(self) -> str:

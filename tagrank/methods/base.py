@@ -40,14 +40,19 @@ def mlp(in_dim: int, hidden: list[int], out_dim: int, dropout: float) -> nn.Sequ
     return nn.Sequential(*layers)
 
 
-def sample_negatives(positives: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
+def sample_negatives(positives: torch.Tensor, count: int, generator: torch.Generator,
+                     known: torch.Tensor | None = None) -> torch.Tensor:
     """``count`` label indices per image drawn uniformly from its non-positive labels, (B, count).
 
-    Without replacement when an image has enough negatives, with replacement otherwise (tiny label sets).
+    ``known`` (B, V) limits the draw to labels the image's dataset annotates (a mixture: a Corel5k word
+    is unknown, not absent, for a Tiny ImageNet photo). Without replacement when an image has enough
+    negatives, with replacement otherwise (tiny label sets).
     """
-    weights = (~positives).float().cpu()  # sampled on the CPU with the CPU generator, on any device
+    negative = ~positives if known is None else ~positives & known
+    weights = negative.float().cpu()  # sampled on the CPU with the CPU generator, on any device
     empty = weights.sum(dim=1) == 0
-    weights[empty] = 1.0  # an image tagged with every label: any index, its loss terms are masked later
+    # An image with no negative to draw: draw its positives, whose loss terms the losses mask.
+    weights[empty] = torch.where(positives[empty].any(dim=1, keepdim=True), positives[empty].float(), 1.0).cpu()
     enough = bool((weights.sum(dim=1) >= count).all())
     return torch.multinomial(weights, count, replacement=not enough, generator=generator).to(positives.device)
 
@@ -111,7 +116,8 @@ class Method(nn.Module):
         self.label_weight.copy_(label_weights(targets, power))
 
     def loss(self, features: torch.Tensor, positives: torch.Tensor, label_vectors: torch.Tensor | None,
-             generator: torch.Generator) -> torch.Tensor:
+             generator: torch.Generator, known: torch.Tensor | None = None) -> torch.Tensor:
+        """The training loss of a batch; ``known`` (B, V): labels that may serve as negatives (None: all)."""
         raise NotImplementedError(f"{self.name} is not trained")
 
     def factors(self, features: torch.Tensor) -> torch.Tensor:

@@ -43,6 +43,7 @@ class Bce(Method):
     def scores(self, features: torch.Tensor, label_vectors: torch.Tensor | None = None) -> torch.Tensor:
         return torch.sigmoid(self.head(features))
 
-    def loss(self, features, positives, label_vectors, generator):
+    def loss(self, features, positives, label_vectors, generator, known=None):
         return F.binary_cross_entropy_with_logits(self.head(features), positives.float(),
+                                                  weight=None if known is None else known.float(),
                                                   pos_weight=self.positive_weight)

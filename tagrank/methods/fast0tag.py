@@ -29,7 +29,7 @@ class Fast0Tag(Method):
     def factors(self, features: torch.Tensor) -> torch.Tensor:
         return self.head(features)[:, None, :]
 
-    def loss(self, features, positives, label_vectors, generator):
+    def loss(self, features, positives, label_vectors, generator, known=None):
         scores = self.scores(features, label_vectors)
-        negatives = sample_negatives(positives, self.options.negatives, generator)
+        negatives = sample_negatives(positives, self.options.negatives, generator, known)
         return pairwise_ranking_loss(scores, positives, negatives, self.label_weight)

@@ -142,9 +142,9 @@ class Transform(Method):
     def scores(self, features: torch.Tensor, label_vectors: torch.Tensor | None = None) -> torch.Tensor:
         return self.distances(features, self.label_space(label_vectors))
 
-    def loss(self, features, positives, label_vectors, generator):
+    def loss(self, features, positives, label_vectors, generator, known=None):
         distances = self.distances(features, self.label_space(label_vectors))
-        negatives = sample_negatives(positives, self.options.negatives, generator)
+        negatives = sample_negatives(positives, self.options.negatives, generator, known)
         if self.options.loss == "warp":
             return warp_loss(-distances, positives, negatives, self.options.margin, self.label_weight)
         return hinge_rank_loss(distances, positives, negatives, self.options.margin, self.label_weight,

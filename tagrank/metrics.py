@@ -186,3 +186,32 @@ def evaluate_scores(scores: np.ndarray, truth: np.ndarray, labels: list[str], ks
         sample_mAP=float(np.nanmean(sample_ap)) if truth.any() else float("nan"),
         class_ap=class_ap, n_positive=truth.sum(axis=0), labels=list(labels),
         excluded=[label for label, p in zip(labels, present) if not p], n_images=truth.shape[0])
+
+
+# -- open-world measures ---------------------------------------------------------------------------
+
+def top_k_accuracy(scores: np.ndarray, truth: np.ndarray, ks=(1, 5)) -> dict[int, float]:
+    """Single-label photos: the share whose true label is among their K best (ties: lower index first).
+
+    ``scores`` (N, L), higher = more relevant; ``truth`` (N,) the column of each photo's label.
+    """
+    scores, truth = np.asarray(scores), np.asarray(truth)
+    if scores.ndim != 2 or truth.shape != (len(scores),) or (len(truth) and not 0 <= truth.min() <= truth.max() < scores.shape[1]):
+        raise TagrankError(f"top-k accuracy needs (N, L) scores and N label columns, got {scores.shape} and {truth.shape}")
+    own = scores[np.arange(len(scores)), truth][:, None]
+    columns = np.arange(scores.shape[1])[None, :]
+    ahead = (scores > own) | ((scores == own) & (columns < truth[:, None]))  # the rank the tie rule gives
+    rank = ahead.sum(axis=1)
+    return {k: float((rank < k).mean()) if len(rank) else float("nan") for k in ks}
+
+
+def hub_share(top_indices: np.ndarray, hubs: int = 10) -> tuple[float, list[tuple[int, int]]]:
+    """The share of all top-K slots taken by the ``hubs`` most frequent tags, and those (tag, count).
+
+    A tagger that knows its photos spreads its top-K over many tags; one that does not keeps
+    proposing the same few (the 'hub' tags) whatever the photo.
+    """
+    counts = np.bincount(np.asarray(top_indices).ravel())
+    order = np.argsort(-counts, kind="stable")[:hubs]
+    share = float(counts[order].sum() / max(1, np.asarray(top_indices).size))
+    return share, [(int(i), int(counts[i])) for i in order if counts[i] > 0]

@@ -91,3 +91,22 @@ def test_eval_corel_layout_with_models_all_protocols(cli, photos, tmp_path):
     zsl = cli("eval", "corel5k", "--root", root, "--compare", tmp_path / "transform", tmp_path / "bce",
               "--protocol", "zsl", "--unseen", tmp_path / "unseen.txt", "--k", "1", "--cache-dir", cache, "--no-progress")
     assert "n/a: bce cannot rank" in zsl.out
+
+
+def test_label_accuracy_scores_only_the_chosen_classes_photos(monkeypatch):
+    import tagrank.evaluate as ev
+    from tagrank.datasets import Dataset
+    from tagrank.errors import TagrankError
+
+    data = Dataset("toy", ["a", "b", "c"], ["/a", "/b", "/c"], ["cat", "dog", "fish"],
+                   np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1]], bool))
+    own = {"/a": "cat", "/b": "dog", "/c": "fish"}
+    # A 'feature' is the photo's path; every photo ranks 'fish' first, then its own label.
+    monkeypatch.setattr(ev, "_features", lambda tagger, paths, cache_dir, progress: (paths, paths))
+    monkeypatch.setattr(ev, "model_scores", lambda tagger, paths, labels: (
+        np.array([[1.0 if t == "fish" else 0.5 if t == own[p] else 0.0 for t in labels] for p in paths]), None, ""))
+    assert ev.label_accuracy(None, data, ["cat", "dog"]) == {1: 1.0, 5: 1.0}  # ZSL: photos of cat and dog only
+    gzsl = ev.label_accuracy(None, data, ["cat", "dog", "fish"], photos_of=["cat", "dog"], ks=(1, 2))
+    assert gzsl == {1: 0.0, 2: 1.0}  # the same two photos, 'fish' now ranked above their own labels
+    with pytest.raises(TagrankError, match="cannot be scored"):
+        ev.label_accuracy(None, data, ["cat"], photos_of=["dog"])

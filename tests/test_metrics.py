@@ -94,3 +94,21 @@ def test_average_precision_both_axes_agree_with_transpose():
     rng = np.random.default_rng(1)
     scores, truth = rng.random((50, 7)), rng.random((50, 7)) < 0.3
     np.testing.assert_allclose(average_precision(scores, truth, 1), average_precision(scores.T, truth.T, 0))
+
+
+def test_top_k_accuracy_follows_the_tie_rule():
+    from tagrank.metrics import top_k_accuracy
+
+    scores = np.array([[0.9, 0.1, 0.5], [0.2, 0.2, 0.2], [0.1, 0.3, 0.2]])
+    truth = np.array([0, 1, 0])
+    assert top_k_accuracy(scores, truth, ks=(1, 2, 3)) == {1: 1 / 3, 2: 2 / 3, 3: 1.0}  # a tie puts label 1 second
+    with pytest.raises(TagrankError, match="top-k accuracy"):
+        top_k_accuracy(scores, np.array([0, 3, 0]))
+
+
+def test_hub_share_counts_the_most_frequent_tags():
+    from tagrank.metrics import hub_share
+
+    top = np.array([[0, 1, 2], [0, 1, 3], [0, 4, 5], [0, 1, 6]])
+    share, hubs = hub_share(top, hubs=2)
+    assert share == 7 / 12 and hubs == [(0, 4), (1, 3)]

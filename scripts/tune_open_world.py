@@ -1,0 +1,180 @@
+"""Tune the open-world transformation model on validation splits, never on test photos.
+
+    python scripts/tune_open_world.py [--shared ../shared] [--runs runs/tune_ow] [--jobs 2] [--only NAME ...]
+
+Each trial trains configs/open_world.toml, with the fields it names changed, on the zero-shot mixture:
+Corel5k's training split without its 50 unseen words and Tiny ImageNet's training photos without its 50
+unseen classes. It is scored on photos no trial trains on:
+
+* Tiny ImageNet ZSL/GZSL: the *training* photos of the 50 unseen classes (5,000), ranking the 50 unseen
+  names (ZSL) or all 202 (GZSL): top-1 and top-5 accuracy;
+* Corel5k: the 10% of its training split the trainer holds out (seed 0), ranking the seen words (per-word
+  F1@5, N+) and the 50 unseen words (mAP);
+* hub share: the share of top-5 slots over the everyday vocabulary taken by its 10 most frequent tags,
+  over the Tiny ImageNet validation photos above and the Corel5k held-out photos.
+
+ConSE with the same encoder is scored on the same photos. Results go to benchmarks/open_world_tuning.jsonl
+(one line per trial; trials already there with the same settings are not rerun).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "open_world_tuning.jsonl"
+CONFIG = ROOT / "configs" / "open_world.toml"
+
+# (name, {"table.field": value}) on top of configs/open_world.toml; "vectors" picks the encoder.
+TRIALS: list[tuple[str, dict]] = [
+    ("no block (the paper's A only)", {"method.backbone_block": False}),
+    ("block alpha 3", {"method.block_weight": 3.0}),
+    ("block alpha 7", {}),
+    ("block alpha 15", {"method.block_weight": 15.0}),
+    ("block alpha 7, Corel5k only", {"sources": ["corel5k"]}),
+    ("block alpha 7, Tiny ImageNet weight 3", {"weight.tinyimagenet": 3.0}),
+    ("block alpha 7, 40 epochs", {"train.epochs": 40}),
+    ("block alpha 7, GloVe-50", {"vectors": "glove-6b-50d"}),
+    ("block alpha 7, MiniLM", {"vectors": "minilm"}),
+]
+
+
+def configure(settings: dict, shared: Path):
+    """configs/open_world.toml with ``settings`` applied, sources rooted in ``shared``, zero-shot splits held out."""
+    from tagrank.config import load_config
+
+    config = load_config(CONFIG)
+    data = shared / "data"
+    unseen = {"corel5k": data / "corel5k" / "zsl_unseen.txt", "tinyimagenet": data / "tiny-imagenet" / "zsl_unseen.txt"}
+    roots = {"corel5k": data / "corel5k", "tinyimagenet": data / "tiny-imagenet"}
+    config.data.sources = [s for s in config.data.sources if s.dataset in settings.get("sources", roots)]
+    for source in config.data.sources:
+        source.root, source.unseen = str(roots[source.dataset]), str(unseen[source.dataset])
+        source.weight = settings.get(f"weight.{source.dataset}", source.weight)
+    for key, value in settings.items():
+        table, _, field = key.partition(".")
+        if table in ("method", "train", "backbone"):
+            target = config.method_options if table == "method" else getattr(config, table)
+            if not hasattr(target, field):
+                raise SystemExit(f"trial sets unknown config field {key}")
+            setattr(target, field, value)
+    return config
+
+
+def validation_sets(shared: Path, held_out: list[str]):
+    """(Tiny ImageNet unseen-class training photos, their 50 names, all 202 names, Corel5k held-out photos,
+    Corel5k seen and unseen words)."""
+    from tagrank.datasets import load_dataset, read_tag_list
+
+    data = shared / "data"
+    tiny = load_dataset("tinyimagenet", data / "tiny-imagenet", "train")
+    tiny_unseen = tiny.resolve_aliases(read_tag_list(data / "tiny-imagenet" / "zsl_unseen.txt"))
+    corel = load_dataset("corel5k", data / "corel5k", "train")
+    corel_unseen = read_tag_list(data / "corel5k" / "zsl_unseen.txt")
+    row = {p: i for i, p in enumerate(corel.paths)}
+    corel_val = corel.subset([row[p] for p in held_out if p in row])
+    return tiny, tiny_unseen, corel_val, [t for t in corel.labels if t not in corel_unseen], corel_unseen
+
+
+def score(tagger, shared: Path, held_out: list[str], cache_dir) -> dict:
+    from tagrank.evaluate import label_accuracy, photo_metrics, vocabulary_hub_share
+
+    tiny, tiny_unseen, corel_val, corel_seen, corel_unseen = validation_sets(shared, held_out)
+    zsl = label_accuracy(tagger, tiny, tiny_unseen, cache_dir=cache_dir)
+    gzsl = label_accuracy(tagger, tiny, tiny.labels, photos_of=tiny_unseen, cache_dir=cache_dir)
+    out = {"tiny_zsl_top1": zsl[1], "tiny_zsl_top5": zsl[5], "tiny_gzsl_top1": gzsl[1], "tiny_gzsl_top5": gzsl[5]}
+    if tagger.method.zero_shot:
+        unseen_rows = [i for i in range(len(tiny)) if set(tiny.tags_of(i)) & set(tiny_unseen)]
+        photos = [tiny.paths[i] for i in unseen_rows] + corel_val.paths
+        out["hub_share"], out["hubs"] = vocabulary_hub_share(tagger, photos, cache_dir=cache_dir)
+    seen = photo_metrics(tagger, corel_val.select_labels(corel_seen), ks=(5,), cache_dir=cache_dir)
+    unseen = photo_metrics(tagger, corel_val.select_labels(corel_unseen), ks=(5,), cache_dir=cache_dir)
+    out.update({"corel_F1@5": seen.top_k[5].CF1, "corel_N+@5": seen.top_k[5].n_plus, "corel_zsl_mAP": unseen.mAP})
+    return out
+
+
+def run_trial(name: str, settings: dict, shared: str, runs: str) -> dict:
+    import shutil
+
+    import torch
+
+    from tagrank.encoders import load_encoder
+    from tagrank.tagger import Tagger
+    from tagrank.train import run_training
+
+    torch.set_num_threads(1)  # trials run side by side, one core each
+    config = configure(settings, Path(shared))
+    out = Path(runs) / "".join(c if c.isalnum() else "_" for c in name)
+    if out.exists():
+        shutil.rmtree(out)
+    encoder = settings.get("vectors", "wordllama")
+    started = time.perf_counter()
+    result = run_training("mixture", None, config, out, load_encoder(encoder), progress=False)
+    seconds = time.perf_counter() - started
+    figures = score(Tagger.load(out), Path(shared), result.validation_paths, config.backbone.cache_dir)
+    return {"name": name, "settings": settings, **figures, "best_epoch": result.best_epoch,
+            "seconds": round(seconds, 1)}
+
+
+def conse_row(shared: Path, encoder: str, held_out: list[str]) -> dict:
+    from tagrank.tagger import Tagger
+
+    return {"name": f"ConSE ({encoder})", "settings": {"vectors": encoder},
+            **score(Tagger.load(method="conse", vectors=encoder), shared, held_out, None)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "tune_ow")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--only", nargs="*", help="trial names to (re)run; default: those not yet in the results")
+    args = parser.parse_args()
+
+    done = {}
+    if RESULTS.is_file():
+        for line in RESULTS.read_text(encoding="utf-8").splitlines():
+            entry = json.loads(line)
+            done[entry["name"]] = entry
+    wanted = [t for t in TRIALS if (args.only and t[0] in args.only)
+              or (not args.only and (t[0] not in done or done[t[0]]["settings"] != t[1]))]
+    order = [t[0] for t in TRIALS]
+
+    def save(entry: dict) -> None:
+        done[entry["name"]] = entry
+        names = [n for n in done if n not in order] + [n for n in order if n in done]
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text("".join(json.dumps(done[n]) + "\n" for n in names), encoding="utf-8")
+
+    # spawn, not fork: a child forked after this process ran torch's thread pool can hang
+    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {t[0]: pool.submit(run_trial, *t, str(args.shared), str(args.runs)) for t in wanted}
+        for name, future in futures.items():
+            entry = future.result()
+            save(entry)
+            print(f"{name}: Tiny ZSL top-1 {100 * entry['tiny_zsl_top1']:.1f} top-5 {100 * entry['tiny_zsl_top5']:.1f}, "
+                  f"GZSL top-1 {100 * entry['tiny_gzsl_top1']:.1f}, Corel F1@5 {100 * entry['corel_F1@5']:.1f} "
+                  f"ZSL mAP {100 * entry['corel_zsl_mAP']:.1f}, hub share {100 * entry['hub_share']:.0f}% "
+                  f"({entry['seconds']:.0f} s)", flush=True)
+    held_out = _corel_held_out(args.shared)
+    for encoder in ("wordllama", "glove-6b-50d", "minilm"):
+        if f"ConSE ({encoder})" not in done:
+            save(conse_row(args.shared, encoder, held_out))
+
+
+def _corel_held_out(shared: Path) -> list[str]:
+    """The Corel5k photos every trial's trainer held out (same seed and fraction, same filtered set)."""
+    from tagrank.train import _split, training_data
+
+    data, _ = training_data("mixture", None, configure({}, shared))
+    _, val_rows = _split(len(data), 0.1, 0)
+    return [data.paths[i] for i in val_rows]
+
+
+if __name__ == "__main__":
+    main()

@@ -36,9 +36,6 @@ TRIALS: list[tuple[str, dict]] = [
     ("block alpha 3", {"method.block_weight": 3.0}),
     ("block alpha 7", {}),
     ("block alpha 15", {"method.block_weight": 15.0}),
-    ("block alpha 7, Corel5k only", {"sources": ["corel5k"]}),
-    ("block alpha 7, Tiny ImageNet weight 3", {"weight.tinyimagenet": 3.0}),
-    ("block alpha 7, 40 epochs", {"train.epochs": 40}),
     ("block alpha 7, GloVe-50", {"vectors": "glove-6b-50d"}),
     ("block alpha 7, MiniLM", {"vectors": "minilm"}),
 ]
@@ -52,10 +49,8 @@ def configure(settings: dict, shared: Path):
     data = shared / "data"
     unseen = {"corel5k": data / "corel5k" / "zsl_unseen.txt", "tinyimagenet": data / "tiny-imagenet" / "zsl_unseen.txt"}
     roots = {"corel5k": data / "corel5k", "tinyimagenet": data / "tiny-imagenet"}
-    config.data.sources = [s for s in config.data.sources if s.dataset in settings.get("sources", roots)]
     for source in config.data.sources:
         source.root, source.unseen = str(roots[source.dataset]), str(unseen[source.dataset])
-        source.weight = settings.get(f"weight.{source.dataset}", source.weight)
     for key, value in settings.items():
         table, _, field = key.partition(".")
         if table in ("method", "train", "backbone"):

@@ -27,6 +27,7 @@ _EXPORTS = {
     "WordVectors": "tagrank.encoders.word_vectors",
     "load_encoder": "tagrank.encoders",
     "read_vocabulary": "tagrank.vocab",
+    "load_vocabulary": "tagrank.vocab",
 }
 
 __all__ = [*_EXPORTS, "__version__"]

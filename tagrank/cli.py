@@ -38,7 +38,8 @@ def _positive(name: str, value: int) -> int:
 @app.command()
 def similar(
     tag: str = typer.Argument(..., help="the tag to find neighbours of"),
-    index: Optional[Path] = typer.Option(None, "--index", help="label index directory (default: the whole vector vocabulary)"),
+    index: Optional[Path] = typer.Option(None, "--index", help="label index directory (default: a word-vector file's whole "
+                                                           "vocabulary, or the everyday vocabulary)"),
     vectors: Optional[str] = VectorsOpt,
     top: int = typer.Option(10, "--top", help="how many neighbours"),
 ) -> None:
@@ -52,8 +53,11 @@ def similar(
         word_vectors = load_encoder(vectors if vectors is not None else manifest["vector_source"])
         label_index = LabelIndex.load(index, word_vectors)
     else:
+        from tagrank.vocab import DEFAULT_VOCABULARY, load_vocabulary
+
         word_vectors = load_encoder(vectors)
-        label_index = LabelIndex.from_vectors(word_vectors)
+        label_index = LabelIndex.from_vectors(word_vectors) if hasattr(word_vectors, "keyed") else \
+            LabelIndex.build(load_vocabulary(DEFAULT_VOCABULARY), word_vectors)  # a subword encoder has no word list
     for rank, (name, score) in enumerate(label_index.similar(tag, top, word_vectors), 1):
         typer.echo(f"{rank:>3}  {score:6.3f}  {name}")
 
@@ -145,7 +149,8 @@ def rank(
     method: Optional[str] = typer.Option(None, "--method", help="'conse' for the training-free baseline"),
     vectors: Optional[str] = VectorsOpt,
     top: int = typer.Option(5, "--top", help="tags per image"),
-    threshold: Optional[str] = typer.Option(None, "--threshold", help="keep only tags scoring at least this well"),
+    threshold: Optional[str] = typer.Option(None, "--threshold", help="keep only tags with at least this confidence "
+                                                                   "(0-1); at most --top of them"),
     fmt: str = typer.Option("table", "--format", help="table, json, jsonl, csv or parquet"),
     out: Optional[Path] = typer.Option(None, "--out", help="write to this file instead of stdout"),
     explain: bool = typer.Option(False, "--explain", help="show how many rows of A vote for each tag"),

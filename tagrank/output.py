@@ -1,6 +1,6 @@
 """Writing ranked tags: a terminal table, or JSON / JSON Lines / CSV / Parquet for pipelines.
 
-Records are ``{"image", "tags": [{"rank", "tag", "score"[, "votes"]}]}``, or ``{"image", "error"}`` for
+Records are ``{"image", "tags": [{"rank", "tag", "score", "confidence"[, "votes"]}]}``, or ``{"image", "error"}`` for
 an image that could not be read. JSON formats keep error records (nothing is silently lost); CSV and
 Parquet are one row per (image, tag) and leave failed images to the error report on stderr.
 Files are written atomically: a failed run never leaves half an output file.
@@ -26,6 +26,11 @@ def _rows(records: Iterable[dict]) -> Iterable[dict]:
             yield {"image": record["image"], **tag}
 
 
+def _columns(rows: list[dict]) -> list[str]:
+    """One row per (image, tag): the columns every format carries, plus ``votes`` with --explain."""
+    return ["image", "rank", "tag", "score", "confidence"] + (["votes"] if any("votes" in r for r in rows) else [])
+
+
 def write_table(records: Iterable[dict], stream: TextIO, score_name: str = "score") -> None:
     for record in records:
         stream.write(f"{record['image']}\n")
@@ -35,7 +40,8 @@ def write_table(records: Iterable[dict], stream: TextIO, score_name: str = "scor
         width = max([len(t["tag"]) for t in record["tags"]] + [3])
         for tag in record["tags"]:
             votes = f"  {tag['votes']:>4} votes" if "votes" in tag else ""
-            stream.write(f"  {tag['rank']:>3}  {tag['tag']:<{width}}  {score_name} {tag['score']:.4f}{votes}\n")
+            sure = f"  confidence {tag['confidence']:.2f}" if tag.get("confidence") is not None else ""
+            stream.write(f"  {tag['rank']:>3}  {tag['tag']:<{width}}  {score_name} {tag['score']:.4f}{sure}{votes}\n")
         if not record["tags"]:
             stream.write("    (no tag passes the threshold)\n")
         stream.flush()
@@ -55,8 +61,7 @@ def write_stream(records: Iterable[dict], fmt: str, stream: TextIO, score_name: 
         import csv
 
         rows = list(_rows(records))
-        fields = ["image", "rank", "tag", "score"] + (["votes"] if any("votes" in r for r in rows) else [])
-        writer = csv.DictWriter(stream, fieldnames=fields, lineterminator="\n")
+        writer = csv.DictWriter(stream, fieldnames=_columns(rows), lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
     else:
@@ -72,7 +77,8 @@ def write_results(records: Iterable[dict], fmt: str, out: str | Path | None, sco
             raise TagrankError("--format parquet needs --out FILE")
         import pandas as pd
 
-        frame = pd.DataFrame(list(_rows(records)), columns=["image", "rank", "tag", "score"])
+        rows = list(_rows(records))
+        frame = pd.DataFrame(rows, columns=_columns(rows))
         buffer = io.BytesIO()
         frame.to_parquet(buffer, index=False)
         with atomic_file(out) as f:

@@ -110,10 +110,21 @@ def top_k(factors: torch.Tensor, vocabulary: Vocabulary | torch.Tensor, k: int, 
         if best_rel.shape[1] > 4 * keep:  # keep the running candidate set small
             best_rel, best_idx = _select(best_rel, best_idx, keep)
     if reduce == "norm":  # exact distances of the candidates, then the final order
-        distances = torch.linalg.vector_norm(torch.einsum("bmd,bcd->bcm", factors, vectors[best_idx]), dim=2)
-        best_rel, best_idx = _select(-distances, best_idx, k)
+        best_rel, best_idx = _select(-exact_scores(factors, vectors[best_idx], reduce), best_idx, k)
         return -best_rel, best_idx
     return _select(best_rel, best_idx, k)
+
+
+def exact_scores(factors: torch.Tensor, vectors: torch.Tensor, reduce: str) -> torch.Tensor:
+    """(B, V) scores of label vectors (V, d), or per-image candidates (B, V, d), computed directly."""
+    per_image = vectors.dim() == 3
+    projected = torch.einsum("bmd,bcd->bcm" if per_image else "bmd,cd->bcm", factors, vectors)
+    if reduce == "norm":
+        return torch.linalg.vector_norm(projected, dim=2)
+    out = projected[..., 0]
+    if reduce == "cosine":
+        out = out / vectors.norm(dim=-1).clamp_min(1e-12)
+    return out
 
 
 def _select(relevance: torch.Tensor, indices: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:

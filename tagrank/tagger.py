@@ -3,7 +3,8 @@
 A Tagger joins a backbone, a method (a trained model, the embedded default, or training-free ConSE)
 and word vectors. Zero-shot methods rank any vocabulary through the ranking engine; label-scoring
 methods (BCE, WARP) rank the part of a vocabulary that is among their training labels.
-Results are plain data: one dict per image with its top tags, scores and ranks.
+Results are plain data: one dict per image with its top tags, their scores, ranks and confidences
+(:mod:`tagrank.confidence`: the chance a tag is right, fitted on validation photos).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import torch
 from tagrank._log import log
 from tagrank.errors import TagrankError
 from tagrank.label_index import LabelIndex
-from tagrank.ranking import Vocabulary, explain_votes, rank_scores, top_k
+from tagrank.confidence import Calibration, reference_scale
+from tagrank.ranking import Vocabulary, exact_scores, explain_votes, rank_scores, top_k
 from tagrank.encoders import LabelEncoder, load_encoder
 from tagrank.vocab import DEFAULT_VOCABULARY, load_vocabulary, read_vocabulary
 
@@ -53,6 +55,7 @@ class Tagger:
         self.vectors = vectors
         self.meta = meta
         self.default_tags = default_tags
+        self.calibration = Calibration.from_dict(meta.get("confidence"))
         self._prepared: dict[tuple, PreparedVocabulary] = {}
 
     # -- construction ------------------------------------------------------------------------------
@@ -151,18 +154,43 @@ class Tagger:
 
     # -- ranking -----------------------------------------------------------------------------------
 
+    def _scores(self, x: torch.Tensor, vocab: PreparedVocabulary, factors: torch.Tensor | None) -> torch.Tensor:
+        """(B, V) scores of every tag of ``vocab``, computed directly (a small vocabulary)."""
+        if vocab.engine is not None:
+            return exact_scores(factors, vocab.engine.vectors, self.method.reduce)
+        return self.method.scores(x)[:, vocab.columns]
+
+    def check_threshold(self, threshold: float | None) -> None:
+        if threshold is None:
+            return
+        if not 0 <= threshold <= 1:  # NaN fails both comparisons
+            raise TagrankError(f"--threshold is a confidence between 0 and 1, got {threshold}")
+        if self.calibration is None:
+            raise TagrankError(f"model {self.name} has no confidence calibration (trained before tagrank fitted one): "
+                               "retrain it, or use --top alone")
+
     @torch.no_grad()
     def rank_features(self, features: np.ndarray | torch.Tensor, vocab: PreparedVocabulary, top: int = 5,
                       threshold: float | None = None, explain: bool = False) -> list[list[dict]]:
-        """Top tags for pooled backbone features (N, D): per image a list of {rank, tag, score[, votes]}."""
+        """Top tags for pooled backbone features (N, D): per image a list of {rank, tag, score, confidence[, votes]}.
+
+        ``threshold`` keeps only tags whose confidence is at least that (at most ``top`` per image).
+        """
         if top <= 0:
             raise TagrankError(f"--top must be a positive number, got {top}")
+        self.check_threshold(threshold)
         x = torch.as_tensor(features, dtype=torch.float32)
+        factors = self.method.factors(x) if vocab.engine is not None else None
         if vocab.engine is not None:
-            scores, indices = top_k(self.method.factors(x), vocab.engine, top, self.method.reduce)
+            scores, indices = top_k(factors, vocab.engine, top, self.method.reduce)
         else:
             full = self.method.scores(x)[:, vocab.columns]
             scores, indices = rank_scores(full, top, self.method.lower_is_better)
+        confidence = None
+        if self.calibration is not None:
+            reference = self.prepare(self.calibration.reference)
+            mean, std = reference_scale(self.method.relevance(self._scores(x, reference, factors)))
+            confidence = self.calibration.confidence((self.method.relevance(scores) - mean) / std)
         votes = None
         if explain:
             if not hasattr(self.method, "committee"):
@@ -172,10 +200,11 @@ class Tagger:
         for b in range(x.shape[0]):
             tags = []
             for r in range(scores.shape[1]):
-                score = float(scores[b, r])
-                if threshold is not None and (score > threshold if self.method.lower_is_better else score < threshold):
+                sure = float(confidence[b, r]) if confidence is not None else None
+                if threshold is not None and sure < threshold:
                     continue
-                entry = {"rank": r + 1, "tag": vocab.tags[int(indices[b, r])], "score": score}
+                entry = {"rank": r + 1, "tag": vocab.tags[int(indices[b, r])], "score": float(scores[b, r]),
+                         "confidence": sure}
                 if votes is not None:
                     entry["votes"] = int(votes[b, r])
                 tags.append(entry)
@@ -190,6 +219,7 @@ class Tagger:
         prepared = self.prepare(vocab)
         if top <= 0:
             raise TagrankError(f"--top must be a positive number, got {top}")
+        self.check_threshold(threshold)
         paths = [str(p) for p in images]
         chunk = max(batch_size, 256)
         for start in range(0, len(paths), chunk):

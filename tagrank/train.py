@@ -20,6 +20,7 @@ import torch
 
 from tagrank._log import log, progress_bar
 from tagrank.atomic import write_text_atomic
+from tagrank.confidence import calibrate
 from tagrank.config import Config
 from tagrank.datasets import Dataset, filter_tags, load_dataset, match_labels, read_tag_list
 from tagrank.errors import TagrankError
@@ -292,8 +293,16 @@ def train(config: Config, data: Dataset, features: Features, vectors: LabelEncod
         if config.train.patience and stale >= config.train.patience:
             log.info("no validation improvement in %d epochs: stopping", stale)
             break
-    return TrainResult(TaggingModel.load(out), history, best_epoch, time.time() - started,
-                       [data.paths[i] for i in val_rows])
+    model = TaggingModel.load(out)
+    if len(val_rows):  # confidence users can threshold, fitted on the held-out photos
+        with torch.no_grad():
+            relevance = _relevance(model.method.to(device), source, val_rows, label_vectors)
+        val_y = Y[torch.from_numpy(val_rows).to(device)].cpu().numpy()
+        val_known = K[torch.from_numpy(val_rows).to(device)].cpu().numpy() if K is not None else None
+        model.meta["confidence"] = calibrate(relevance, val_y, meta["labels"], val_known).to_dict()
+        model.method.cpu()
+        model.save(out)
+    return TrainResult(model, history, best_epoch, time.time() - started, [data.paths[i] for i in val_rows])
 
 
 def _draw_weights(data: Dataset, train_rows: np.ndarray, shares: list[float]) -> torch.Tensor | None:
@@ -307,22 +316,30 @@ def _draw_weights(data: Dataset, train_rows: np.ndarray, shares: list[float]) ->
     return torch.from_numpy(np.asarray(shares, np.float64)[sources] / counts[sources])
 
 
+def _relevance(method: Method, source, rows: np.ndarray, label_vectors) -> np.ndarray:
+    """(len(rows), L) relevance of every training label for the photos ``rows`` (higher = more relevant)."""
+    method.eval()
+    out = []
+    for start in range(0, len(rows), 512):
+        x = source.batch(torch.from_numpy(rows[start:start + 512]), None, train=False, flip=False)
+        out.append(method.relevance(method.scores(x, label_vectors)).cpu())
+    return torch.cat(out).numpy()
+
+
 @torch.no_grad()
 def _validate(method: Method, source, rows: np.ndarray, Y: torch.Tensor, K: torch.Tensor | None, label_vectors,
               seed: int) -> dict:
     method.eval()
     generator = torch.Generator().manual_seed(seed)  # the same negatives every epoch: losses comparable
-    losses, scores = [], []
+    losses = []
     for start in range(0, len(rows), 512):
         idx = torch.from_numpy(rows[start:start + 512])
         x, y = source.batch(idx, None, train=False, flip=False), Y[idx.to(Y.device)]
         known = K[idx.to(Y.device)] if K is not None else None
         losses.append(float(method.loss(x, y, label_vectors, generator, known)) * len(idx))
-        relevance = method.relevance(method.scores(x, label_vectors))
-        if known is not None:  # labels of other datasets rank last: they neither help nor hurt the AP
-            relevance = relevance.masked_fill(~known, float("-inf"))
-        scores.append(relevance.cpu())
-    relevance = torch.cat(scores).numpy()
+    relevance = _relevance(method, source, rows, label_vectors)
+    if K is not None:  # labels of other datasets rank last: they neither help nor hurt the AP
+        relevance[~K[torch.from_numpy(rows).to(K.device)].cpu().numpy()] = -np.inf
     ap = average_precision(relevance, Y[torch.from_numpy(rows).to(Y.device)].cpu().numpy(), axis=1)
     return {"val_loss": sum(losses) / len(rows), "val_sample_mAP": float(np.nanmean(ap))}
 

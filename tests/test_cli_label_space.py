@@ -3,24 +3,34 @@ import json
 from tests.conftest import assert_one_error, write_word2vec_text
 
 
-def test_similar_default_vectors(cli):
-    result = cli("similar", "dog", "--top", "5")
+def test_similar_glove_searches_its_whole_vocabulary(cli):
+    result = cli("similar", "dog", "--top", "5", "--vectors", "glove-6b-50d")
     assert result.code == 0, result
     names = [line.split()[-1] for line in result.out.splitlines()]
     assert len(names) == 5 and "puppy" in names
 
 
+def test_similar_default_encoder_searches_the_everyday_vocabulary(cli):
+    from tagrank.vocab import load_vocabulary
+
+    result = cli("similar", "golden retriever", "--top", "3")
+    assert result.code == 0, result
+    names = [line.split(maxsplit=2)[-1] for line in result.out.splitlines()]
+    assert len(names) == 3 and set(names) <= set(load_vocabulary("everyday")) and "golden retriever" not in names
+
+
 def test_index_build_info_and_similar(cli, tmp_path):
     vocab = tmp_path / "vocab.txt"
     vocab.write_text("dog\ncat\npuppy\nkitten\nqqqzzzx\n")
-    result = cli("index", "build", "--vocab", vocab, "--out", tmp_path / "idx")
+    assert "5 of 5 tags indexed (256-d, wordllama)" in cli("index", "build", "--vocab", vocab, "--out", tmp_path / "all").out
+    result = cli("index", "build", "--vocab", vocab, "--out", tmp_path / "idx", "--vectors", "glove-6b-50d")
     assert result.code == 0, result
     assert "qqqzzzx" in result.err and "4 of 5" in result.out
     info = json.loads(cli("index", "info", tmp_path / "idx").out)
     assert info["count"] == 4 and info["oov"] == ["qqqzzzx"]
     result = cli("similar", "kitten", "--index", tmp_path / "idx", "--top", "2")
     assert result.code == 0 and [line.split()[-1] for line in result.out.splitlines()] == ["puppy", "cat"]
-    assert cli("index", "build", "--vocab", vocab, "--out", tmp_path / "i2", "--strict").code == 2
+    assert cli("index", "build", "--vocab", vocab, "--out", tmp_path / "i2", "--strict", "--vectors", "glove-6b-50d").code == 2
 
 
 def test_bad_inputs_one_line_each(cli, tmp_path):
@@ -30,7 +40,8 @@ def test_bad_inputs_one_line_each(cli, tmp_path):
     (tmp_path / "notvec.txt").write_text("hello world\nfoo\n")
     assert_one_error(cli("index", "build", "--vocab", tmp_path / "empty.txt", "--out", tmp_path / "o"), "empty vocabulary")
     assert_one_error(cli("index", "build", "--vocab", tmp_path / "latin1.txt", "--out", tmp_path / "o"), "not UTF-8")
-    assert_one_error(cli("index", "build", "--vocab", tmp_path / "oov.txt", "--out", tmp_path / "o"), "none of the 2 tags")
+    assert_one_error(cli("index", "build", "--vocab", tmp_path / "oov.txt", "--out", tmp_path / "o", "--vectors",
+                         "glove-6b-50d"), "none of the 2 tags")
     assert_one_error(cli("similar", "dog", "--vectors", tmp_path / "missing.bin"), "missing.bin")
     assert_one_error(cli("similar", "dog", "--vectors", tmp_path / "notvec.txt"), "not a word-vector file")
     assert_one_error(cli("similar", "dog", "--top", "0"), "--top")

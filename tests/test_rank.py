@@ -41,8 +41,9 @@ def test_conse_is_training_free_and_sensible(photos):
 def test_threshold_and_explain(default_tagger, photos):
     full = default_tagger.rank([photos["rocket"]], top=5, explain=True).results[0]["tags"]
     assert all(0 <= t["votes"] <= 100 for t in full)
-    cut = full[2]["score"]
-    kept = default_tagger.rank([photos["rocket"]], top=5, threshold=cut).results[0]["tags"]
+    sure = [t["confidence"] for t in full]
+    assert all(0 <= c <= 1 for c in sure) and sure == sorted(sure, reverse=True)
+    kept = default_tagger.rank([photos["rocket"]], top=5, threshold=sure[2]).results[0]["tags"]
     assert [t["tag"] for t in kept] == [t["tag"] for t in full[:3]]
 
 

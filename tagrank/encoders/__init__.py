@@ -49,8 +49,10 @@ ENCODERS: dict[str, Callable[[], LabelEncoder]] = {
     "minilm": _minilm,
 }
 
-DEFAULT_ENCODER = "glove-6b-50d"
-"""What ``--vectors`` means when not given, for commands without a model that names its own."""
+DEFAULT_ENCODER = "wordllama"
+"""What ``--vectors`` means when not given, for commands without a model that names its own (ConSE, index
+build, similar). Chosen by the encoder comparison in BENCHMARKS.md: no tag is OOV, and it ranked better
+than GloVe-50 with both ConSE and the transformation model; MiniLM was close but costs seconds to import."""
 
 _loaded: dict[str, LabelEncoder] = {}
 

@@ -1,0 +1,324 @@
+"""The open-world benchmark, in one run, written to its own section of BENCHMARKS.md.
+
+    python scripts/bench_open_world.py [--shared ../shared] [--runs runs/bench_ow] [--jobs 2]
+
+From ../shared/data (seed 0 everywhere):
+  1. Tiny ImageNet, zero-shot: the open-world transformation model (configs/open_world.toml) and Fast0Tag
+     trained on the mixture of Corel5k and Tiny ImageNet *without* the 50 classes of zsl_unseen.txt (and
+     Corel5k's 50 unseen words); top-1/top-5 on the validation photos of the unseen classes, ranking the
+     50 unseen names (ZSL) and all 202 (GZSL); ConSE and the label prior beside them.
+  2. Tiny ImageNet, the embedded default model over all 202 names on all 10,100 validation photos.
+  3. Corel5k supervised (test split, 374 words, 5 tags): the open-world model trained on Corel5k alone and
+     the embedded default model beside the previous transformation recipe, WARP, BCE, Fast0Tag, ConSE.
+  4. Corel5k zero-shot (50 unseen words): the zero-shot models of 1., the previous recipe trained without
+     the unseen words, ConSE.
+  5. Hub share: the share of all top-5 slots that the 10 most frequent tags take when the default model
+     ranks the everyday vocabulary over the Tiny ImageNet validation and Corel5k test photos; the
+     default's top 5 for examples/cat.jpg and examples/coffee.jpg.
+The validation trials behind the choices are in benchmarks/open_world_tuning.jsonl
+(scripts/tune_open_world.py); no choice was made on the photos scored here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import platform
+import shutil
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import torch
+
+from tagrank.markdown import pct, replace_section, table
+
+ROOT = Path(__file__).resolve().parent.parent
+ENCODER = "wordllama"
+SECTION = "open-world"
+
+
+def configure(name: str, shared: Path, zero_shot: bool, mixture: bool, settings: dict | None = None):
+    """configs/NAME.toml, on the mixture (Corel5k + Tiny ImageNet) or Corel5k alone, splits held out or not."""
+    from tagrank.config import SourceConfig, load_config
+
+    config = load_config(ROOT / "configs" / f"{name}.toml")
+    data = shared / "data"
+    corel = SourceConfig("corel5k", str(data / "corel5k"), unseen=str(data / "corel5k" / "zsl_unseen.txt"))
+    tiny = SourceConfig("tinyimagenet", str(data / "tiny-imagenet"), unseen=str(data / "tiny-imagenet" / "zsl_unseen.txt"))
+    config.data.sources = [corel, tiny] if mixture else [corel]
+    for source in config.data.sources:
+        source.unseen = source.unseen if zero_shot else None
+    for key, value in (settings or {}).items():
+        table_name, field = key.split(".")
+        setattr(config.method_options if table_name == "method" else getattr(config, table_name), field, value)
+    return config
+
+
+# (run, config, zero-shot split?, mixture?, encoder, settings)
+RUNS = [
+    ("open_world_zsl", "open_world", True, True, ENCODER, {}),
+    ("fast0tag_zsl", "fast0tag", True, True, ENCODER, {"backbone.name": "lite0"}),  # Lite2 on Tiny ImageNet: too slow here
+    ("previous_transform_zsl", "transform", True, False, "glove-6b-50d", {}),
+    ("open_world_corel5k", "open_world", False, False, ENCODER, {}),
+    ("previous_transform", "transform", False, False, "glove-6b-50d", {}),
+    ("warp", "warp", False, False, ENCODER, {}),
+    ("bce", "bce", False, False, ENCODER, {}),
+    ("fast0tag", "fast0tag", False, False, ENCODER, {}),
+]
+LABELS = {
+    "open_world_zsl": "open world (transform + backbone block)", "fast0tag_zsl": "fast0tag",
+    "previous_transform_zsl": "previous transform (configs/transform.toml, GloVe-50)",
+    "open_world_corel5k": "open world, trained on Corel5k alone", "default": "open world, the embedded default model",
+    "previous_transform": "previous transform (configs/transform.toml, GloVe-50)", "warp": "warp", "bce": "bce",
+    "fast0tag": "fast0tag", "conse": f"ConSE ({ENCODER})",
+}
+
+
+def train_run(name: str, config_name: str, zero_shot: bool, mixture: bool, encoder: str, settings: dict,
+              shared: str, runs: str) -> tuple[str, float]:
+    from tagrank.encoders import load_encoder
+    from tagrank.train import run_training
+
+    torch.set_num_threads(1)  # runs side by side, one core each
+    out = Path(runs) / name
+    if out.exists():
+        shutil.rmtree(out)
+    started = time.perf_counter()
+    run_training("mixture", None, configure(config_name, Path(shared), zero_shot, mixture, settings), out,
+                 load_encoder(encoder), progress=False)
+    return name, time.perf_counter() - started
+
+
+def extract_features(shared: Path) -> dict[str, float]:
+    """Fill the feature cache once, before runs train side by side (they would race to write it)."""
+    from tagrank.backbone import Backbone
+    from tagrank.datasets import load_dataset
+    from tagrank.features import FeatureCache
+
+    corel = load_dataset("corel5k", shared / "data" / "corel5k", "all").paths
+    tiny = load_dataset("tinyimagenet", shared / "data" / "tiny-imagenet", "all").paths
+    walls = {}
+    for backbone, paths in (("lite0", corel + tiny), ("lite2", corel)):  # Lite2: the BCE/Fast0Tag configs on Corel5k
+        started = time.perf_counter()
+        FeatureCache(Backbone(backbone)).get(paths, progress=False)
+        walls[f"features {backbone} ({len(paths)} photos, cached ones skipped)"] = time.perf_counter() - started
+    return walls
+
+
+def tiny_rows(shared: Path, runs: Path) -> tuple[list[list], list[list], dict]:
+    from tagrank.datasets import load_dataset, read_tag_list
+    from tagrank.evaluate import label_accuracy
+    from tagrank.metrics import top_k_accuracy
+    from tagrank.tagger import Tagger
+
+    root = shared / "data" / "tiny-imagenet"
+    val = load_dataset("tinyimagenet", root, "test")
+    train = load_dataset("tinyimagenet", root, "train")
+    unseen = val.resolve_aliases(read_tag_list(root / "zsl_unseen.txt"))
+    seen = [t for t in train.labels if t not in unseen]
+    zsl_rows, figures = [], {}
+    taggers = [(LABELS["open_world_zsl"], Tagger.load(runs / "open_world_zsl")),
+               (LABELS["fast0tag_zsl"], Tagger.load(runs / "fast0tag_zsl")),
+               (f"ConSE ({ENCODER})", Tagger.load(method="conse", vectors=ENCODER))]
+    for name, tagger in taggers:
+        zsl = label_accuracy(tagger, val, unseen)
+        gzsl = label_accuracy(tagger, val, val.labels, photos_of=unseen)
+        figures[name] = {"zsl": zsl, "gzsl": gzsl}
+        zsl_rows.append([name, pct(zsl[1]), pct(zsl[5]), pct(gzsl[1]), pct(gzsl[5])])
+    # The prior: labels by training frequency among the seen classes (the unseen ones never occur: ties, by index).
+    unseen_photos = val.subset([i for i in range(len(val)) if set(val.tags_of(i)) & set(unseen)])
+    frequency = train.select_labels(seen).matrix.mean(axis=0)
+    prior = {t: f for t, f in zip(seen, frequency)}
+    for labels, key in ((unseen, "zsl"), (val.labels, "gzsl")):
+        scores = torch.tensor([[prior.get(t, 0.0) for t in labels]]).expand(len(unseen_photos), -1).numpy()
+        truth = unseen_photos.select_labels(labels).matrix.argmax(axis=1)
+        figures.setdefault("prior", {})[key] = top_k_accuracy(scores, truth)
+    zsl_rows.append(["prior (training frequency)", *(pct(figures["prior"][k][n]) for k in ("zsl", "gzsl") for n in (1, 5))])
+    figures["unseen photos"] = len(unseen_photos)
+    default_rows = []
+    for name, tagger in (("open world, the embedded default model", Tagger.load()),
+                         (f"ConSE ({ENCODER})", taggers[2][1])):
+        acc = label_accuracy(tagger, val, val.labels)
+        figures.setdefault("all 202", {})[name] = acc
+        default_rows.append([name, pct(acc[1]), pct(acc[5])])
+    return zsl_rows, default_rows, figures
+
+
+def corel_reports(shared: Path, runs: Path) -> tuple[object, object]:
+    from tagrank.evaluate import evaluate
+
+    from tagrank.tagger import DEFAULT_MODEL
+
+    root = shared / "data" / "corel5k"
+
+    supervised = evaluate("corel5k", root, [runs / n for n in ("open_world_corel5k", "previous_transform", "warp", "bce",
+                                                                "fast0tag")] + [DEFAULT_MODEL], progress=False)
+    zsl = evaluate("corel5k", root, [runs / n for n in ("open_world_zsl", "fast0tag_zsl", "previous_transform_zsl")],
+                   protocol="zsl", unseen=root / "zsl_unseen.txt", progress=False)
+    for report, protocol in ((supervised, "conventional"), (zsl, "zsl")):
+        conse = evaluate("corel5k", root, method="conse", vectors=ENCODER, protocol=protocol,
+                         unseen=root / "zsl_unseen.txt" if protocol == "zsl" else None, progress=False)
+        report.rows += [r for r in conse.rows if r.name != "prior"]
+        for row in report.rows:
+            run = row.name.split(" (")[0]
+            row.name = LABELS.get(run, row.name)
+    return supervised, zsl
+
+
+def corel_table(report) -> str:
+    rows = []
+    for row in report.rows:
+        if row.metrics is None:
+            continue
+        t = row.metrics.top_k[5]
+        rows.append([row.name, pct(t.CP), pct(t.CR), pct(t.CF1), t.n_plus, pct(row.metrics.mAP), pct(t.OF1)])
+    return table(["method", "per-word P@5", "per-word R@5", "per-word F1@5", "N+@5", "mAP", "overall F1@5"], rows)
+
+
+def by_name(report, name: str):
+    return next(r.metrics for r in report.rows if r.name == name and r.metrics is not None)
+
+
+def hubs_and_examples(shared: Path) -> tuple[float, list, dict]:
+    from tagrank.datasets import load_dataset
+    from tagrank.evaluate import vocabulary_hub_share
+    from tagrank.tagger import Tagger
+
+    tagger = Tagger.load()
+    photos = (load_dataset("tinyimagenet", shared / "data" / "tiny-imagenet", "test").paths
+              + load_dataset("corel5k", shared / "data" / "corel5k", "test").paths)
+    share, hubs = vocabulary_hub_share(tagger, photos)
+    examples = {Path(r["image"]).name: [t["tag"] for t in r["tags"]]
+                for r in tagger.rank([ROOT / "examples" / "cat.jpg", ROOT / "examples" / "coffee.jpg"]).results}
+    return share, hubs, examples
+
+
+def goal_lines(figures: dict, supervised, zsl, share: float, examples: dict, total: float) -> list[str]:
+    ow, conse = figures[LABELS["open_world_zsl"]], figures[f"ConSE ({ENCODER})"]
+    beats_conse = ow["zsl"][1] > conse["zsl"][1] and ow["zsl"][5] > conse["zsl"][5]
+    sup = {n: by_name(supervised, LABELS[n]).top_k[5].CF1 for n in ("open_world_corel5k", "warp", "bce")}
+    sup["default"] = by_name(supervised, LABELS["default"]).top_k[5].CF1
+    z = {n: by_name(zsl, LABELS[n]) for n in ("open_world_zsl", "fast0tag_zsl")}
+    z_conse = by_name(zsl, LABELS["conse"])
+    zsl_ok = all(z["open_world_zsl"].mAP > m.mAP and z["open_world_zsl"].top_k[5].CF1 > m.top_k[5].CF1
+                 for m in (z["fast0tag_zsl"], z_conse))
+    coffee = examples.get("coffee.jpg", [])[:3]
+    best_sup = max(sup["open_world_corel5k"], sup["default"])
+    return [
+        f"- Tiny ImageNet ZSL: {'met' if beats_conse else 'not met'} — open world top-1/top-5 "
+        f"{pct(ow['zsl'][1])}/{pct(ow['zsl'][5])} against ConSE {pct(conse['zsl'][1])}/{pct(conse['zsl'][5])}.",
+        f"- Corel5k supervised per-word F1@5: {'met' if best_sup > max(sup['warp'], sup['bce']) else 'not met'} — "
+        f"open world {pct(sup['open_world_corel5k'])} (Corel5k alone), {pct(sup['default'])} (the default model) "
+        f"against WARP {pct(sup['warp'])} and BCE {pct(sup['bce'])}.",
+        f"- Corel5k zero-shot: {'met' if zsl_ok else 'not met'} — open world mAP/F1@5 "
+        f"{pct(z['open_world_zsl'].mAP)}/{pct(z['open_world_zsl'].top_k[5].CF1)} against Fast0Tag "
+        f"{pct(z['fast0tag_zsl'].mAP)}/{pct(z['fast0tag_zsl'].top_k[5].CF1)} and ConSE {pct(z_conse.mAP)}/"
+        f"{pct(z_conse.top_k[5].CF1)}.",
+        f"- Hub share {'≤' if share <= 0.15 else '>'} 15 %: {pct(share)} %.",
+        f"- examples/coffee.jpg top 3: {', '.join(coffee)} — "
+        f"{'met' if {'coffee', 'espresso', 'cup', 'coffee cup', 'coffee mug'} & set(coffee) else 'not met'}.",
+        f"- Wall time of this run: {total / 60:.1f} min (≤ 40 min with a cold feature cache is the goal; the "
+        "feature rows below say how much of it was extraction).",
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench_ow")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    walls = extract_features(args.shared)
+    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(train_run, *run, str(args.shared), str(args.runs)) for run in RUNS]
+        for future in futures:
+            name, seconds = future.result()
+            walls[f"train {name}"] = seconds
+            print(f"trained {name} in {seconds:.0f} s", flush=True)
+    step = time.perf_counter()
+    zsl_rows, default_rows, figures = tiny_rows(args.shared, args.runs)
+    supervised, zsl = corel_reports(args.shared, args.runs)
+    share, hubs, examples = hubs_and_examples(args.shared)
+    walls["evaluation"] = time.perf_counter() - step
+    total = time.perf_counter() - started
+    (args.runs / "figures.json").write_text(json.dumps({"tiny": figures, "hub_share": share, "hubs": hubs,
+                                                         "examples": examples}, indent=2, default=str))
+    body = f"""## Open world
+
+Regenerated by `python scripts/bench_open_world.py` (do not edit by hand). One run, seed 0, frozen ImageNet
+EfficientNet-Lite0 features (Lite2 where the BCE and Fast0Tag configs ask for it on Corel5k), {ENCODER}
+label vectors unless a row says otherwise. Machine: {platform.machine()}, {args.jobs} training runs side by
+side with one thread each, Python {platform.python_version()}, torch {torch.__version__}. Total wall time:
+{total / 60:.1f} min.
+
+### Where the goals stand
+
+{chr(10).join(goal_lines(figures, supervised, zsl, share, examples, total))}
+
+### Tiny ImageNet, zero-shot: 50 unseen classes held out of training
+
+Top-1/top-5 accuracy (%) on the {figures["unseen photos"]} validation photos of the unseen classes; ZSL ranks the 50
+unseen names, GZSL all 202. Fast0Tag here uses Lite0 (its config's Lite2 would need the Tiny ImageNet photos
+extracted again).
+
+{table(["method", "ZSL top-1", "ZSL top-5", "GZSL top-1", "GZSL top-5"], zsl_rows)}
+
+### Tiny ImageNet, all 202 classes: the embedded default model
+
+Top-1/top-5 accuracy (%) on all 10,100 validation photos (the default model trained on the training photos of
+all 202 classes).
+
+{table(["method", "top-1", "top-5"], default_rows)}
+
+### Corel5k supervised: 374 words, 5 tags (test split)
+
+{corel_table(supervised)}
+
+### Corel5k zero-shot: 50 unseen words (ZSL protocol)
+
+{corel_table(zsl)}
+
+### Hub share and the example photos
+
+The default model ranking the everyday vocabulary (tagrank/vocabularies/everyday.txt) over the
+Tiny ImageNet validation and Corel5k test photos: the 10 most frequent tags take **{pct(share)} %** of all top-5
+slots ({', '.join(f'{t} {n}' for t, n in hubs)}).
+
+{table(["photo", "top 5 (everyday vocabulary)"], [[name, ", ".join(tags)] for name, tags in examples.items()])}
+
+### Wall times
+
+{table(["step", "seconds"], [[name, f"{seconds:.0f}"] for name, seconds in walls.items()])}
+
+### What was tried (validation splits only)
+
+`scripts/tune_open_world.py`: each trial trains configs/open_world.toml with the listed change on the zero-shot
+mixture and is scored on photos no trial trains on — Tiny ImageNet's *training* photos of the 50 unseen classes
+(ZSL/GZSL top-1), the Corel5k photos the trainer holds out (per-word F1@5 over seen words, mAP over the unseen
+words), hub share over the everyday vocabulary on both.
+
+{tuning_table()}
+"""
+    text = args.out.read_text(encoding="utf-8") if args.out.is_file() else "# Benchmarks\n"
+    args.out.write_text(replace_section(text, SECTION, body), encoding="utf-8")
+    print(f"wrote {args.out} in {total / 60:.1f} min")
+
+
+def tuning_table() -> str:
+    path = ROOT / "benchmarks" / "open_world_tuning.jsonl"
+    entries = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] if path.is_file() else []
+    rows = [[e["name"], pct(e["tiny_zsl_top1"]), pct(e["tiny_zsl_top5"]), pct(e["tiny_gzsl_top1"]),
+             pct(e["corel_F1@5"]), e["corel_N+@5"], pct(e["corel_zsl_mAP"]),
+             pct(e["hub_share"]) if "hub_share" in e else "n/a", e.get("best_epoch", ""),
+             f"{e['seconds']:.0f}" if "seconds" in e else ""] for e in entries]
+    return table(["trial", "Tiny ZSL top-1", "ZSL top-5", "GZSL top-1", "Corel F1@5", "N+@5", "Corel ZSL mAP",
+                  "hub share", "best epoch", "seconds"], rows)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Confidence: the logistic fit, calibration error, and what a trained model's Tagger returns."""
+
+import numpy as np
+import pytest
+import torch
+
+from tagrank.confidence import Calibration, calibrate, fit_logistic, reliability
+from tagrank.errors import TagrankError
+
+
+def test_logistic_fit_recovers_its_parameters():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=20000)
+    y = rng.random(20000) < 1 / (1 + np.exp(-(2.0 * z - 3.0)))
+    slope, intercept = fit_logistic(z, y)
+    assert abs(slope - 2.0) < 0.15 and abs(intercept + 3.0) < 0.15
+    with pytest.raises(TagrankError, match="both relevant and irrelevant"):
+        fit_logistic(z, np.zeros_like(z))
+
+
+def test_reliability_of_a_calibrated_and_an_overconfident_model():
+    rng = np.random.default_rng(1)
+    p = rng.random(50000)
+    y = rng.random(50000) < p
+    ece, bins = reliability(p, y)
+    assert ece < 0.01 and len(bins) == 10 and sum(b["pairs"] for b in bins) == 50000
+    assert reliability(np.clip(p * 2, 0, 1), y)[0] > 0.1
+
+
+def test_calibration_is_vocabulary_independent_and_skips_unknown_pairs():
+    rng = np.random.default_rng(2)
+    truth = rng.random((300, 20)) < 0.2
+    relevance = truth * 2.0 + rng.normal(size=truth.shape)
+    known = np.ones(truth.shape, bool)
+    known[:, 10:] = False
+    fitted = calibrate(relevance, truth, [f"t{i}" for i in range(20)], known)
+    assert "3000 (photo, label) pairs" in fitted.fitted_on and fitted.slope > 0 and fitted.ece < 0.05
+    z = torch.linspace(-3, 3, 7)
+    sure = fitted.confidence(z)
+    assert (sure >= 0).all() and (sure <= 1).all() and (sure.diff() > 0).all()  # bounded and monotone
+    assert Calibration.from_dict(fitted.to_dict()) == fitted and Calibration.from_dict(None) is None
+
+
+def test_trained_model_returns_confidences_users_can_threshold(tmp_path):
+    from tagrank.tagger import Tagger
+    from tagrank.train import train
+    from tests.test_train import small_config, toy as toy_fixture  # noqa: F401
+
+    data, features, vectors = toy_fixture.__wrapped__(tmp_path)
+    result = train(small_config("transform", epochs=6), data, features, vectors, tmp_path / "run", progress=False)
+    calibration = result.model.meta["confidence"]
+    assert calibration["reference"] == data.labels and 0 <= calibration["ece"] < 0.2
+    tagger = Tagger(result.model.method, None, vectors, result.model.meta, data.labels)
+    prepared = tagger.prepare(data.labels)
+    ranked = tagger.rank_features(features.features[:20], prepared, top=12)
+    for tags in ranked:
+        sure = [t["confidence"] for t in tags]
+        assert all(0 <= c <= 1 for c in sure) and sure == sorted(sure, reverse=True)
+    # Confidence is comparable across photos: a cut keeps a different number of tags per photo.
+    kept = tagger.rank_features(features.features[:20], prepared, top=12, threshold=0.5)
+    assert len({len(tags) for tags in kept}) > 1 and all(t["confidence"] >= 0.5 for tags in kept for t in tags)
+    # The same tag gets the same confidence whatever else is ranked with it (a fixed reference set).
+    alone = tagger.rank_features(features.features[:1], tagger.prepare(data.labels[:3]), top=3)[0]
+    together = {t["tag"]: t["confidence"] for t in ranked[0]}
+    assert all(abs(t["confidence"] - together[t["tag"]]) < 1e-5 for t in alone)
+    for bad in (1.5, -0.1, float("nan")):
+        with pytest.raises(TagrankError, match="between 0 and 1"):
+            tagger.rank_features(features.features[:1], prepared, threshold=bad)
+    uncalibrated = Tagger(result.model.method, None, vectors, {**result.model.meta, "confidence": None}, data.labels)
+    with pytest.raises(TagrankError, match="no confidence calibration"):
+        uncalibrated.rank_features(features.features[:1], prepared, threshold=0.5)

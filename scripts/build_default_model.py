@@ -15,15 +15,19 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import shutil
 import tempfile
 from pathlib import Path
 
+from tagrank.confidence import calibrate
 from tagrank.config import load_config
 from tagrank.encoders import load_encoder
+from tagrank.evaluate import model_scores
+from tagrank.features import FeatureCache
 from tagrank.model import TaggingModel
-from tagrank.tagger import DEFAULT_MODEL
-from tagrank.train import run_training
+from tagrank.tagger import CONSE_DESCRIPTION, DEFAULT_MODEL, Tagger
+from tagrank.train import run_training, training_data
 from tagrank.vocab import DEFAULT_VOCABULARY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,10 +63,29 @@ def main() -> None:
         if DEFAULT_MODEL.exists():
             shutil.rmtree(DEFAULT_MODEL)
         TaggingModel(model.method, model.meta).save(DEFAULT_MODEL)
+        conse_calibration(config, result.validation_paths, model.labels)
     digest = hashlib.sha256((DEFAULT_MODEL / "model.safetensors").read_bytes()).hexdigest()
     size = (DEFAULT_MODEL / "model.safetensors").stat().st_size
     print(f"wrote {DEFAULT_MODEL}: best epoch {result.best_epoch}, {size / 1e6:.1f} MB, sha256 {digest}, "
           f"{result.seconds:.0f}s")
+
+
+def conse_calibration(config, validation: list[str], labels: list[str]) -> None:
+    """Fit ConSE's confidence on the photos the default model held out, against the same labels."""
+    conse = Tagger.load(method="conse", vectors=ENCODER)
+    data, _ = training_data("mixture", None, config)
+    data = data.select_labels(labels)
+    features = FeatureCache(conse.backbone, config.backbone.cache_dir).get(validation, progress=False)
+    rows = [{p: i for i, p in enumerate(data.paths)}[p] for p in features.paths]
+    relevance, _, _ = model_scores(conse, features.features, labels)
+    calibration = calibrate(relevance, data.matrix[rows], labels, data.known[rows],
+                            "validation photos of the default model")
+    described = {"method": "conse", "vector_source": conse.vectors.source, "vector_checksum": conse.vectors.checksum,
+                 "encoder": conse.vectors.describe(), "confidence": calibration.to_dict(),
+                 "provenance": "scripts/build_default_model.py: ConSE has no weights; this is its confidence calibration"}
+    CONSE_DESCRIPTION.parent.mkdir(parents=True, exist_ok=True)
+    CONSE_DESCRIPTION.write_text(json.dumps(described, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"ConSE calibration: ECE {calibration.ece:.4f} over {calibration.fitted_on}")
 
 
 if __name__ == "__main__":

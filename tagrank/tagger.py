@@ -26,6 +26,8 @@ from tagrank.encoders import LabelEncoder, load_encoder
 from tagrank.vocab import DEFAULT_VOCABULARY, load_vocabulary, read_vocabulary
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default"
+CONSE_DESCRIPTION = Path(__file__).resolve().parent / "models" / "conse" / "model.json"
+"""ConSE's confidence calibration (it has no weights of its own), fitted with the default model."""
 DEFAULT_VOCAB_FILE = "vocab.txt"
 
 
@@ -79,7 +81,7 @@ class Tagger:
             backbone = Backbone("lite0")
             meta = {"method": "conse", "labels": [], "backbone": {"name": "lite0", "signature": backbone.signature},
                     "vector_source": word_vectors.source, "vector_checksum": word_vectors.checksum,
-                    "dim": word_vectors.dim}
+                    "dim": word_vectors.dim, "confidence": _conse_calibration(word_vectors)}
             return cls(Conse.build(backbone, word_vectors), backbone, word_vectors, meta, default_tags)
         directory = Path(model) if model is not None else DEFAULT_MODEL
         if model is None and not (directory / "model.safetensors").is_file():
@@ -239,6 +241,16 @@ class Tagger:
             else:
                 results.append(item)
         return RankOutput(results, failed, self.prepare(vocab).oov)
+
+
+def _conse_calibration(encoder: LabelEncoder) -> dict | None:
+    """The shipped calibration of ConSE's confidence, if it was fitted with this encoder."""
+    import json
+
+    if not CONSE_DESCRIPTION.is_file():
+        return None
+    described = json.loads(CONSE_DESCRIPTION.read_text(encoding="utf-8"))
+    return described.get("confidence") if described.get("vector_checksum") == encoder.checksum else None
 
 
 def _default_tags() -> list[str]:

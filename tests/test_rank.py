@@ -94,14 +94,16 @@ def test_rank_formats(cli, folder, tmp_path):
     records = [json.loads(line) for line in cli("rank", *good, "--vocab", vocab, "--format", "jsonl").out.splitlines()]
     assert [len(r["tags"]) for r in records] == [5, 5] and records[0]["tags"][0]["rank"] == 1
     as_json = json.loads(cli("rank", *good, "--vocab", vocab, "--format", "json", "--top", "1").out)
-    assert len(as_json) == 2 and set(as_json[0]["tags"][0]) == {"rank", "tag", "score"}
+    assert len(as_json) == 2 and set(as_json[0]["tags"][0]) == {"rank", "tag", "score", "confidence"}
     rows = list(csv.DictReader(io.StringIO(cli("rank", *good, "--vocab", vocab, "--format", "csv", "--top", "3").out)))
-    assert len(rows) == 6 and rows[0].keys() == {"image", "rank", "tag", "score"}
+    assert len(rows) == 6 and rows[0].keys() == {"image", "rank", "tag", "score", "confidence"}
     result = cli("rank", *good, "--vocab", vocab, "--format", "parquet", "--out", tmp_path / "o.parquet")
     frame = pd.read_parquet(tmp_path / "o.parquet")
-    assert result.code == 0 and len(frame) == 10 and list(frame.columns) == ["image", "rank", "tag", "score"]
+    assert result.code == 0 and len(frame) == 10 and list(frame.columns) == ["image", "rank", "tag", "score", "confidence"]
     explained = json.loads(cli("rank", good[0], "--vocab", vocab, "--format", "json", "--explain").out)
     assert "votes" in explained[0]["tags"][0]
+    assert cli("rank", good[0], "--vocab", vocab, "--format", "parquet", "--explain", "--out", tmp_path / "e.parquet").code == 0
+    assert "votes" in pd.read_parquet(tmp_path / "e.parquet").columns  # Parquet used to drop it
 
 
 def test_rank_skips_and_reports_bad_images(cli, folder, tmp_path):

@@ -300,7 +300,9 @@ slots ({', '.join(f'{t} {n}' for t, n in hubs)}).
 `scripts/tune_open_world.py`: each trial trains configs/open_world.toml with the listed change on the zero-shot
 mixture and is scored on photos no trial trains on — Tiny ImageNet's *training* photos of the 50 unseen classes
 (ZSL/GZSL top-1), the Corel5k photos the trainer holds out (per-word F1@5 over seen words, mAP over the unseen
-words), hub share over the everyday vocabulary on both.
+words), hub share over the everyday vocabulary on both. The ConSE rows are the same photos ranked by
+training-free ConSE with each label encoder: with the transformation-model trials that name an encoder, the
+encoder comparison behind the default (`wordllama`).
 
 {tuning_table()}
 """
@@ -312,11 +314,11 @@ words), hub share over the everyday vocabulary on both.
 def tuning_table() -> str:
     path = ROOT / "benchmarks" / "open_world_tuning.jsonl"
     entries = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] if path.is_file() else []
-    rows = [[e["name"], pct(e["tiny_zsl_top1"]), pct(e["tiny_zsl_top5"]), pct(e["tiny_gzsl_top1"]),
+    rows = [[e["name"], e["settings"].get("vectors", ENCODER), pct(e["tiny_zsl_top1"]), pct(e["tiny_zsl_top5"]), pct(e["tiny_gzsl_top1"]),
              pct(e["corel_F1@5"]), e["corel_N+@5"], pct(e["corel_zsl_mAP"]),
              pct(e["hub_share"]) if "hub_share" in e else "n/a", e.get("best_epoch", ""),
              f"{e['seconds']:.0f}" if "seconds" in e else ""] for e in entries]
-    return table(["trial", "Tiny ZSL top-1", "ZSL top-5", "GZSL top-1", "Corel F1@5", "N+@5", "Corel ZSL mAP",
+    return table(["trial", "label encoder", "Tiny ZSL top-1", "ZSL top-5", "GZSL top-1", "Corel F1@5", "N+@5", "Corel ZSL mAP",
                   "hub share", "best epoch", "seconds"], rows)
 
 

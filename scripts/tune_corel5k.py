@@ -17,13 +17,14 @@ settings are not rerun. ``scripts/bench_corel5k.py`` renders that file into BENC
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
+
+from tagrank.trials import TrialLog
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "corel5k_tuning.jsonl"
@@ -148,13 +149,8 @@ def main() -> None:
     args = parser.parse_args()
     root = args.shared / "data" / "corel5k"
 
-    done = {}
-    if RESULTS.is_file():
-        for line in RESULTS.read_text(encoding="utf-8").splitlines():
-            entry = json.loads(line)
-            done[entry["name"]] = entry
-    wanted = [t for t in TRIALS if (args.only and t[0] in args.only)
-              or (not args.only and (t[0] not in done or done[t[0]]["settings"] != t[2]))]
+    log = TrialLog(RESULTS, [t[0] for t in TRIALS])
+    wanted = log.wanted(TRIALS, args.only)
     for backbone in {t[2].get("backbone.name", "lite0") for t in wanted}:
         _extract_features(root, backbone, any(t[2].get("backbone.flip_features") for t in wanted))
     # spawn, not fork: a child forked after this process ran torch's thread pool (feature
@@ -163,12 +159,9 @@ def main() -> None:
         futures = {t[0]: pool.submit(run_trial, *t, str(root), str(args.runs)) for t in wanted}
         for name, future in futures.items():
             entry = future.result()
-            done[name] = entry
+            log.record(entry)
             print(f"{name}: val per-word F1@5 {100 * entry['F1@5']:.1f}, N+ {entry['N+@5']}, "
                   f"mAP {100 * entry['mAP']:.1f} ({entry['seconds']:.0f} s)", flush=True)
-            order = [t[0] for t in TRIALS]
-            RESULTS.parent.mkdir(parents=True, exist_ok=True)
-            RESULTS.write_text("".join(json.dumps(done[n]) + "\n" for n in order if n in done), encoding="utf-8")
 
 
 def _extract_features(root: Path, backbone: str, flip: bool) -> None:

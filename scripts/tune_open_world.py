@@ -20,11 +20,12 @@ ConSE with the same encoder is scored on the same photos. Results go to benchmar
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+
+from tagrank.trials import TrialLog
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "open_world_tuning.jsonl"
@@ -36,8 +37,11 @@ TRIALS: list[tuple[str, dict]] = [
     ("block alpha 3", {"method.block_weight": 3.0}),
     ("block alpha 7", {}),
     ("block alpha 15", {"method.block_weight": 15.0}),
-    ("block alpha 7, GloVe-50", {"vectors": "glove-6b-50d"}),
-    ("block alpha 7, MiniLM", {"vectors": "minilm"}),
+    ("block alpha 7, Corel5k only", {"sources": ["corel5k"]}),
+    ("block alpha 7, learned rows' norm 1", {"method.learned_norm": 1.0}),
+    ("block alpha 7, learned rows' norm 3", {"method.learned_norm": 3.0}),
+    ("block alpha 7, learned rows' norm 10", {"method.learned_norm": 10.0}),
+    ("block alpha 7, learned rows' norm 20", {"method.learned_norm": 20.0}),
 ]
 
 
@@ -49,6 +53,7 @@ def configure(settings: dict, shared: Path):
     data = shared / "data"
     unseen = {"corel5k": data / "corel5k" / "zsl_unseen.txt", "tinyimagenet": data / "tiny-imagenet" / "zsl_unseen.txt"}
     roots = {"corel5k": data / "corel5k", "tinyimagenet": data / "tiny-imagenet"}
+    config.data.sources = [s for s in config.data.sources if s.dataset in settings.get("sources", roots)]
     for source in config.data.sources:
         source.root, source.unseen = str(roots[source.dataset]), str(unseen[source.dataset])
     for key, value in settings.items():
@@ -131,35 +136,23 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="trial names to (re)run; default: those not yet in the results")
     args = parser.parse_args()
 
-    done = {}
-    if RESULTS.is_file():
-        for line in RESULTS.read_text(encoding="utf-8").splitlines():
-            entry = json.loads(line)
-            done[entry["name"]] = entry
-    wanted = [t for t in TRIALS if (args.only and t[0] in args.only)
-              or (not args.only and (t[0] not in done or done[t[0]]["settings"] != t[1]))]
-    order = [t[0] for t in TRIALS]
-
-    def save(entry: dict) -> None:
-        done[entry["name"]] = entry
-        names = [n for n in done if n not in order] + [n for n in order if n in done]
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text("".join(json.dumps(done[n]) + "\n" for n in names), encoding="utf-8")
+    log = TrialLog(RESULTS, [t[0] for t in TRIALS])
+    wanted = log.wanted(TRIALS, args.only)
 
     # spawn, not fork: a child forked after this process ran torch's thread pool can hang
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {t[0]: pool.submit(run_trial, *t, str(args.shared), str(args.runs)) for t in wanted}
         for name, future in futures.items():
             entry = future.result()
-            save(entry)
+            log.record(entry)
             print(f"{name}: Tiny ZSL top-1 {100 * entry['tiny_zsl_top1']:.1f} top-5 {100 * entry['tiny_zsl_top5']:.1f}, "
                   f"GZSL top-1 {100 * entry['tiny_gzsl_top1']:.1f}, Corel F1@5 {100 * entry['corel_F1@5']:.1f} "
                   f"ZSL mAP {100 * entry['corel_zsl_mAP']:.1f}, hub share {100 * entry['hub_share']:.0f}% "
                   f"({entry['seconds']:.0f} s)", flush=True)
     held_out = _corel_held_out(args.shared)
     for encoder in ("wordllama", "glove-6b-50d", "minilm"):
-        if f"ConSE ({encoder})" not in done:
-            save(conse_row(args.shared, encoder, held_out))
+        if f"ConSE ({encoder})" not in log.done:
+            log.record(conse_row(args.shared, encoder, held_out))
 
 
 def _corel_held_out(shared: Path) -> list[str]:

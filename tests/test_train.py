@@ -330,3 +330,13 @@ def test_backbone_block_is_saved_with_the_model_and_frozen(toy, tmp_path):
     assert torch.equal(saved.knowledge.classifier.weight, expected)  # trained with it, never changed
     assert saved.knowledge.class_known.sum() == 500
     assert result.history[-1]["val_sample_mAP"] > 0
+
+
+def test_learned_rows_can_be_bounded_below_the_block():
+    from tagrank.methods.transform import Transform, TransformOptions
+
+    method = Transform(TransformOptions(k=4, hidden=[16], learned_norm=2.0), 24, 8, 5)
+    A = method.learned(torch.randn(3, 24) * 100)
+    assert torch.allclose(torch.linalg.matrix_norm(A), torch.full((3,), 2.0))
+    words = torch.nn.functional.normalize(torch.randn(50, 8), dim=1)
+    assert (method.scores(torch.randn(3, 24), words) <= 2.0 + 1e-5).all()  # ‖A w‖ ≤ ‖A‖_F for unit w

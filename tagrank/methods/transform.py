@@ -46,6 +46,9 @@ class TransformOptions(HeadOptions):
     backbone_block: bool = False
     block_weight: float = 7.0  # α: the block's weight against the learned rows (α² = 50 in the first prototype)
     block_classes: int = 10  # ImageNet classes combined into the block's direction v (ConSE's T)
+    # > 0: each image's learned rows are scaled to this Frobenius norm, so they can reorder close calls
+    # but not outweigh the block (trained with it, unbounded rows grow to its scale); 0: unbounded
+    learned_norm: float = 0.0
 
 
 @register
@@ -93,6 +96,8 @@ class Transform(Method):
     def learned(self, features: torch.Tensor) -> torch.Tensor:
         """The learned rows of A for each image, on the full label space: (B, k, space_dim)."""
         A = self.head(features).view(-1, self.options.k, self.learned_dim)
+        if self.options.learned_norm > 0:
+            A = self.options.learned_norm * A / torch.linalg.matrix_norm(A)[:, None, None].clamp_min(1e-12)
         return torch.nn.functional.pad(A, (0, self.space_dim - self.learned_dim))
 
     def block(self, features: torch.Tensor) -> torch.Tensor:

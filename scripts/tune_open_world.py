@@ -42,6 +42,8 @@ TRIALS: list[tuple[str, dict]] = [
     ("block alpha 7, learned rows' norm 3", {"method.learned_norm": 3.0}),
     ("block alpha 7, learned rows' norm 10", {"method.learned_norm": 10.0}),
     ("block alpha 7, learned rows' norm 20", {"method.learned_norm": 20.0}),
+    ("block alpha 7, background words 0.01", {"method.background_weight": 0.01}),
+    ("block alpha 7, background words 0.1", {"method.background_weight": 0.1}),
 ]
 
 

@@ -199,6 +199,8 @@ def train(config: Config, data: Dataset, features: Features, vectors: LabelEncod
         if backbone is None:
             raise TagrankError(f"{config.method} with these options is built on the backbone: give the backbone")
         method.attach(backbone, vectors)
+    if getattr(method, "wants_background", False):
+        method.background = _background_words(vectors, data.labels, unseen).to(device)
     method = method.to(device)
     method.prepare(Y[train_rows])
     groups = [{"params": [p for p in method.parameters() if p.requires_grad], "scale": 1.0}]
@@ -314,6 +316,19 @@ def _draw_weights(data: Dataset, train_rows: np.ndarray, shares: list[float]) ->
     sources = data.source[train_rows]
     counts = np.bincount(sources, minlength=len(shares)).clip(1)
     return torch.from_numpy(np.asarray(shares, np.float64)[sources] / counts[sources])
+
+
+def _background_words(vectors: LabelEncoder, labels: list[str], unseen: list[str]) -> torch.Tensor:
+    """Vectors of the everyday tags that are neither training nor unseen labels: words no photo constrains."""
+    from tagrank.vocab import DEFAULT_VOCABULARY, load_vocabulary
+
+    taken = {vectors.normalise(t) for t in [*labels, *unseen]}
+    # Words the encoder has no vector for are simply not candidates (no OOV warning: the user named none).
+    words = [e for e in map(vectors.lookup, load_vocabulary(DEFAULT_VOCABULARY))
+             if e.in_vocab and vectors.normalise(e.tag) not in taken]
+    if not words:
+        raise TagrankError(f"no background word has a vector in {vectors.source}")
+    return torch.from_numpy(vectors.encode_entries(words))
 
 
 def _relevance(method: Method, source, rows: np.ndarray, label_vectors) -> np.ndarray:

@@ -340,3 +340,30 @@ def test_learned_rows_can_be_bounded_below_the_block():
     assert torch.allclose(torch.linalg.matrix_norm(A), torch.full((3,), 2.0))
     words = torch.nn.functional.normalize(torch.randn(50, 8), dim=1)
     assert (method.scores(torch.randn(3, 24), words) <= 2.0 + 1e-5).all()  # ‖A w‖ ≤ ‖A‖_F for unit w
+
+
+def test_background_words_exclude_training_and_unseen_labels_and_pull_learned_rows_down(toy, tmp_path):
+    from tagrank.encoders import load_encoder
+    from tagrank.train import _background_words
+    from tagrank.vocab import load_vocabulary
+
+    encoder = load_encoder("wordllama")
+    everyday = load_vocabulary("everyday")
+    words = _background_words(encoder, ["Cat", "beach"], ["golf cart"])
+    assert len(words) == len(everyday) - 3  # 'cat', 'beach', 'golf cart' are constrained: not background
+    data, features, _ = toy
+    rng = np.random.default_rng(3)
+    vectors = WordVectors.from_file(write_word2vec_text(  # the labels and 40 everyday words
+        tmp_path / "bg.txt", {t: rng.normal(size=8).tolist() for t in LABELS + [w for w in everyday if " " not in w][:40]}))
+    config = small_config("transform", epochs=3)
+    reach = {}
+    for weight in (0.0, 10.0):
+        config.method_options.background_weight = weight
+        result = train(config, data, features, vectors, tmp_path / f"bg{weight}", progress=False)
+        method = result.model.method
+        assert method.background is None  # training only: the saved model does not carry it
+        method.background = _background_words(vectors, LABELS, [])  # the 40 everyday words
+        with torch.no_grad():
+            A = method.learned(torch.from_numpy(features.features[:20]))
+        reach[weight] = float(torch.linalg.matrix_norm(A).mean())
+    assert reach[10.0] < reach[0.0]

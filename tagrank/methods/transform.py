@@ -49,6 +49,11 @@ class TransformOptions(HeadOptions):
     # > 0: each image's learned rows are scaled to this Frobenius norm, so they can reorder close calls
     # but not outweigh the block (trained with it, unbounded rows grow to its scale); 0: unbounded
     learned_norm: float = 0.0
+    # > 0: add this weight times the mean ‖A_learned u‖² over words u that no training photo constrains
+    # (the everyday vocabulary minus the training and unseen labels), so that on such words the block
+    # (ConSE's knowledge) decides instead of whatever the learned rows happen to do there
+    background_weight: float = 0.0
+    background_words: int = 256  # such words sampled per batch
 
 
 @register
@@ -67,6 +72,7 @@ class Transform(Method):
         super().__init__(options, feature_dim, word_dim, n_labels)
         if options.backbone_block:
             self.knowledge = ImagenetKnowledge(feature_dim, word_dim, options.block_classes)
+        self.background: torch.Tensor | None = None  # training only: set by the trainer, not saved
         if options.word_hidden:
             # w + g(w), shared by every word (seen or not); g starts at zero so training starts from GloVe.
             self.word_map = mlp(word_dim, [options.word_hidden], word_dim, 0.0)
@@ -147,10 +153,21 @@ class Transform(Method):
     def scores(self, features: torch.Tensor, label_vectors: torch.Tensor | None = None) -> torch.Tensor:
         return self.distances(features, self.label_space(label_vectors))
 
+    @property
+    def wants_background(self) -> bool:
+        return self.options.background_weight > 0
+
     def loss(self, features, positives, label_vectors, generator, known=None):
         distances = self.distances(features, self.label_space(label_vectors))
         negatives = sample_negatives(positives, self.options.negatives, generator, known)
         if self.options.loss == "warp":
-            return warp_loss(-distances, positives, negatives, self.options.margin, self.label_weight)
-        return hinge_rank_loss(distances, positives, negatives, self.options.margin, self.label_weight,
-                               self.options.pairing)
+            loss = warp_loss(-distances, positives, negatives, self.options.margin, self.label_weight)
+        else:
+            loss = hinge_rank_loss(distances, positives, negatives, self.options.margin, self.label_weight,
+                                   self.options.pairing)
+        if self.wants_background and self.background is not None:
+            rows = torch.randint(len(self.background), (self.options.background_words,), generator=generator)
+            words = self.label_space(self.background[rows].to(features.device))
+            reach = torch.einsum("bkd,vd->bvk", self.learned(features), words).square().sum(-1)
+            loss = loss + self.options.background_weight * reach.mean()
+        return loss

@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
     parser.add_argument("--cache-dir", type=Path, default=None)
     args = parser.parse_args()
-    config = load_config(ROOT / "configs" / "default_model.toml")
+    config = load_config(ROOT / "configs" / "open_world.toml")
     roots = {"corel5k": args.shared / "data" / "corel5k", "tinyimagenet": args.shared / "data" / "tiny-imagenet"}
     for source in config.data.sources:
         source.root = str(roots[source.dataset])

@@ -186,8 +186,7 @@ class Tagger:
         if vocab.engine is not None:
             scores, indices = top_k(factors, vocab.engine, top, self.method.reduce)
         else:
-            full = self.method.scores(x)[:, vocab.columns]
-            scores, indices = rank_scores(full, top, self.method.lower_is_better)
+            scores, indices = rank_scores(self._scores(x, vocab, None), top, self.method.lower_is_better)
         confidence = None
         if self.calibration is not None:
             reference = self.prepare(self.calibration.reference)

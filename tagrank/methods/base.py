@@ -129,13 +129,9 @@ class Method(nn.Module):
 
     def scores(self, features: torch.Tensor, label_vectors: torch.Tensor | None = None) -> torch.Tensor:
         """(B, V) scores of every label; ``label_vectors`` (V, d) for zero-shot methods."""
-        label_vectors = self.label_space(label_vectors)
-        F = self.factors(features)
-        projected = torch.einsum("bmd,vd->bvm", F, label_vectors)
-        if self.reduce == "norm":
-            return projected.square().sum(-1).clamp_min(1e-12).sqrt()
-        out = projected[..., 0]
-        return out / label_vectors.norm(dim=1).clamp_min(1e-12) if self.reduce == "cosine" else out
+        from tagrank.ranking import exact_scores
+
+        return exact_scores(self.factors(features), self.label_space(label_vectors), self.reduce)
 
     def relevance(self, scores: torch.Tensor) -> torch.Tensor:
         """Scores turned so that higher is more relevant."""

@@ -127,7 +127,15 @@ class Transform(Method):
 
         The block's term is computed as α²‖w − v‖² directly: d rows fewer per label while training.
         """
-        squared = torch.einsum("bkd,vd->bvk", self.learned(features), label_vectors).square().sum(-1)
+        return self._distances(features, self.learned(features), label_vectors)
+
+    @staticmethod
+    def _reach(learned: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
+        """‖A_learned w‖² for every image and word (B, V)."""
+        return torch.einsum("bkd,vd->bvk", learned, words).square().sum(-1)
+
+    def _distances(self, features: torch.Tensor, learned: torch.Tensor, label_vectors: torch.Tensor) -> torch.Tensor:
+        squared = self._reach(learned, label_vectors)
         if self.options.backbone_block:
             v = self.knowledge(features)
             words = label_vectors[:, :self.word_dim]
@@ -158,7 +166,8 @@ class Transform(Method):
         return self.options.background_weight > 0
 
     def loss(self, features, positives, label_vectors, generator, known=None):
-        distances = self.distances(features, self.label_space(label_vectors))
+        learned = self.learned(features)
+        distances = self._distances(features, learned, self.label_space(label_vectors))
         negatives = sample_negatives(positives, self.options.negatives, generator, known)
         if self.options.loss == "warp":
             loss = warp_loss(-distances, positives, negatives, self.options.margin, self.label_weight)
@@ -168,6 +177,5 @@ class Transform(Method):
         if self.wants_background and self.background is not None:
             rows = torch.randint(len(self.background), (self.options.background_words,), generator=generator)
             words = self.label_space(self.background[rows].to(features.device))
-            reach = torch.einsum("bkd,vd->bvk", self.learned(features), words).square().sum(-1)
-            loss = loss + self.options.background_weight * reach.mean()
+            loss = loss + self.options.background_weight * self._reach(learned, words).mean()
         return loss

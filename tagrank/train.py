@@ -202,7 +202,7 @@ def train(config: Config, data: Dataset, features: Features, vectors: LabelEncod
     if getattr(method, "wants_background", False):
         method.background = _background_words(vectors, data.labels, unseen).to(device)
     method = method.to(device)
-    method.prepare(Y[train_rows])
+    method.prepare(Y[train_rows], label_vectors)
     groups = [{"params": [p for p in method.parameters() if p.requires_grad], "scale": 1.0}]
     if finetune:
         groups.append({"params": list(backbone.parameters()), "scale": config.backbone.lr_scale})

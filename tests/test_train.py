@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -180,7 +181,7 @@ def test_model_files_damaged(toy, tmp_path):
     data, features, vectors = toy
     train(small_config("bce", epochs=1), data, features, vectors, tmp_path / "m", progress=False)
     (tmp_path / "m" / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{bad json}")
-    with pytest.raises(TagrankError, match="cannot read"):
+    with pytest.raises(TagrankError, match="not a safetensors model file"):
         TaggingModel.load(tmp_path / "m")
     (tmp_path / "m" / "model.safetensors").unlink()
     with pytest.raises(TagrankError, match="missing model.safetensors"):
@@ -367,3 +368,34 @@ def test_background_words_exclude_training_and_unseen_labels_and_pull_learned_ro
             A = method.learned(torch.from_numpy(features.features[:20]))
         reach[weight] = float(torch.linalg.matrix_norm(A).mean())
     assert reach[10.0] < reach[0.0]
+
+
+def _gated_model(p=4.0):
+    method = _block_model()
+    gated = type(method)(dataclasses.replace(method.options, learned_gate=p), 24, 8, 5)
+    state = dict(method.state_dict(), taught_vectors=torch.nn.functional.normalize(torch.randn(5, 8), dim=1))
+    gated.load_state_dict(state)
+    return method, gated.eval()
+
+
+def test_gate_keeps_training_labels_and_fades_the_learned_rows_elsewhere():
+    from tagrank.ranking import Vocabulary, top_k
+
+    plain, gated = _gated_model()
+    x = torch.randn(3, 24)
+    taught = gated.taught_vectors
+    assert torch.allclose(gated.scores(x, taught), plain.scores(x, taught), atol=1e-4)  # g = 1: unchanged
+    far = torch.randn(40, 8)
+    far = torch.nn.functional.normalize(far - (far @ taught.T) @ torch.linalg.pinv(taught).T, dim=1)[:3]
+    # orthogonal to every training label: g = 0, so the block plus the learned rows' mean level
+    learned = gated.learned(x)
+    level = torch.einsum("bkd,vd->bvk", learned, taught).square().sum(-1).quantile(gated.options.gate_level, dim=1)
+    gap = 2 - 2 * gated.knowledge(x) @ far.T
+    expected = (gated.options.block_weight ** 2 * gap + level[:, None]).sqrt()
+    assert torch.allclose(gated.scores(x, far), expected, atol=1e-4)
+    words = torch.randn(30, 8)
+    space = gated.label_space(words)
+    direct = torch.linalg.vector_norm(torch.einsum("bkd,vd->bvk", gated.matrices(x), space), dim=2)
+    assert torch.allclose(gated.scores(x, words), direct, atol=1e-4)
+    distances, indices = top_k(gated.factors(x), Vocabulary(space), 5, "norm")
+    assert torch.equal(indices, direct.sort(dim=1).indices[:, :5])

@@ -110,8 +110,9 @@ class Method(nn.Module):
     def attach(self, backbone, encoder) -> None:
         """Called once before training with the backbone and label encoder (for methods built on them)."""
 
-    def prepare(self, targets: torch.Tensor) -> None:
-        """Called once with the training label matrix before training: sets the positives' weights."""
+    def prepare(self, targets: torch.Tensor, label_vectors: torch.Tensor | None = None) -> None:
+        """Called once before training with the training label matrix (sets the positives' weights) and,
+        for zero-shot methods, the training labels' vectors."""
         power = getattr(self.options, "positive_weight_power", 0.0)
         self.label_weight.copy_(label_weights(targets, power))
 

@@ -32,8 +32,8 @@ class Bce(Method):
     def head_outputs(self) -> int:
         return self.n_labels
 
-    def prepare(self, targets: torch.Tensor) -> None:
-        super().prepare(targets)
+    def prepare(self, targets: torch.Tensor, label_vectors: torch.Tensor | None = None) -> None:
+        super().prepare(targets, label_vectors)
         weight = self.label_weight.clone()
         if self.options.class_weighting:
             positives = targets.float().sum(dim=0).clamp_min(1)

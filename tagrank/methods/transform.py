@@ -13,6 +13,18 @@ the top class names. On unit label vectors w with the affine coordinate, ‖[I, 
 
 which is ConSE's ranking as α → ∞ and the paper's model at α = 0. The learned rows are trained with
 the block present, so they learn what it lacks.
+
+With ``learned_gate`` = p > 0 the learned rows act on g(w)·w instead of w, where g(w) = max(0, cos(w, s))^p
+for the training label s nearest to w, and what they no longer say is replaced by their average over the
+training labels, c(x) (a quantile of ‖A_learned s‖² over the training labels s):
+
+    ‖A x‖² = α² (2 − 2 cos(v, w)) + g(w)² ‖A_learned w‖² + (1 − g(w)²) c(x)
+
+So the learned rows speak with full weight on what the training photos taught (g = 1 on every training
+label: training is unchanged) and fade on tags unlike all of it, which rank by the block (ConSE's
+knowledge) at the learned rows' typical level: neither pushed away by rows that never saw them nor
+favoured for lacking that term. The label vector is x = [w; 1; g(w)·w; √(1 − g(w)²)] and A gains
+one row (0, …, 0, √c(x)): still one fixed vector per tag and ‖A x‖ for the ranking engine.
 """
 
 from __future__ import annotations
@@ -54,6 +66,13 @@ class TransformOptions(HeadOptions):
     # (ConSE's knowledge) decides instead of whatever the learned rows happen to do there
     background_weight: float = 0.0
     background_words: int = 256  # such words sampled per batch
+    # p > 0: the learned rows see g(w)·w, g(w) = (cosine to the nearest training label)₊^p, and the rest of
+    # their say goes to their mean over the training labels, so they fade on tags unlike anything trained
+    # (a ranking-time choice: g = 1 on every training label); 0: they score every tag alike
+    learned_gate: float = 0.0
+    # the level the faded say goes to: this quantile of the learned rows' ‖A_learned s‖² over the training
+    # labels s, per image (0: the best-fitting label's, 0.5: the median's); ranking-time, like the gate
+    gate_level: float = 0.0
 
 
 @register
@@ -73,6 +92,8 @@ class Transform(Method):
         if options.backbone_block:
             self.knowledge = ImagenetKnowledge(feature_dim, word_dim, options.block_classes)
         self.background: torch.Tensor | None = None  # training only: set by the trainer, not saved
+        if self.gated:  # unit vectors of the training labels, saved: the gate's reference
+            self.register_buffer("taught_vectors", torch.zeros(n_labels, word_dim))
         if options.word_hidden:
             # w + g(w), shared by every word (seen or not); g starts at zero so training starts from GloVe.
             self.word_map = mlp(word_dim, [options.word_hidden], word_dim, 0.0)
@@ -80,8 +101,15 @@ class Transform(Method):
             torch.nn.init.zeros_(self.word_map[-1].bias)
 
     @property
+    def gated(self) -> bool:
+        return self.options.backbone_block and self.options.learned_gate > 0
+
+    @property
     def space_dim(self) -> int:
-        """Width of the vectors A acts on: d, or d + 1 with the affine coordinate (which the block uses)."""
+        """Width of the vectors A acts on: d, d + 1 with the affine coordinate (which the block uses), or
+        2d + 2 with the gate ([w; 1; g(w)·w; √(1 − g(w)²)])."""
+        if self.gated:
+            return 2 * self.word_dim + 2
         return self.word_dim + int(self.options.affine or self.options.backbone_block)
 
     @property
@@ -95,35 +123,63 @@ class Transform(Method):
         if self.options.backbone_block:
             self.knowledge.fill(backbone, encoder)
 
+    def prepare(self, targets: torch.Tensor, label_vectors: torch.Tensor | None = None) -> None:
+        super().prepare(targets, label_vectors)
+        if self.gated:
+            self.taught_vectors.copy_(_unit(label_vectors))
+
+    def gate(self, words: torch.Tensor) -> torch.Tensor:
+        """g(w) for unit word vectors (V, d): (cosine to the nearest training label)₊^p, (V,)."""
+        nearest = (words @ self.taught_vectors.T).amax(dim=1).clamp(0, 1)
+        return nearest ** self.options.learned_gate
+
     @property
     def needs_backbone(self) -> bool:
         return self.options.backbone_block
 
     def learned(self, features: torch.Tensor) -> torch.Tensor:
-        """The learned rows of A for each image, on the full label space: (B, k, space_dim)."""
+        """The learned rows of A for each image, (B, k, learned_dim), as they act on word vectors."""
         A = self.head(features).view(-1, self.options.k, self.learned_dim)
         if self.options.learned_norm > 0:
             A = self.options.learned_norm * A / torch.linalg.matrix_norm(A)[:, None, None].clamp_min(1e-12)
-        return torch.nn.functional.pad(A, (0, self.space_dim - self.learned_dim))
+        return A
+
+    def _placed(self, learned: torch.Tensor) -> torch.Tensor:
+        """The learned rows on the full label space, (B, k, space_dim); gated, they read g(w)·w."""
+        before = self.word_dim + 1 if self.gated else 0
+        return torch.nn.functional.pad(learned, (before, self.space_dim - self.learned_dim - before))
+
+    def level(self, learned: torch.Tensor) -> torch.Tensor:
+        """c(x): each image's ``gate_level`` quantile of ‖A_learned s‖² over the training labels s, (B,)."""
+        return torch.quantile(self._reach(learned, self.taught_vectors), self.options.gate_level, dim=1)
 
     def block(self, features: torch.Tensor) -> torch.Tensor:
         """α·[I, −v] for each image: (B, d, d + 1)."""
         v = self.knowledge(features)
         eye = torch.eye(self.word_dim, device=v.device).expand(len(v), -1, -1)
-        return self.options.block_weight * torch.cat([eye, -v[:, :, None]], dim=2)
+        block = torch.cat([eye, -v[:, :, None]], dim=2)
+        block = torch.nn.functional.pad(block, (0, self.space_dim - self.word_dim - 1))
+        return self.options.block_weight * block
 
     def matrices(self, features: torch.Tensor) -> torch.Tensor:
-        """A for each image: (B, k, d), or (B, d + k, d + 1) with the block on top of the learned rows."""
+        """A for each image: (B, k, d), or (B, d + k [+ 1], space_dim) with the block on top of the learned
+        rows (and the gate's level row below them)."""
+        learned = self.learned(features)
         if not self.options.backbone_block:
-            return self.learned(features)
-        return torch.cat([self.block(features), self.learned(features)], dim=1)
+            return learned
+        rows = [self.block(features), self._placed(learned)]
+        if self.gated:
+            level = torch.zeros(len(learned), 1, self.space_dim, device=learned.device)
+            level[:, 0, -1] = self.level(learned).sqrt()
+            rows.append(level)
+        return torch.cat(rows, dim=1)
 
     def committee(self, features: torch.Tensor) -> torch.Tensor:
         """The rows that vote in ``--explain``: the learned ones (the block's rows are not classifiers)."""
-        return self.learned(features)
+        return self._placed(self.learned(features))
 
     def distances(self, features: torch.Tensor, label_vectors: torch.Tensor) -> torch.Tensor:
-        """‖A w‖ for every image and label (B, V), label vectors already in :meth:`label_space`.
+        """‖A x‖ for every image and label (B, V), label vectors already in :meth:`label_space`.
 
         The block's term is computed as α²‖w − v‖² directly: d rows fewer per label while training.
         """
@@ -135,7 +191,9 @@ class Transform(Method):
         return torch.einsum("bkd,vd->bvk", learned, words).square().sum(-1)
 
     def _distances(self, features: torch.Tensor, learned: torch.Tensor, label_vectors: torch.Tensor) -> torch.Tensor:
-        squared = self._reach(learned, label_vectors)
+        squared = self._reach(self._placed(learned), label_vectors)
+        if self.gated:
+            squared = squared + label_vectors[:, -1].square()[None, :] * self.level(learned)[:, None]
         if self.options.backbone_block:
             v = self.knowledge(features)
             words = label_vectors[:, :self.word_dim]
@@ -145,12 +203,16 @@ class Transform(Method):
 
     def label_space(self, label_vectors: torch.Tensor) -> torch.Tensor:
         if self.options.normalize_vectors or self.options.backbone_block:
-            label_vectors = label_vectors / label_vectors.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            label_vectors = _unit(label_vectors)
+        gate = self.gate(label_vectors) if self.gated else None
         if self.options.word_hidden:
             label_vectors = label_vectors + self.word_map(label_vectors)
+        parts = [label_vectors]
         if self.options.affine or self.options.backbone_block:
-            label_vectors = torch.cat([label_vectors, label_vectors.new_ones(len(label_vectors), 1)], dim=1)
-        return label_vectors
+            parts.append(label_vectors.new_ones(len(label_vectors), 1))
+        if gate is not None:
+            parts += [gate[:, None] * label_vectors, (1 - gate.square()).clamp_min(0).sqrt()[:, None]]
+        return torch.cat(parts, dim=1) if len(parts) > 1 else label_vectors
 
     def factors(self, features: torch.Tensor) -> torch.Tensor:
         A = self.matrices(features)
@@ -177,5 +239,9 @@ class Transform(Method):
         if self.wants_background and self.background is not None:
             rows = torch.randint(len(self.background), (self.options.background_words,), generator=generator)
             words = self.label_space(self.background[rows].to(features.device))
-            loss = loss + self.options.background_weight * self._reach(learned, words).mean()
+            loss = loss + self.options.background_weight * self._reach(self._placed(learned), words).mean()
         return loss
+
+
+def _unit(vectors: torch.Tensor) -> torch.Tensor:
+    return vectors / vectors.norm(dim=1, keepdim=True).clamp_min(1e-12)

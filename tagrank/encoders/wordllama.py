@@ -42,13 +42,15 @@ class WordLlamaEncoder(LabelEncoder):
 
     @classmethod
     def load(cls) -> "WordLlamaEncoder":
-        try:
-            import wordllama
-        except ImportError:
-            raise TagrankError("the wordllama encoder needs the package wordllama (pip install wordllama)") from None
+        import importlib.util
         from importlib.metadata import version
 
-        root = Path(wordllama.__file__).resolve().parent
+        # Found, not imported: importing wordllama costs a second and turns on INFO logging for the whole
+        # process (it calls logging.basicConfig), and its files are all this encoder reads.
+        spec = importlib.util.find_spec("wordllama")
+        if spec is None or not spec.submodule_search_locations:
+            raise TagrankError("the wordllama encoder needs the package wordllama (pip install wordllama)")
+        root = Path(next(iter(spec.submodule_search_locations))).resolve()
         return cls.from_files(root / WEIGHTS, root / TOKENIZER, version("wordllama"))
 
     @classmethod

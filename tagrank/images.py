@@ -6,8 +6,11 @@ path, and callers skip it, report it, and carry on.
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
+import re
+import stat
 import warnings
 from pathlib import Path
 
@@ -35,10 +38,12 @@ def load_image(path: str | os.PathLike) -> Image.Image:
     """
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # PIL warns from 89.5 MP; tagrank's own documented limit (checked before decoding) decides.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 if im.width * im.height > MAX_PIXELS:
-                    raise ImageError(f"{path}: image too large ({im.width}x{im.height} pixels, limit {MAX_PIXELS})")
+                    raise ImageError(f"{path}: image too large ({im.width}x{im.height} = "
+                                     f"{im.width * im.height:,} pixels; the limit is {MAX_PIXELS:,})")
                 im.load()
                 im = ImageOps.exif_transpose(im)
                 return _to_rgb(im)
@@ -50,8 +55,10 @@ def load_image(path: str | os.PathLike) -> Image.Image:
         raise ImageError(f"{path}: is a directory") from None
     except PermissionError:
         raise ImageError(f"{path}: permission denied") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(f"{path}: image too large (possible decompression bomb)") from None
+    except Image.DecompressionBombError as exc:  # PIL refuses beyond 179 MP before tagrank sees the size
+        size = re.search(r"\((\d+) pixels\)", str(exc))
+        pixels = f"{int(size.group(1)):,} pixels" if size else "too many pixels"
+        raise ImageError(f"{path}: image too large ({pixels}; the limit is {MAX_PIXELS:,})") from None
     except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError... for broken files
         raise ImageError(f"{path}: cannot decode image ({exc})") from None
 
@@ -74,30 +81,79 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
+def os_problem(path: str | os.PathLike, exc: OSError) -> str:
+    """One line naming ``path`` and what the OS said about it (a symlink loop is not 'file not found')."""
+    reason = {errno.ENOENT: "file not found", errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+              errno.ELOOP: "symlink loop", errno.ENAMETOOLONG: "name too long",
+              errno.ENOTDIR: "a parent is not a directory"}.get(exc.errno, exc.strerror or str(exc))
+    return f"{path}: {reason}"
+
+
+def _walk(folder: Path, problems: list[str]) -> list[Path]:
+    """Image files under ``folder``, sorted; every folder that cannot be listed is named in ``problems``."""
+    found: list[Path] = []
+    unreadable: list[str] = []
+    visited: set[tuple[int, int]] = set()
+
+    def report(exc: OSError) -> None:
+        unreadable.append(f"{exc.filename}: cannot read folder ({os_problem('', exc)[2:]})")
+
+    # Linked folders are followed (photo libraries are often assembled from links), each folder once.
+    for parent, dirs, files in os.walk(folder, onerror=report, followlinks=True):
+        try:
+            st = os.stat(parent)
+        except OSError as exc:
+            report(exc)
+            dirs.clear()
+            continue
+        if (st.st_dev, st.st_ino) in visited:
+            dirs.clear()
+            continue
+        visited.add((st.st_dev, st.st_ino))
+        dirs.sort()
+        for name in files:
+            file = Path(parent) / name
+            if file.suffix.lower() in IMAGE_SUFFIXES:
+                found.append(file)
+    problems.extend(unreadable)
+    if not found and not unreadable:
+        problems.append(f"{folder}: no images in directory")
+    return sorted(found)
+
+
 def find_images(inputs: list[str | os.PathLike]) -> tuple[list[Path], list[str]]:
     """Expand files, directories (recursed, sorted) and globs into image paths.
 
-    Returns ``(paths, problems)``: a named file that does not exist is a problem, not an exception,
-    so the good inputs of the same run still get processed.
+    Returns ``(paths, problems)``: a named file that does not exist or cannot be reached, and a folder
+    (or subfolder) that cannot be listed, are problems named in one line each, not exceptions, so the
+    good inputs of the same run still get processed.
     """
     paths: list[Path] = []
     problems: list[str] = []
     for item in inputs:
         item = str(item)
         p = Path(item)
-        if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
-            if not found:
-                problems.append(f"{item}: no images in directory")
-            paths.extend(found)
-        elif p.exists():
-            paths.append(p)
-        elif glob.has_magic(item):
-            matches = sorted(Path(m) for m in glob.glob(item, recursive=True)
-                             if Path(m).suffix.lower() in IMAGE_SUFFIXES and Path(m).is_file())
-            if not matches:
-                problems.append(f"{item}: no images match")
-            paths.extend(matches)
+        try:
+            mode = p.stat().st_mode
+        except OSError as exc:
+            if exc.errno == errno.ENOENT and glob.has_magic(item):
+                matches = sorted(Path(m) for m in glob.glob(item, recursive=True)
+                                 if Path(m).suffix.lower() in IMAGE_SUFFIXES and _is_file(Path(m)))
+                if not matches:
+                    problems.append(f"{item}: no images match")
+                paths.extend(matches)
+            else:
+                problems.append(os_problem(item, exc))
+            continue
+        if stat.S_ISDIR(mode):
+            paths.extend(_walk(p, problems))
         else:
-            problems.append(f"{item}: file not found")
+            paths.append(p)
     return list(dict.fromkeys(paths)), problems
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        return False

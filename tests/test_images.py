@@ -1,3 +1,6 @@
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -52,3 +55,64 @@ def test_find_images_dirs_globs_and_problems(tmp_path, photos):
     paths, problems = find_images([tmp_path / "sub", str(tmp_path / "*.png"), tmp_path / "nope.jpg", tmp_path / "empty"])
     assert [p.name for p in paths] == ["a.jpg", "b.png"]
     assert len(problems) == 2 and "nope.jpg" in problems[0] and "no images" in problems[1]
+
+
+def _deny(monkeypatch, denied: Path, what: str):
+    """Make ``denied`` unreachable as it is for a non-root user after chmod 000 (tests may run as root)."""
+    if what == "stat":
+        real = Path.stat
+
+        def stat(self, *a, **k):
+            if self.parent == denied:
+                raise PermissionError(13, "Permission denied", str(self))
+            return real(self, *a, **k)
+        monkeypatch.setattr(Path, "stat", stat)
+    else:
+        real_scandir = os.scandir
+
+        def scandir(path="."):
+            if Path(path) == denied:
+                raise PermissionError(13, "Permission denied", str(path))
+            return real_scandir(path)
+        monkeypatch.setattr(os, "scandir", scandir)
+
+
+def test_photo_inside_an_unreachable_folder_is_named_and_skipped(tmp_path, photos, monkeypatch):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.jpg").write_bytes(photos["coffee"].read_bytes())
+    good = tmp_path / "good.jpg"
+    good.write_bytes(photos["coffee"].read_bytes())
+    _deny(monkeypatch, tmp_path / "d", "stat")
+    paths, problems = find_images([tmp_path / "d" / "a.jpg", good])
+    assert paths == [good]
+    assert problems == [f"{tmp_path / 'd' / 'a.jpg'}: permission denied"]
+
+
+def test_unreadable_subfolder_is_named(tmp_path, photos, monkeypatch):
+    (tmp_path / "lib" / "locked").mkdir(parents=True)
+    (tmp_path / "lib" / "a.jpg").write_bytes(photos["coffee"].read_bytes())
+    _deny(monkeypatch, tmp_path / "lib" / "locked", "list")
+    paths, problems = find_images([tmp_path / "lib"])
+    assert [p.name for p in paths] == ["a.jpg"]
+    assert problems == [f"{tmp_path / 'lib' / 'locked'}: cannot read folder (permission denied)"]
+    _deny(monkeypatch, tmp_path / "lib", "list")
+    assert find_images([tmp_path / "lib"]) == ([], [f"{tmp_path / 'lib'}: cannot read folder (permission denied)"])
+
+
+def test_symlink_loop_is_not_file_not_found(tmp_path):
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "back").symlink_to(tmp_path / "lib")  # a folder loop is walked once
+    assert find_images([tmp_path / "loop"]) == ([], [f"{tmp_path / 'loop'}: symlink loop"])
+    assert find_images([tmp_path / "lib"])[1] == [f"{tmp_path / 'lib'}: no images in directory"]
+
+
+def test_the_documented_pixel_limit_holds_and_names_the_size(tmp_path):
+    Image.new("1", (10000, 9500)).save(tmp_path / "95mp.png")  # beyond PIL's 89.5 MP warning, within 100 MP
+    assert load_image(tmp_path / "95mp.png").size == (10000, 9500)
+    Image.new("1", (10100, 10000)).save(tmp_path / "101mp.png")
+    with pytest.raises(ImageError, match=r"10100x10000 = 101,000,000 pixels; the limit is 100,000,000"):
+        load_image(tmp_path / "101mp.png")
+    Image.new("1", (15000, 13000)).save(tmp_path / "195mp.png")  # PIL itself refuses these
+    with pytest.raises(ImageError, match=r"195,000,000 pixels; the limit"):
+        load_image(tmp_path / "195mp.png")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -71,10 +72,12 @@ def index_build(
     strict: bool = typer.Option(False, "--strict", help="fail if any tag is not in the vectors"),
 ) -> None:
     """Embed a vocabulary and write its FAISS label index."""
+    from tagrank.atomic import check_output_dir
     from tagrank.encoders import load_encoder
-    from tagrank.label_index import LabelIndex
+    from tagrank.label_index import MANIFEST, LabelIndex
     from tagrank.vocab import load_vocabulary
 
+    check_output_dir(out, MANIFEST)
     tags = load_vocabulary(vocab)
     label_index = LabelIndex.build(tags, load_encoder(vectors), strict=strict)
     label_index.save(out)
@@ -84,10 +87,12 @@ def index_build(
 
 @index_app.command("info")
 def index_info(directory: Path = typer.Argument(..., help="label index directory")) -> None:
-    """Print a label index's manifest."""
+    """Print a label index's manifest, after verifying its files' checksums."""
     from tagrank.label_index import LabelIndex
 
-    typer.echo(json.dumps(LabelIndex.read_manifest(directory), indent=2, ensure_ascii=False))
+    manifest = LabelIndex.verify(directory)
+    typer.echo(json.dumps(manifest, indent=2, ensure_ascii=False))
+    typer.echo(f"checksums of {', '.join(manifest['files'])}: verified", err=True)  # stdout stays JSON
 
 
 # -- training --------------------------------------------------------------------------------------
@@ -115,8 +120,10 @@ def train(
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Train a tagging method on a dataset's training split."""
+    from tagrank.atomic import check_output_dir
     from tagrank.config import load_config, override
     from tagrank.encoders import load_encoder
+    from tagrank.features import DEFAULT_CACHE_DIR
     from tagrank.train import run_training
 
     cfg = load_config(config, method)
@@ -131,6 +138,8 @@ def train(
         cfg.method_options.k = _positive("--k", k)
     for name, value in (("--epochs", cfg.train.epochs), ("--batch-size", cfg.train.batch_size)):
         _positive(name, value)
+    check_output_dir(out)  # before any feature is extracted
+    check_output_dir(cfg.backbone.cache_dir or DEFAULT_CACHE_DIR)
     result = run_training(dataset, root, cfg, out, load_encoder(vectors), resume=resume, progress=progress)
     best = next((h for h in result.history if h.get("epoch") == result.best_epoch), {})
     figures = "  ".join(f"{k} {v:.4f}" for k, v in best.items() if k.startswith("val_"))
@@ -229,10 +238,13 @@ def eval_(
     out: Optional[Path] = typer.Option(None, "--out", help="report directory: metrics.json, per_class.csv, plots"),
     vectors: Optional[str] = VectorsOpt,
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="feature cache (default ~/.cache/tagrank)"),
+    allow_seen: bool = typer.Option(False, "--allow-seen", help="zsl/gzsl: evaluate a model trained on some unseen "
+                                                               "labels anyway (the report says so)"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Evaluate models, ConSE or a score file: per-class and overall P/R/F1 at K, mAP, N+."""
-    from tagrank.evaluate import evaluate, format_table, write_report
+    from tagrank.atomic import check_output_dir
+    from tagrank.evaluate import REPORT_MARKER, evaluate, format_table, write_report
 
     models = list(model or [])
     if runs:
@@ -245,8 +257,10 @@ def eval_(
         ks = tuple(int(x) for x in k.split(","))
     except ValueError:
         raise TagrankError(f"--k must be comma-separated integers, got {k!r}") from None
+    if out is not None:
+        check_output_dir(out, REPORT_MARKER)
     report = evaluate(dataset, root, models, method, scores, protocol, ks, unseen, split, filter_empty,
-                      vectors, str(cache_dir) if cache_dir else None, progress)
+                      vectors, str(cache_dir) if cache_dir else None, progress, allow_seen)
     typer.echo(format_table(report))
     if out is not None:
         write_report(report, out)
@@ -263,7 +277,12 @@ class _StderrLines(logging.Handler):
 
 
 def main() -> None:
-    """Console-script entry: run the app, turning user errors into one line and exit status 2."""
+    """Console-script entry: the one place that turns every failure into one ``error:`` line.
+
+    User errors exit 2; the operating system's (a full disk, an unreadable file: OSError), odd text
+    (UnicodeError) and anything unexpected exit 1 (TAGRANK_DEBUG=1 shows the traceback of the last);
+    Ctrl-C exits 130. Outputs are written atomically, so none of these leaves a partial file.
+    """
     logger = logging.getLogger("tagrank")
     if not any(isinstance(h, _StderrLines) for h in logger.handlers):
         logger.addHandler(_StderrLines())
@@ -273,6 +292,13 @@ def main() -> None:
     except TagrankError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("error: interrupted", err=True)
+        sys.exit(130)
+    except typer.Exit as exc:  # typer's own way out (it turns Ctrl-C into Exit(130) in some versions)
+        if exc.exit_code == 130:
+            typer.echo("error: interrupted", err=True)
+        sys.exit(exc.exit_code)
     except _UsageError as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":  # bare `tagrank` or `tagrank index`: show help
             typer.echo(exc.ctx.get_help() if exc.ctx else str(exc))
@@ -280,9 +306,22 @@ def main() -> None:
         hint = f" (try '{exc.ctx.command_path} --help')" if exc.ctx else ""
         typer.echo(f"error: {exc.format_message()}{hint}", err=True)
         sys.exit(2)
-    except (typer.Abort, KeyboardInterrupt):
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        typer.echo(f"error: {where}{(exc.strerror or str(exc)).lower()}", err=True)
+        sys.exit(1)
+    except UnicodeError as exc:
+        typer.echo(f"error: text that is not valid {exc.encoding if hasattr(exc, 'encoding') else 'UTF-8'}: {exc}",
+                   err=True)
+        sys.exit(1)
+    except Exception as exc:  # a bug: still one line (the traceback with TAGRANK_DEBUG=1)
+        if os.environ.get("TAGRANK_DEBUG"):
+            raise
+        typer.echo(f"error: internal error ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                   "rerun with TAGRANK_DEBUG=1 for the traceback and please report it", err=True)
+        sys.exit(1)
+    if code == 130:  # typer may return Ctrl-C's status instead of raising
         typer.echo("error: interrupted", err=True)
-        sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -61,6 +61,8 @@ class EvalReport:
     missing_sample: list[str]
     ks: tuple[int, ...]
     rows: list[Row] = field(default_factory=list)
+    # --allow-seen: models evaluated zero-shot although trained on some unseen labels -> those labels
+    trained_on_unseen: dict[str, list[str]] = field(default_factory=dict)
 
     def summary(self) -> dict:
         return {
@@ -70,6 +72,7 @@ class EvalReport:
                        "missing_on_disk": self.n_missing, "missing_sample": self.missing_sample,
                        "missing_handling": "left out of model evaluation" if self.n_missing else ""},
             "labels": {"count": len(self.labels), "unseen": self.unseen},
+            "trained_on_unseen_labels": self.trained_on_unseen,
             "conventions": "see tagrank/metrics.py: C-F1 from mean C-P/C-R; ties to the lower label index",
             "methods": [{"name": r.name, "calibration": r.calibration, "note": r.note,
                          **(r.metrics.summary() if r.metrics else {}), "pr_curve": r.pr_curve} for r in self.rows],
@@ -167,7 +170,17 @@ def read_score_file(path: str | os.PathLike, ids: list[str], labels: list[str]) 
     if len(unknown) or absent:
         raise TagrankError(f"score file {path} does not match the test images: {len(absent)} missing "
                            f"(e.g. {absent[:2]}), {len(unknown)} unknown (e.g. {list(unknown[:2])})")
-    scores = frame.loc[ids, labels].to_numpy(dtype=np.float32)
+    chosen = frame.loc[ids, labels]
+    for label in labels:
+        if not (pd.api.types.is_numeric_dtype(chosen[label]) and not pd.api.types.is_bool_dtype(chosen[label])):
+            sample = chosen[label].iloc[0] if len(chosen) else None
+            raise TagrankError(f"score file {path}: column {label!r} is not numeric "
+                               f"({chosen[label].dtype}, e.g. {sample!r})")
+    scores = chosen.to_numpy(dtype=np.float32)
+    if np.isinf(scores).any():
+        bad = [labels[j] for j in np.flatnonzero(np.isinf(scores).any(axis=0))]
+        log.warning("score file %s has infinite scores in %d column(s) (%s): they rank first or last, ties "
+                    "among them in label order", path, len(bad), ", ".join(map(repr, bad[:5])))
     if np.isnan(scores).any():
         row = int(np.flatnonzero(np.isnan(scores).any(axis=1))[0])
         raise TagrankError(f"score file {path} has NaN scores (first for image {ids[row]!r})")
@@ -201,8 +214,13 @@ def _row(name: str, raw: np.ndarray, comparable: np.ndarray, truth: np.ndarray, 
 def evaluate(dataset: str, root: str | os.PathLike, models: list[str | os.PathLike] = (), method: str | None = None,
              scores: str | os.PathLike | None = None, protocol: str = "conventional", ks=(3, 5),
              unseen: str | os.PathLike | None = None, split: str = "test", filter_empty: bool = False,
-             vectors: str | None = None, cache_dir: str | None = None, progress: bool = True) -> EvalReport:
-    """Evaluate models / ConSE / a score file on one protocol; the prior baseline row always comes first."""
+             vectors: str | None = None, cache_dir: str | None = None, progress: bool = True,
+             allow_seen: bool = False) -> EvalReport:
+    """Evaluate models / ConSE / a score file on one protocol; the prior baseline row always comes first.
+
+    Zero-shot protocols refuse a model trained on any of the unseen labels (its numbers would not be
+    zero-shot) unless ``allow_seen``, which the report then states.
+    """
     data = load_dataset(dataset, root, split)
     unseen_tags = match_labels(data.resolve_aliases(read_tag_list(unseen)), data.labels, "the unseen list") if unseen else \
         (list(data.concepts) if data.concepts and protocol != "conventional" else [])
@@ -213,10 +231,6 @@ def evaluate(dataset: str, root: str | os.PathLike, models: list[str | os.PathLi
     if bad_k:
         raise TagrankError(f"K = {bad_k[0]} is out of range for the {len(labels)} labels of this protocol")
     data = data.select_labels(labels)
-    has_positive = data.matrix.any(axis=1)
-    n_without = int((~has_positive).sum())
-    if filter_empty:
-        data = data.subset(np.flatnonzero(has_positive))
     missing: list[str] = []
     needs_images = bool(models) or method is not None
     if needs_images:
@@ -230,6 +244,12 @@ def evaluate(dataset: str, root: str | os.PathLike, models: list[str | os.PathLi
             data = data.subset(np.flatnonzero(present))
         if len(data) == 0:
             raise TagrankError(f"none of the {dataset} {split} images is on disk under {root}")
+    has_positive = data.matrix.any(axis=1)  # counted over the photos evaluated
+    n_without = int((~has_positive).sum())
+    if filter_empty:
+        data = data.subset(np.flatnonzero(has_positive))
+        if len(data) == 0:
+            raise TagrankError(f"no {dataset} {split} image has a positive label of this protocol")
     report = EvalReport(dataset, split, protocol, labels, unseen_tags, len(data), filter_empty, n_without,
                         len(missing), missing[:5], tuple(ks))
     try:
@@ -244,15 +264,27 @@ def evaluate(dataset: str, root: str | os.PathLike, models: list[str | os.PathLi
         given = read_score_file(scores, data.ids, labels)
         report.rows.append(_row(f"scores:{Path(scores).name}", given, given, data.matrix, labels, ks, "none (as given)"))
     if needs_images:
-        _evaluate_models(report, data, models, method, vectors, cache_dir, progress)
+        _evaluate_models(report, data, models, method, vectors, cache_dir, progress, allow_seen)
     return report
 
 
-def _evaluate_models(report: EvalReport, data: Dataset, models, method, vectors, cache_dir, progress) -> None:
+def _evaluate_models(report: EvalReport, data: Dataset, models, method, vectors, cache_dir, progress,
+                     allow_seen: bool = False) -> None:
     from tagrank.features import FeatureCache
     from tagrank.tagger import Tagger
 
     taggers = [(Path(m).name, Tagger.load(m, vectors=vectors)) for m in models]
+    if report.protocol != "conventional":
+        for (name, tagger), directory in zip(taggers, models):
+            unseen = {t.casefold() for t in report.unseen}
+            seen = sorted(t for t in tagger.meta.get("labels", []) if t.casefold() in unseen)
+            if seen and not allow_seen:
+                raise TagrankError(
+                    f"model {directory} was trained on {len(seen)} of the unseen labels ({', '.join(seen[:5])}"
+                    f"{' ...' if len(seen) > 5 else ''}): its {report.protocol} numbers would not be zero-shot "
+                    "(train it with this --unseen list, or give --allow-seen and the report says so)")
+            if seen:
+                report.trained_on_unseen[name] = seen
     if method is not None:
         taggers.append((method, Tagger.load(None, method, vectors)))
     features_by_backbone = {}
@@ -282,6 +314,8 @@ def format_table(report: EvalReport) -> str:
             f"{'dropped' if report.filter_empty else 'kept'})")
     if report.n_missing:
         head += f" · {report.n_missing} missing on disk, left out"
+    for name, seen in report.trained_on_unseen.items():
+        head += f"\nNOT ZERO-SHOT (--allow-seen): {name} was trained on {len(seen)} of the unseen labels"
     width = max([len(r.name) for r in report.rows] + [6])
     lines = [head, f"{'method':<{width}}  {'K':>2}  {'C-P':>5} {'C-R':>5} {'C-F1':>5}  {'O-P':>5} {'O-R':>5} "
              f"{'O-F1':>5}  {'mAP':>5}  {'N+':>4}"]

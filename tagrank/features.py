@@ -10,6 +10,7 @@ Decoding runs in a background thread while the CNN works on the previous batch.
 from __future__ import annotations
 
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,9 @@ from tagrank._log import log, progress_bar
 from tagrank.atomic import atomic_file
 from tagrank.backbone import Backbone
 from tagrank.images import ImageError, load_image
+
+FLUSH_SECONDS = 30.0
+"""How often a long extraction saves the cache (a write of a large cache takes about a second)."""
 
 DEFAULT_CACHE_DIR = Path(os.environ.get("TAGRANK_CACHE", Path.home() / ".cache" / "tagrank"))
 
@@ -49,15 +53,20 @@ def _decode_batch(backbone: Backbone, paths: Sequence[str]):
 
 
 def extract(backbone: Backbone, paths: Sequence[str], batch_size: int = 32, flip: bool = False,
-            progress: bool = True, desc: str = "features") -> Features:
-    """Run the backbone over ``paths``; undecodable images are skipped and listed in ``failed``."""
+            progress: bool = True, desc: str = "features", bar=None) -> Features:
+    """Run the backbone over ``paths``; undecodable images are skipped and listed in ``failed``.
+
+    ``bar``: a progress bar over a larger run to advance (instead of one of its own).
+    """
     paths = [str(p) for p in paths]
     chunks = [paths[i:i + batch_size] for i in range(0, len(paths), batch_size)]
     out_paths: list[str] = []
     feats: list[np.ndarray] = []
     flips: list[np.ndarray] = []
     failed: dict[str, str] = {}
-    bar = progress_bar(total=len(paths), enabled=progress, desc=desc, unit="img")
+    own_bar = bar is None
+    if own_bar:
+        bar = progress_bar(total=len(paths), enabled=progress, desc=desc, unit="img")
     with ThreadPoolExecutor(max_workers=1) as pool, torch.inference_mode():
         pending = pool.submit(_decode_batch, backbone, chunks[0]) if chunks else None
         for i in range(len(chunks)):
@@ -71,7 +80,8 @@ def extract(backbone: Backbone, paths: Sequence[str], batch_size: int = 32, flip
                     flips.append(backbone(torch.flip(x, dims=[3])).numpy())
                 out_paths.extend(good)
             bar.update(len(chunks[i]))
-    bar.close()
+    if own_bar:
+        bar.close()
     dim = backbone.feature_dim
     stack = (lambda parts: np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, dim), np.float32))
     return Features(out_paths, stack(feats), stack(flips) if flip else None, failed)
@@ -102,16 +112,31 @@ class FeatureCache:
 
         try:
             table = pq.read_table(self.path)
-        except Exception as exc:  # a damaged cache is rebuilt, never trusted
-            log.warning("ignoring unreadable feature cache %s (%s)", self.path, exc)
+            feats, flips = self._arrays(table)
+        except Exception as exc:  # a damaged or foreign cache is rebuilt, never trusted
+            log.warning("rebuilding the feature cache %s: %s", self.path, exc)
             return
-        dim = self.backbone.feature_dim
-        feats = np.asarray(table.column("feature").combine_chunks().flatten(), np.float32).reshape(-1, dim)
-        flips = (np.asarray(table.column("flipped").combine_chunks().flatten(), np.float32).reshape(-1, dim)
-                 if "flipped" in table.column_names else None)
         for i, (p, size, mtime) in enumerate(zip(*(table.column(c).to_pylist() for c in ("path", "size", "mtime_ns")))):
             flipped = None if flips is None or np.isnan(flips[i, 0]) else flips[i]
             self._rows[p] = (size, mtime, feats[i], flipped)
+
+    def _arrays(self, table) -> tuple[np.ndarray, np.ndarray | None]:
+        """The feature (and mirrored-feature) matrices of a cache table, after checking its layout."""
+        import pyarrow as pa
+
+        dim = self.backbone.feature_dim
+        missing = [c for c in ("path", "size", "mtime_ns", "feature") if c not in table.column_names]
+        if missing:
+            raise ValueError(f"it lacks the column(s) {', '.join(missing)}")
+        for name in ("feature", "flipped"):
+            if name in table.column_names:
+                kind = table.schema.field(name).type
+                if not (pa.types.is_fixed_size_list(kind) and kind.list_size == dim):
+                    raise ValueError(f"its {name!r} column is {kind}, not {dim} floats per photo")
+
+        def matrix(name):
+            return np.asarray(table.column(name).combine_chunks().flatten(), np.float32).reshape(-1, dim)
+        return matrix("feature"), (matrix("flipped") if "flipped" in table.column_names else None)
 
     def _write(self) -> None:
         import pyarrow as pa
@@ -153,13 +178,20 @@ class FeatureCache:
         if missing:
             log.info("extracting %s features for %d of %d images (cache: %s)",
                      self.backbone.signature, len(missing), len(paths), self.path)
-            for chunk in _chunks(missing, 2048):  # flush regularly: an interrupted run keeps its progress
-                fresh = extract(self.backbone, chunk, batch_size, self.flip, progress)
+            bar = progress_bar(total=len(missing), enabled=progress, desc="features", unit="img")
+            last_write = time.monotonic()
+            # Flushed every FLUSH_SECONDS (and at the end): a killed run loses at most that much work.
+            for chunk in _chunks(missing, max(batch_size, 512)):
+                fresh = extract(self.backbone, chunk, batch_size, self.flip, bar=bar)
                 for i, p in enumerate(fresh.paths):
                     ap, size, mtime = keys[p]
                     self._rows[ap] = (size, mtime, fresh.features[i], None if fresh.flipped is None else fresh.flipped[i])
                 failed.update(fresh.failed)
-                self._write()
+                if time.monotonic() - last_write >= FLUSH_SECONDS:
+                    self._write()
+                    last_write = time.monotonic()
+            self._write()
+            bar.close()
         good = [p for p in paths if p in keys and p not in failed]
         dim = self.backbone.feature_dim
         feats = np.stack([self._rows[keys[p][0]][2] for p in good]) if good else np.zeros((0, dim), np.float32)

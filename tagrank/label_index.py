@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from tagrank import __version__
-from tagrank.atomic import atomic_directory
+from tagrank.atomic import atomic_directory, recover
 from tagrank.errors import TagrankError
 from tagrank.encoders import LabelEncoder, normalise_tag
 
@@ -150,6 +150,7 @@ class LabelIndex:
     @staticmethod
     def read_manifest(directory: str | os.PathLike) -> dict:
         directory = Path(directory)
+        recover(directory)  # a replacement that died between its two renames
         path = directory / MANIFEST
         if not directory.is_dir():
             raise TagrankError(f"label index not found: {directory}")
@@ -164,18 +165,28 @@ class LabelIndex:
         return manifest
 
     @classmethod
-    def load(cls, directory: str | os.PathLike, vectors: LabelEncoder | None = None) -> "LabelIndex":
-        """Load and verify an index; with ``vectors``, refuse one built from other vectors."""
-        import faiss
-
+    def verify(cls, directory: str | os.PathLike) -> dict:
+        """The manifest, after checking that every file it lists is present and matches its checksum."""
         directory = Path(directory)
         manifest = cls.read_manifest(directory)
-        for name, digest in manifest.get("files", {}).items():
+        files = manifest.get("files")
+        if not files:
+            raise TagrankError(f"label index {directory}: its {MANIFEST} lists no file checksums")
+        for name, digest in files.items():
             path = directory / name
             if not path.is_file():
                 raise TagrankError(f"label index {directory} is missing {name}")
             if _sha256(path) != digest:
                 raise TagrankError(f"corrupted label index: {path} does not match its checksum in {MANIFEST}")
+        return manifest
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike, vectors: LabelEncoder | None = None) -> "LabelIndex":
+        """Load and verify an index; with ``vectors``, refuse one built from other vectors."""
+        import faiss
+
+        directory = Path(directory)
+        manifest = cls.verify(directory)
         if vectors is not None:
             check_vector_match(manifest, vectors, f"label index {directory}")
         try:

@@ -41,11 +41,45 @@ def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
 
     try:
         data = path.read_bytes()
-        header = json.loads(data[8:8 + struct.unpack("<Q", data[:8])[0]])
+    except OSError as exc:
+        raise TagrankError(f"cannot read {path}: {(exc.strerror or str(exc)).lower()}") from None
+    what = f"{path} is not a safetensors model file"
+    if len(data) < 8:
+        raise TagrankError(f"{what} ({'empty' if not data else f'{len(data)} bytes'})")
+    if data[:1] == b"\x80" or data[:2] == b"PK":  # a pickle, or torch.save's zip of pickles
+        raise TagrankError(f"{what} (it looks like a pickle or torch.save file, which tagrank never loads)")
+    try:
+        size = struct.unpack("<Q", data[:8])[0]
+        if size > len(data) - 8:
+            raise ValueError(f"its header claims {size} bytes, the file has {len(data) - 8}")
+        header = json.loads(data[8:8 + size].decode("utf-8"))
         meta = json.loads(header.get("__metadata__", {}).get(META_KEY, "{}"))
         return load(data), meta
-    except (SafetensorError, OSError, ValueError, struct.error) as exc:
-        raise TagrankError(f"cannot read {path}: {exc}") from None
+    except (SafetensorError, ValueError, UnicodeDecodeError, AttributeError, struct.error) as exc:
+        raise TagrankError(f"{what} ({exc})") from None
+
+
+REQUIRED = {"method": str, "options": dict, "feature_dim": int, "dim": int, "labels": list, "backbone": dict,
+            "vector_source": str}
+"""Fields of a model description that loading needs, with their types."""
+
+
+def check_description(meta: dict, where: Path) -> None:
+    """Refuse a description that lacks a field loading needs, or has one of the wrong type."""
+    for name, kind in REQUIRED.items():
+        if name not in meta:
+            raise TagrankError(f"{where}: the model description lacks the field {name!r}")
+        if not isinstance(meta[name], kind):
+            raise TagrankError(f"{where}: the model description's field {name!r} is a {type(meta[name]).__name__}, "
+                               f"not a {kind.__name__}")
+    if "name" not in meta["backbone"]:
+        raise TagrankError(f"{where}: the model description's field 'backbone' lacks 'name'")
+
+
+def _mismatch(exc: RuntimeError) -> str:
+    """The first specific line of load_state_dict's error: which tensor, which sizes."""
+    lines = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()]
+    return lines[0].rstrip(".") if lines else str(exc).splitlines()[0]
 
 
 class TaggingModel:
@@ -100,6 +134,7 @@ class TaggingModel:
         tensors, meta = load_tensors(weights)
         if meta.get("format") != FORMAT:
             raise TagrankError(f"{weights} is not a tagrank model (no model description in its metadata)")
+        check_description(meta, weights)
         method_cls = get_method(meta["method"])
         from tagrank.config import fill
 
@@ -109,5 +144,5 @@ class TaggingModel:
         try:
             method.load_state_dict({k: v for k, v in tensors.items() if not k.startswith("backbone.")})
         except RuntimeError as exc:
-            raise TagrankError(f"{weights} does not fit its description: {str(exc).splitlines()[0]}") from None
+            raise TagrankError(f"{weights} does not fit its description: {_mismatch(exc)}") from None
         return cls(method, meta, directory, backbone_state)

@@ -4,26 +4,63 @@ Records are ``{"image", "tags": [{"rank", "tag", "score", "confidence"[, "votes"
 an image that could not be read. JSON formats keep error records (nothing is silently lost); CSV and
 Parquet are one row per (image, tag) and leave failed images to the error report on stderr.
 Files are written atomically: a failed run never leaves half an output file.
+
+File names that are not valid UTF-8 (Python holds their odd bytes as surrogate escapes) are never lost:
+JSON writes them as \\udcXX escapes, which ``json.loads`` and ``os.fsencode`` turn back into the exact
+bytes; the table, CSV and Parquet (UTF-8 text only) write the odd bytes as ``\\xNN`` and say so once.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Iterable, TextIO
 
+from tagrank._log import log
 from tagrank.atomic import atomic_file
 from tagrank.errors import TagrankError
 
 FORMATS = ("table", "json", "jsonl", "csv", "parquet")
 
 
+def text_name(name: str) -> str:
+    """``name`` as UTF-8 text: undecodable bytes of a file name (surrogate escapes) become ``\\xNN``."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        _warn_once()
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+_warned = False
+
+
+def _warn_once() -> None:
+    global _warned
+    if not _warned:
+        log.warning("a file name is not valid UTF-8: its odd bytes are written as \\xNN (use --format json "
+                    "or jsonl to keep them exactly)")
+        _warned = True
+
+
+def _json(record) -> str:
+    """One JSON text; a record with a non-UTF-8 file name is written with ASCII escapes (lossless)."""
+    text = json.dumps(record, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return json.dumps(record)
+
+
 def _rows(records: Iterable[dict]) -> Iterable[dict]:
     for record in records:
         for tag in record.get("tags", []):
-            yield {"image": record["image"], **tag}
+            yield {"image": text_name(record["image"]), **tag}
 
 
 def _columns(rows: list[dict]) -> list[str]:
@@ -33,7 +70,7 @@ def _columns(rows: list[dict]) -> list[str]:
 
 def write_table(records: Iterable[dict], stream: TextIO, score_name: str = "score") -> None:
     for record in records:
-        stream.write(f"{record['image']}\n")
+        stream.write(f"{text_name(record['image'])}\n")
         if "error" in record:
             stream.write(f"    (skipped: {record['error']})\n")
             continue
@@ -53,10 +90,16 @@ def write_stream(records: Iterable[dict], fmt: str, stream: TextIO, score_name: 
         write_table(records, stream, score_name)
     elif fmt == "jsonl":
         for record in records:
-            stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+            stream.write(_json(record) + "\n")
             stream.flush()
     elif fmt == "json":
-        stream.write(json.dumps(list(records), ensure_ascii=False, indent=2) + "\n")
+        records = list(records)
+        text = json.dumps(records, ensure_ascii=False, indent=2)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = json.dumps(records, indent=2)
+        stream.write(text + "\n")
     elif fmt == "csv":
         import csv
 

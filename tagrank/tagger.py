@@ -215,6 +215,7 @@ class Tagger:
     def iter_rank(self, images: Sequence[str | os.PathLike], vocab=None, top: int = 5, threshold: float | None = None,
                   explain: bool = False, batch_size: int = 32, progress: bool = False) -> Iterator[dict]:
         """Yield, image by image in input order, ``{"image", "tags"}`` or ``{"image", "error"}``."""
+        from tagrank._log import progress_bar
         from tagrank.features import extract
 
         prepared = self.prepare(vocab)
@@ -223,12 +224,16 @@ class Tagger:
         self.check_threshold(threshold)
         paths = [str(p) for p in images]
         chunk = max(batch_size, 256)
-        for start in range(0, len(paths), chunk):
-            part = paths[start:start + chunk]
-            feats = extract(self.backbone, part, batch_size=batch_size, progress=progress, desc="tagging")
-            ranked = dict(zip(feats.paths, self.rank_features(feats.features, prepared, top, threshold, explain)))
-            for p in part:
-                yield {"image": p, "tags": ranked[p]} if p in ranked else {"image": p, "error": feats.failed[p]}
+        bar = progress_bar(total=len(paths), enabled=progress, desc="tagging", unit="img")  # one bar, whole run
+        try:
+            for start in range(0, len(paths), chunk):
+                part = paths[start:start + chunk]
+                feats = extract(self.backbone, part, batch_size=batch_size, bar=bar)
+                ranked = dict(zip(feats.paths, self.rank_features(feats.features, prepared, top, threshold, explain)))
+                for p in part:
+                    yield {"image": p, "tags": ranked[p]} if p in ranked else {"image": p, "error": feats.failed[p]}
+        finally:
+            bar.close()
 
     def rank(self, images: Sequence[str | os.PathLike], vocab=None, top: int = 5, threshold: float | None = None,
              explain: bool = False, batch_size: int = 32, progress: bool = False) -> RankOutput:

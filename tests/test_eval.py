@@ -91,6 +91,21 @@ def test_eval_corel_layout_with_models_all_protocols(cli, photos, tmp_path):
     zsl = cli("eval", "corel5k", "--root", root, "--compare", tmp_path / "transform", tmp_path / "bce",
               "--protocol", "zsl", "--unseen", tmp_path / "unseen.txt", "--k", "1", "--cache-dir", cache, "--no-progress")
     assert "n/a: bce cannot rank" in zsl.out
+    # another unseen list, which the models were trained on: not zero-shot, so refused unless --allow-seen
+    (tmp_path / "other.txt").write_text("sky\n")
+    base = ("eval", "corel5k", "--root", root, "--model", tmp_path / "transform", "--protocol", "zsl",
+            "--unseen", tmp_path / "other.txt", "--k", "1", "--cache-dir", cache, "--no-progress")
+    assert_one_error(cli(*base), "was trained on 1 of the unseen labels (sky)")
+    allowed = cli(*base, "--allow-seen", "--out", tmp_path / "report")
+    assert allowed.code == 0 and "NOT ZERO-SHOT (--allow-seen): transform was trained on 1" in allowed.out
+    assert json.loads((tmp_path / "report" / "metrics.json").read_text())["trained_on_unseen_labels"] == {
+        "transform": ["sky"]}
+    # photos missing on disk: the count of photos without a positive label is over those evaluated
+    (root / "images" / "test" / "102.jpeg").unlink()
+    (root / "labels" / "test_label").write_text("100 1\n101 2\n102 4\n103\n")
+    partial = cli("eval", "corel5k", "--root", root, "--model", tmp_path / "transform", "--k", "1",
+                  "--cache-dir", cache, "--no-progress")
+    assert partial.code == 0 and "2 images (0 without a positive label: kept) · 2 missing on disk" in partial.out
 
 
 def test_label_accuracy_scores_only_the_chosen_classes_photos(monkeypatch):

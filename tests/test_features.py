@@ -60,3 +60,36 @@ def test_flip_features_are_mirrored_and_share_the_cache(backbone, photos, tmp_pa
     again = FeatureCache(backbone, tmp_path, flip=True).get(paths, progress=False)
     assert np.array_equal(again.flipped, got.flipped)
     assert np.array_equal(FeatureCache(backbone, tmp_path).get(paths, progress=False).features, got.features)
+
+
+@pytest.mark.parametrize("damage", ["columns", "width"])
+def test_a_cache_with_the_wrong_layout_is_rebuilt(backbone, photos, tmp_path, damage, caplog):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    paths = [str(photos["coffee"])]
+    cache = FeatureCache(backbone, tmp_path)
+    if damage == "columns":
+        table = pa.table({"file": ["x"], "vector": [[1.0]]})
+    else:
+        table = pa.table({"path": [os.path.abspath(paths[0])], "size": [1], "mtime_ns": [1],
+                          "feature": pa.FixedSizeListArray.from_arrays(pa.array(np.zeros(7, np.float32)), 7)})
+    pq.write_table(table, cache.path)
+    got = FeatureCache(backbone, tmp_path).get(paths, progress=False)
+    assert got.features.shape == (1, 1280) and "rebuilding the feature cache" in caplog.text
+    assert len(FeatureCache(backbone, tmp_path)) == 1  # rewritten in the right layout
+
+
+def test_a_long_extraction_has_one_progress_bar_and_saves_as_it_goes(backbone, photos, tmp_path, monkeypatch):
+    bars, writes = [], []
+    real_bar = features_module.progress_bar
+    monkeypatch.setattr(features_module, "progress_bar", lambda **k: bars.append(k) or real_bar(**k))
+    monkeypatch.setattr(features_module, "FLUSH_SECONDS", 0.0)
+    monkeypatch.setattr(FeatureCache, "_write", lambda self: writes.append(len(self._rows)))
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"p{i}.jpg")
+        paths[-1].write_bytes(photos["coffee"].read_bytes())
+    monkeypatch.setattr(features_module, "_chunks", lambda items, size: ([x] for x in items))
+    FeatureCache(backbone, tmp_path / "cache").get(paths, progress=False)
+    assert [b["total"] for b in bars] == [3] and writes[:3] == [1, 2, 3]

@@ -140,7 +140,8 @@ class LabelIndex:
         import faiss
 
         with atomic_directory(directory, MANIFEST) as tmp:
-            faiss.write_index(self.faiss, str(tmp / FAISS_FILE))
+            # Written by Python, not faiss.write_index: a full disk is then an OSError naming the index.
+            (tmp / FAISS_FILE).write_bytes(faiss.serialize_index(self.faiss).tobytes())
             self.table.to_parquet(tmp / TABLE_FILE, index=False)
             manifest = dict(self.manifest, files={name: _sha256(tmp / name) for name in (FAISS_FILE, TABLE_FILE)})
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -125,3 +125,15 @@ def test_label_accuracy_scores_only_the_chosen_classes_photos(monkeypatch):
     assert gzsl == {1: 0.0, 2: 1.0}  # the same two photos, 'fish' now ranked above their own labels
     with pytest.raises(TagrankError, match="cannot be scored"):
         ev.label_accuracy(None, data, ["cat"], photos_of=["dog"])
+
+
+def test_score_file_columns_that_are_not_numbers_or_infinite(cli, nuswide, tmp_path):
+    import pandas as pd
+
+    ids = ["actor/0001_1.jpg", "beach/0002_2.jpg", "beach/0003_3.jpg"]
+    base = ("eval", "nuswide", "--root", nuswide, "--scores", tmp_path / "s.parquet", "--k", "1")
+    pd.DataFrame({"image": ids, "lake": ["0.9", "high", "0.1"], "sky": [0.1, 0.8, 0.4]}).to_parquet(tmp_path / "s.parquet")
+    assert_one_error(cli(*base), "column 'lake' is not numeric")
+    pd.DataFrame({"image": ids, "lake": [np.inf, 0.2, 0.1], "sky": [0.1, 0.8, -np.inf]}).to_parquet(tmp_path / "s.parquet")
+    result = cli(*base)
+    assert result.code == 0 and "warning: score file" in result.err and "infinite scores in 2 column(s)" in result.err

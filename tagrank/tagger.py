@@ -19,7 +19,7 @@ import torch
 
 from tagrank._log import log
 from tagrank.errors import TagrankError
-from tagrank.label_index import LabelIndex
+from tagrank.label_index import LabelIndex, embedded_vocabulary
 from tagrank.confidence import Calibration, reference_scale
 from tagrank.ranking import Vocabulary, exact_scores, explain_votes, rank_scores, top_k
 from tagrank.encoders import LabelEncoder, load_encoder
@@ -133,12 +133,12 @@ class Tagger:
                 from tagrank.label_index import check_vector_match
 
                 check_vector_match(vocab.manifest, self.vectors, "label index")
-                index = vocab
+                tags, raw, oov = vocab.tags, vocab.vectors, vocab.oov
             else:
-                index = LabelIndex.build(vocab, self.vectors)
+                tags, raw, oov = embedded_vocabulary(vocab, self.vectors)
             with torch.no_grad():
-                vectors = self.method.label_space(torch.from_numpy(index.vectors))
-            return PreparedVocabulary(index.tags, engine=Vocabulary(vectors), oov=index.oov)
+                vectors = self.method.label_space(torch.from_numpy(raw))
+            return PreparedVocabulary(tags, engine=Vocabulary(vectors), oov=oov)
         tags = vocab.tags if isinstance(vocab, LabelIndex) else vocab
         from tagrank.datasets import resolve_labels
 

@@ -81,3 +81,22 @@ def test_save_is_atomic_and_refuses_foreign_directories(tiny_vectors_file, tmp_p
     monkeypatch.undo()
     with pytest.raises(TagrankError, match="refusing to overwrite"):
         LabelIndex.build(["dog"], v).save(tmp_path / "photos")
+
+
+def test_embedded_vocabulary_is_cached_on_disk_and_rebuilt_when_damaged(tiny_vectors_file, tmp_path, monkeypatch, caplog):
+    from tagrank.label_index import embedded_vocabulary
+
+    v = WordVectors.from_file(tiny_vectors_file)
+    tags = ["dog", "ice cream", "zebra", "#Sunset"]
+    first = embedded_vocabulary(tags, v, tmp_path)
+    built = LabelIndex.build(tags, v)
+    assert first[0] == built.tags and first[2] == ["zebra"] and np.array_equal(first[1], built.vectors)
+    (entry,) = (tmp_path / "vocabularies").iterdir()
+    monkeypatch.setattr(LabelIndex, "build", lambda *a, **k: pytest.fail("should come from the cache"))
+    caplog.clear()
+    again = embedded_vocabulary(tags, v, tmp_path)
+    assert again[0] == first[0] and np.array_equal(again[1], first[1]) and "'zebra'" in caplog.text  # still said
+    monkeypatch.undo()
+    assert embedded_vocabulary(["dog"], v, tmp_path)[0] == ["dog"]  # another vocabulary, another entry
+    entry.write_bytes(b"damaged")
+    assert embedded_vocabulary(tags, v, tmp_path)[0] == first[0]

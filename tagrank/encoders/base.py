@@ -127,6 +127,9 @@ class LabelEncoder:
     def vector(self, entry: TagVector) -> np.ndarray:
         return self.encode_entries([entry])[0]
 
+    def warn_oov(self, oov: list[str], total: int) -> None:
+        log.warning("%d of %d tags not in the vectors (%s), left out: %s", len(oov), total, self.source, shown_tags(oov))
+
     def encode(self, tags: list[str]) -> np.ndarray:
         """(V, d) vectors of ``tags``; a tag without a vector is an error naming it."""
         return self.embed(tags, strict=True).matrix
@@ -137,11 +140,16 @@ class LabelEncoder:
         oov = [e.tag for e in entries if not e.in_vocab]
         kept = [e for e in entries if e.in_vocab]
         if oov:
-            shown = ", ".join(repr(t) for t in oov[:20]) + (f" and {len(oov) - 20} more" if len(oov) > 20 else "")
+            shown = shown_tags(oov)
             if not kept:
                 raise TagrankError(f"none of the {len(tags)} tags is in the vectors ({self.source}): {shown}")
             if strict:
                 raise TagrankError(f"{len(oov)} tag(s) not in the vectors ({self.source}): {shown}")
-            log.warning("%d of %d tags not in the vectors (%s), left out: %s", len(oov), len(tags), self.source, shown)
+            self.warn_oov(oov, len(tags))
         matrix = self.encode_entries(kept) if kept else np.zeros((0, self.dim), np.float32)
         return Embedded(entries, np.asarray(matrix, dtype=np.float32))
+
+
+def shown_tags(tags: list[str], limit: int = 20) -> str:
+    """The first ``limit`` tags quoted, and how many more."""
+    return ", ".join(repr(t) for t in tags[:limit]) + (f" and {len(tags) - limit} more" if len(tags) > limit else "")

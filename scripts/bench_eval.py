@@ -1,6 +1,10 @@
 """Benchmark the metrics: every figure of `tagrank eval` over a 107,859 x 1,006 score matrix.
 
     python scripts/bench_eval.py
+
+The NUS-WIDE test set's size (107,859 photos, 1,006 labels with the 81 concepts' ZSL split). Scores are
+random, labels 1 % positive. The reference, measured in the same run on the same matrix, is one stable
+torch sort of every row (what the metrics used to need several of); the goal is at most 5 s on 2 cores.
 """
 
 from __future__ import annotations
@@ -8,6 +12,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import torch
 
 
 def main() -> None:
@@ -19,9 +24,14 @@ def main() -> None:
     truth = rng.random((n, L)) < 0.01
     labels = [f"l{i}" for i in range(L)]
     start = time.perf_counter()
+    torch.sort(torch.from_numpy(scores), dim=1, descending=True, stable=True)
+    reference = time.perf_counter() - start
+    start = time.perf_counter()
     evaluate_scores(scores, truth, labels, ks=(3, 5))
+    seconds = time.perf_counter() - start
     print(f"metrics (top-3/5 per-class and overall P/R/F1, class and sample mAP, N+) over {n} x {L}: "
-          f"{time.perf_counter() - start:.1f} s")
+          f"{seconds:.1f} s = {seconds / reference:.1f}x one sort of its rows ({reference:.1f} s); "
+          f"{torch.get_num_threads()} threads")
 
 
 if __name__ == "__main__":

@@ -52,44 +52,79 @@ def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
 
 
 def top_k_matrix(scores: np.ndarray, k: int) -> np.ndarray:
-    """The boolean top-k indicator matrix (what scikit-learn's precision/recall would be given)."""
-    out = np.zeros(scores.shape, dtype=bool)
-    np.put_along_axis(out, top_k_indices(scores, k), True, axis=1)
+    """The boolean top-k indicator matrix (what scikit-learn's precision/recall would be given).
+
+    The same sets as :func:`top_k_indices` without sorting: everything above each row's k-th best
+    score, then as many of the scores equal to it as are still needed, lowest columns first.
+    """
+    scores = np.require(scores, np.float32, ["C"])
+    out = np.empty(scores.shape, dtype=bool)
+    rows = max(1, (1 << 22) // max(1, scores.shape[1]))
+    for start in range(0, scores.shape[0], rows):
+        t = torch.from_numpy(scores[start:start + rows])
+        kth = torch.topk(t, k, dim=1).values[:, -1:]
+        above = t > kth
+        tied = t == kth
+        still_needed = k - above.sum(dim=1, keepdim=True)
+        out[start:start + rows] = (above | (tied & (torch.cumsum(tied, dim=1) <= still_needed))).numpy()
     return out
 
 
 def average_precision(scores: np.ndarray, truth: np.ndarray, axis: int = 0) -> np.ndarray:
     """AP of every column (``axis=0``, class-wise) or row (``axis=1``, image-wise); NaN without positives.
 
-    Matches scikit-learn's ``average_precision_score`` including its handling of tied scores. Works on
-    contiguous chunks of rankings (one per row of the transposed problem) to stay fast at 10^8 scores.
+    Matches scikit-learn's ``average_precision_score`` including its handling of tied scores, without
+    sorting the rankings: with the thresholds at the distinct scores,
+
+        AP = Σ_t (R_t − R_{t−1}) P_t = (1 / n_pos) Σ_{positive i} tp(≥ s_i) / n(≥ s_i),
+
+    where n(≥ s) counts the items scored at least s and tp(≥ s) the positives among them. Only the
+    positives need sorting (they are few); every item is then placed among them by a binary search.
+    Works on chunks of rankings to bound memory at 10^8 scores.
     """
-    rankings = np.require(scores.T if axis == 0 else scores, np.float32, ["C", "W"])
-    relevant = np.require(truth.T if axis == 0 else truth, bool, ["C", "W"])
-    out = np.empty(rankings.shape[0], dtype=np.float64)
-    chunk = max(1, (1 << 23) // max(1, rankings.shape[1]))
-    for start in range(0, rankings.shape[0], chunk):
-        out[start:start + chunk] = _ap_rows(torch.from_numpy(rankings[start:start + chunk]),
-                                            torch.from_numpy(relevant[start:start + chunk]))
+    from concurrent.futures import ThreadPoolExecutor
+
+    scores, truth = np.asarray(scores), np.asarray(truth, dtype=bool)
+    n_rankings, length = (scores.shape[1], scores.shape[0]) if axis == 0 else scores.shape
+    out = np.empty(n_rankings, dtype=np.float64)
+    chunk = max(1, (1 << 20) // max(1, length))
+
+    def block(start: int) -> None:
+        stop = min(start + chunk, n_rankings)
+        if axis == 0:  # a block of columns, transposed into rows
+            s = np.ascontiguousarray(scores[:, start:stop].T, dtype=np.float32)
+            y = np.ascontiguousarray(truth[:, start:stop].T)
+        else:
+            s = np.ascontiguousarray(scores[start:stop], dtype=np.float32)
+            y = np.ascontiguousarray(truth[start:stop])
+        out[start:stop] = _ap_rows(torch.from_numpy(s), torch.from_numpy(y))
+
+    # The binary searches run on one core each (torch does not split them): one block per core.
+    with ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads())) as pool:
+        list(pool.map(block, range(0, n_rankings, chunk)))
     return out
 
 
 def _ap_rows(s: torch.Tensor, y: torch.Tensor) -> np.ndarray:
-    """AP of each row of ``s`` (R, n) against boolean ``y``."""
-    s_sorted, order = torch.sort(s, dim=1, descending=True, stable=True)
-    tp = torch.cumsum(torch.gather(y, 1, order).to(torch.float64), dim=1)
-    positives = tp[:, -1:]
-    # Only the last position of each run of equal scores is a threshold: tied items enter together.
-    threshold = torch.ones_like(s_sorted, dtype=torch.bool)
-    threshold[:, :-1] = s_sorted[:, :-1] != s_sorted[:, 1:]
-    rank = torch.arange(1, s.shape[1] + 1, dtype=torch.float64)
-    precision = tp / rank
-    recall = tp / positives.clamp_min(1)
-    # Σ over thresholds of (R_t − R_{t−1})·P_t, where R_{t−1} is the recall at the previous threshold.
-    at_threshold = torch.where(threshold, recall, torch.zeros_like(recall))
-    previous = torch.cummax(torch.cat([torch.zeros_like(recall[:, :1]), at_threshold[:, :-1]], dim=1), dim=1).values
-    ap = ((recall - previous) * precision * threshold).sum(dim=1)
-    ap[positives[:, 0] == 0] = float("nan")
+    """AP of each row of ``s`` (R, n) against boolean ``y`` (R, n)."""
+    rows = s.shape[0]
+    n_pos = y.sum(dim=1)
+    m = int(n_pos.max()) if rows else 0
+    if m == 0:
+        return np.full(rows, np.nan)
+    # Each row's positive scores, ascending, padded with +inf (a pad is never below a real score).
+    positives = torch.topk(torch.where(y, s, torch.tensor(float("inf"))), m, dim=1, largest=False, sorted=True).values
+    positives = positives.contiguous()
+    # bin[v] = how many positives score ≤ v, so v ≥ positive i  <=>  bin[v] ≥ i + 1.
+    bins = torch.searchsorted(positives, s, right=True)
+    bins += (torch.arange(rows) * (m + 1))[:, None]
+    histogram = torch.bincount(bins.view(-1), minlength=rows * (m + 1)).view(rows, m + 1)
+    at_least = histogram.flip(1).cumsum(1).flip(1)[:, 1:]  # n(≥ positive i), (R, m)
+    tp = n_pos[:, None] - torch.searchsorted(positives, positives, right=False)  # positives scored ≥ it
+    real = torch.arange(m)[None, :] < n_pos[:, None]
+    ratio = torch.where(real, tp.to(torch.float64) / at_least.clamp_min(1).to(torch.float64), 0.0)
+    ap = ratio.sum(dim=1) / n_pos.clamp_min(1).to(torch.float64)
+    ap[n_pos == 0] = float("nan")
     return ap.numpy()
 
 

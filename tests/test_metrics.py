@@ -112,3 +112,18 @@ def test_hub_share_counts_the_most_frequent_tags():
     top = np.array([[0, 1, 2], [0, 1, 3], [0, 4, 5], [0, 1, 6]])
     share, hubs = hub_share(top, hubs=2)
     assert share == 7 / 12 and hubs == [(0, 4), (1, 3)]
+
+
+def test_average_precision_with_infinite_and_tied_scores_matches_sklearn():
+    from sklearn.metrics import average_precision_score
+
+    rng = np.random.default_rng(3)
+    scores = rng.integers(0, 4, (300, 12)).astype(np.float32)
+    scores[::7, 0], scores[::5, 1] = np.inf, -np.inf
+    truth = rng.random((300, 12)) < 0.2
+    finite = np.nan_to_num(scores, posinf=1e30, neginf=-1e30)  # scikit-learn refuses infinities
+    for axis, rows in ((0, finite.T), (1, finite)):
+        ours = average_precision(scores, truth, axis=axis)
+        wanted = truth.T if axis == 0 else truth
+        expected = [average_precision_score(t, s) if t.any() else np.nan for t, s in zip(wanted, rows)]
+        np.testing.assert_allclose(ours, expected, atol=1e-12)

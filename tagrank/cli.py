@@ -219,6 +219,43 @@ def _number(name: str, value: Optional[str]) -> Optional[float]:
         raise TagrankError(f"{name} must be a number, got {value!r}") from None
 
 
+# -- serving ---------------------------------------------------------------------------------------
+
+@app.command()
+def serve(
+    model: Optional[Path] = typer.Option(None, "--model", help="run directory (default: the embedded model)"),
+    method: Optional[str] = typer.Option(None, "--method", help="'conse' for the training-free baseline"),
+    vectors: Optional[str] = VectorsOpt,
+    vocab: Optional[str] = typer.Option(None, "--vocab", help="default vocabulary of requests that name none"),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8000, "--port"),
+    batch_size: int = typer.Option(32, "--batch-size", help="photos per CNN batch, across concurrent requests"),
+    batch_wait_ms: float = typer.Option(10.0, "--batch-wait-ms", help="how long a photo waits for others to batch with"),
+    max_upload_mb: float = typer.Option(20.0, "--max-upload-mb", help="largest photo accepted"),
+) -> None:
+    """Serve the tagger over HTTP: POST /v1/tags, a web page at /, OpenAPI docs at /docs."""
+    try:
+        import uvicorn
+
+        from tagrank.serve import ServeSettings, create_app
+    except ImportError as exc:
+        raise TagrankError(f"tagrank serve needs the serve extra (pip install 'tagrank[serve]'): {exc.name} is missing") from None
+    from tagrank.tagger import Tagger
+    from tagrank.vocab import load_vocabulary
+
+    _positive("--batch-size", batch_size)
+    _positive("--port", port)
+    if not (batch_wait_ms >= 0 and max_upload_mb > 0):
+        raise TagrankError("--batch-wait-ms must be >= 0 and --max-upload-mb > 0")
+    tagger = Tagger.load(model, method, vectors)
+    if vocab is not None:
+        tagger.default_tags = load_vocabulary(vocab)
+    tagger.prepare()  # embedded before the first request
+    settings = ServeSettings(max_batch=batch_size, max_wait_ms=batch_wait_ms, max_upload_mb=max_upload_mb)
+    typer.echo(f"tagrank serving {tagger.name} on http://{host}:{port}/ (API docs: /docs)", err=True)
+    uvicorn.run(create_app(tagger, settings), host=host, port=port, log_level="warning")
+
+
 # -- evaluation ------------------------------------------------------------------------------------
 
 @app.command("eval")

@@ -13,6 +13,7 @@ import re
 import stat
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps
@@ -30,19 +31,21 @@ class ImageError(TagrankError):
     """One image could not be decoded; the message names its path."""
 
 
-def load_image(path: str | os.PathLike) -> Image.Image:
-    """Decode ``path`` to an 8-bit RGB image with its EXIF orientation applied.
+def load_image(path: str | os.PathLike | BinaryIO, name: str | None = None) -> Image.Image:
+    """Decode ``path`` (or an open binary file, e.g. an upload) to an 8-bit RGB image with its EXIF
+    orientation applied; messages call it ``name`` (default: the path).
 
     Grayscale, palette, CMYK, 16-bit and alpha images are converted (alpha composited on white);
     missing, truncated, corrupt and oversized (decompression-bomb) files raise :class:`ImageError`.
     """
+    label = name if name is not None else path
     try:
         with warnings.catch_warnings():
             # PIL warns from 89.5 MP; tagrank's own documented limit (checked before decoding) decides.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 if im.width * im.height > MAX_PIXELS:
-                    raise ImageError(f"{path}: image too large ({im.width}x{im.height} = "
+                    raise ImageError(f"{label}: image too large ({im.width}x{im.height} = "
                                      f"{im.width * im.height:,} pixels; the limit is {MAX_PIXELS:,})")
                 im.load()
                 im = ImageOps.exif_transpose(im)
@@ -50,17 +53,17 @@ def load_image(path: str | os.PathLike) -> Image.Image:
     except ImageError:
         raise
     except FileNotFoundError:
-        raise ImageError(f"{path}: file not found") from None
+        raise ImageError(f"{label}: file not found") from None
     except IsADirectoryError:
-        raise ImageError(f"{path}: is a directory") from None
+        raise ImageError(f"{label}: is a directory") from None
     except PermissionError:
-        raise ImageError(f"{path}: permission denied") from None
+        raise ImageError(f"{label}: permission denied") from None
     except Image.DecompressionBombError as exc:  # PIL refuses beyond 179 MP before tagrank sees the size
         size = re.search(r"\((\d+) pixels\)", str(exc))
         pixels = f"{int(size.group(1)):,} pixels" if size else "too many pixels"
-        raise ImageError(f"{path}: image too large ({pixels}; the limit is {MAX_PIXELS:,})") from None
+        raise ImageError(f"{label}: image too large ({pixels}; the limit is {MAX_PIXELS:,})") from None
     except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError... for broken files
-        raise ImageError(f"{path}: cannot decode image ({exc})") from None
+        raise ImageError(f"{label}: cannot decode image ({exc})") from None
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:

@@ -10,6 +10,7 @@ Results are plain data: one dict per image with its top tags, their scores, rank
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -29,6 +30,8 @@ DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default"
 CONSE_DESCRIPTION = Path(__file__).resolve().parent / "models" / "conse" / "model.json"
 """ConSE's confidence calibration (it has no weights of its own), fitted with the default model."""
 DEFAULT_VOCAB_FILE = "vocab.txt"
+PREPARED_VOCABULARIES = 16
+"""Prepared vocabularies kept in memory, least recently used dropped first (the disk cache stays)."""
 
 
 @dataclass
@@ -58,7 +61,7 @@ class Tagger:
         self.meta = meta
         self.default_tags = default_tags
         self.calibration = Calibration.from_dict(meta.get("confidence"))
-        self._prepared: dict[tuple, PreparedVocabulary] = {}
+        self._prepared: OrderedDict[tuple, PreparedVocabulary] = OrderedDict()
 
     # -- construction ------------------------------------------------------------------------------
 
@@ -123,8 +126,12 @@ class Tagger:
             if not vocab:
                 raise TagrankError("empty vocabulary")
             key = ("tags", tuple(vocab))
-        if key not in self._prepared:
+        if key in self._prepared:
+            self._prepared.move_to_end(key)
+        else:
             self._prepared[key] = self._prepare(vocab)
+            while len(self._prepared) > PREPARED_VOCABULARIES:  # a service sees many inline vocabularies
+                self._prepared.popitem(last=False)
         return self._prepared[key]
 
     def _prepare(self, vocab) -> PreparedVocabulary:

@@ -1,0 +1,154 @@
+"""The HTTP service: FastAPI over one loaded :class:`~tagrank.tagger.Tagger`.
+
+* ``POST /v1/tags`` - photos as multipart uploads (field ``photos``, repeatable) with form fields
+  ``top``, ``threshold`` and ``vocab`` (a named vocabulary, or tags separated by commas or newlines,
+  or a JSON list); returns what ``tagrank rank --format json`` writes: one record per photo,
+  ``{"image", "tags": [{"rank", "tag", "score", "confidence"}]}`` or ``{"image", "error"}``.
+* ``GET /v1/health``, ``GET /v1/vocabularies``, ``GET /`` (the web page), ``/docs`` (OpenAPI).
+
+Every problem is a 4xx JSON ``{"error": ...}`` naming it: a bad option (400/422), an unknown vocabulary
+(400), an upload over the size limit (413), and a request whose photos all fail to decode (422; when
+only some fail, the others are tagged and the failed ones get an ``error`` record, as ``rank`` does).
+Uploads are only ever read from memory: no request reads or writes a file by a name it chooses.
+"""
+
+import asyncio
+import io
+import json
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+# No `from __future__ import annotations` here: FastAPI reads the endpoints' annotations at runtime.
+from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from tagrank import __version__
+from tagrank.errors import TagrankError
+from tagrank.images import ImageError, load_image
+from tagrank.serve.batcher import Batcher, Job
+from tagrank.tagger import Tagger
+from tagrank.vocab import load_vocabulary, named_vocabularies
+
+PAGE = Path(__file__).resolve().parent / "page.html"
+
+
+@dataclass
+class ServeSettings:
+    max_batch: int = 32  # photos per CNN batch, across concurrent requests
+    max_wait_ms: float = 10.0  # how long the first photo of a batch waits for others
+    max_upload_mb: float = 20.0  # per photo
+    max_photos: int = 64  # per request
+    max_inline_tags: int = 20000  # tags in an inline vocabulary
+
+
+@lru_cache(maxsize=None)
+def _named(name: str) -> tuple[str, ...]:
+    return tuple(load_vocabulary(name))
+
+
+def parse_vocab(value: str | None, settings: ServeSettings) -> tuple[str, ...] | None:
+    """None (the model's default vocabulary), a named one, or an inline list of tags."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    if value.startswith("["):
+        try:
+            tags = json.loads(value)
+        except ValueError as exc:
+            raise TagrankError(f"vocab: not a JSON list of tags ({exc})") from None
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise TagrankError("vocab: a JSON vocabulary must be a list of strings")
+    elif value in named_vocabularies():
+        return _named(value)
+    elif "," in value or "\n" in value:
+        tags = value.replace("\n", ",").split(",")
+    else:
+        raise TagrankError(f"vocab: unknown vocabulary {value!r}: one of {', '.join(named_vocabularies())}, "
+                           "or tags separated by commas or newlines, or a JSON list")
+    tags = [t.strip() for t in tags if t.strip()]
+    if not tags:
+        raise TagrankError("vocab: empty vocabulary")
+    if len(tags) > settings.max_inline_tags:
+        raise TagrankError(f"vocab: {len(tags)} tags inline, the limit is {settings.max_inline_tags}")
+    return tuple(tags)
+
+
+def create_app(tagger: Tagger, settings: ServeSettings | None = None) -> FastAPI:
+    """The FastAPI application serving ``tagger``; its batcher thread starts now and stops with the app."""
+    settings = settings or ServeSettings()
+    batcher = Batcher(tagger, settings.max_batch, settings.max_wait_ms / 1000)
+    limit = int(settings.max_upload_mb * 1024 * 1024)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        yield
+        batcher.close()
+
+    app = FastAPI(title="tagrank", version=__version__, lifespan=lifespan,
+                  description="Rank any vocabulary of tags for a photo.")
+    app.state.batcher = batcher
+
+    @app.exception_handler(TagrankError)
+    async def user_error(request: Request, exc: TagrankError):
+        return JSONResponse({"error": str(exc)}, status_code=400)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError):
+        problems = ["{}: {}".format(".".join(str(p) for p in e.get("loc", ())[1:]) or "request", e.get("msg", ""))
+                    for e in exc.errors()]
+        return JSONResponse({"error": "; ".join(problems)}, status_code=422)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page() -> str:
+        return PAGE.read_text(encoding="utf-8")
+
+    @app.get("/v1/health")
+    async def health() -> dict:
+        return {"status": "ok", "method": tagger.name, "default_vocabulary_size": len(tagger.default_tags),
+                "batches": batcher.batches, "photos": batcher.photos}
+
+    @app.get("/v1/vocabularies")
+    async def vocabularies() -> dict:
+        return {"default": {"size": len(tagger.default_tags), "first": tagger.default_tags[:20]},
+                "named": {name: len(_named(name)) for name in named_vocabularies()}}
+
+    def decode(data: bytes, name: str):
+        return tagger.backbone.preprocess(load_image(io.BytesIO(data), name=name))
+
+    @app.post("/v1/tags")
+    async def tags(photos: list[UploadFile] = File(..., description="one or more photos"),
+                   top: int = Form(5, description="tags per photo"),
+                   threshold: float | None = Form(None, description="keep tags with at least this confidence (0-1)"),
+                   vocab: str | None = Form(None, description="a named vocabulary, or tags separated by commas "
+                                                             "or newlines, or a JSON list")):
+        if top <= 0:
+            raise TagrankError(f"top must be a positive number, got {top}")
+        if len(photos) > settings.max_photos:
+            raise TagrankError(f"{len(photos)} photos in one request, the limit is {settings.max_photos}")
+        tagger.check_threshold(threshold)
+        tag_list = parse_vocab(vocab, settings)
+        names, arrays, records = [], [], []
+        for i, photo in enumerate(photos):
+            name = photo.filename or f"photo {i + 1}"
+            data = await photo.read(limit + 1)
+            if len(data) > limit:
+                return JSONResponse({"error": f"{name}: upload over the {settings.max_upload_mb:g} MB limit"},
+                                    status_code=413)
+            try:
+                arrays.append(await run_in_threadpool(decode, data, name))
+                names.append(name)
+                records.append(None)
+            except ImageError as exc:
+                records.append({"image": name, "error": str(exc)})
+        if not arrays:
+            errors = [r["error"] for r in records]
+            return JSONResponse({"error": "; ".join(errors), "results": records}, status_code=422)
+        ranked = iter(await asyncio.wrap_future(batcher.submit(Job(arrays, tag_list, top, threshold))))
+        names_left = iter(names)
+        return [r if r is not None else {"image": next(names_left), "tags": next(ranked)} for r in records]
+
+    return app

@@ -1,0 +1,104 @@
+"""Batching concurrent requests: one thread owns the model and tags photos in batches.
+
+Requests decode their photos (in the web server's thread pool) and submit the pixel arrays; the
+batcher's single worker thread collects up to ``max_batch`` photos or waits at most ``max_wait``
+seconds after the first, runs the CNN once over all of them, and ranks each request's photos with its
+own vocabulary and options. So the CNN sees batches as in offline ``tagrank rank`` however the
+requests arrive, and the Tagger (not thread-safe) is only ever used by one thread.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from tagrank.backbone import Backbone
+from tagrank.tagger import Tagger
+
+
+@dataclass
+class Job:
+    """One request's decoded photos and ranking options; ``future`` gets one tag list per photo."""
+
+    arrays: list[np.ndarray]
+    vocab: tuple[str, ...] | None
+    top: int
+    threshold: float | None
+    future: Future = field(default_factory=Future)
+
+
+class Batcher:
+    """A worker thread tagging the photos of queued jobs, many jobs per CNN batch."""
+
+    def __init__(self, tagger: Tagger, max_batch: int = 32, max_wait: float = 0.01):
+        self.tagger = tagger
+        self.max_batch = max_batch
+        self.max_wait = max_wait
+        self.batches = 0  # CNN batches run, and photos in them (for /v1/health and the load test)
+        self.photos = 0
+        self._queue: queue.Queue[Job | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="tagrank-batcher", daemon=True)
+        self._thread.start()
+
+    def submit(self, job: Job) -> Future:
+        self._queue.put(job)
+        return job.future
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+
+    def _collect(self, first: Job) -> list[Job]:
+        jobs, photos = [first], len(first.arrays)
+        deadline = time.monotonic() + self.max_wait
+        while photos < self.max_batch:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                job = self._queue.get(timeout=remaining)
+            except queue.Empty:
+                break
+            if job is None:  # closing: finish this batch, then stop
+                self._queue.put(None)
+                break
+            jobs.append(job)
+            photos += len(job.arrays)
+        return jobs
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            jobs = self._collect(first)
+            try:
+                features = self._features([a for job in jobs for a in job.arrays])
+            except Exception as exc:  # noqa: BLE001 - reported to every waiting request
+                for job in jobs:
+                    job.future.set_exception(exc)
+                continue
+            start = 0
+            for job in jobs:
+                part = features[start:start + len(job.arrays)]
+                start += len(job.arrays)
+                try:
+                    prepared = self.tagger.prepare(list(job.vocab) if job.vocab is not None else None)
+                    job.future.set_result(self.tagger.rank_features(part, prepared, job.top, job.threshold))
+                except Exception as exc:  # noqa: BLE001 - a bad vocabulary fails its own request only
+                    job.future.set_exception(exc)
+
+    def _features(self, arrays: list[np.ndarray]) -> torch.Tensor:
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(arrays), self.max_batch):
+                out.append(self.tagger.backbone(Backbone.to_tensor(np.stack(arrays[start:start + self.max_batch]))))
+        self.batches += len(out)
+        self.photos += len(arrays)
+        return torch.cat(out)

@@ -143,7 +143,8 @@ def train(
     result = run_training(dataset, root, cfg, out, load_encoder(vectors), resume=resume, progress=progress)
     best = next((h for h in result.history if h.get("epoch") == result.best_epoch), {})
     figures = "  ".join(f"{k} {v:.4f}" for k, v in best.items() if k.startswith("val_"))
-    typer.echo(f"trained {cfg.method} in {result.seconds:.1f}s: best epoch {result.best_epoch} {figures}; wrote {out}")
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one process reports
+        typer.echo(f"trained {cfg.method} in {result.seconds:.1f}s: best epoch {result.best_epoch} {figures}; wrote {out}")
 
 
 # -- ranking ---------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from tagrank._log import log, progress_bar
 from tagrank.atomic import write_text_atomic
 from tagrank.confidence import calibrate
 from tagrank.config import Config
+from tagrank.distributed import join
 from tagrank.datasets import Dataset, filter_tags, load_dataset, match_labels, read_tag_list
 from tagrank.errors import TagrankError
 from tagrank.features import Features
@@ -176,7 +177,8 @@ def train(config: Config, data: Dataset, features: Features, vectors: LabelEncod
     label_vectors = torch.from_numpy(vectors.embed(data.labels).matrix) if method_cls.zero_shot else None
     if len(data) == 0:
         raise TagrankError("no training images left")
-    device = resolve_device(config.train.device)
+    team = join(resolve_device(config.train.device))  # torchrun: several processes share every batch
+    device = team.local(resolve_device(config.train.device))
     finetune = config.backbone.finetune
     if finetune and backbone is None:
         raise TagrankError("finetuning needs the backbone")
@@ -203,7 +205,8 @@ def train(config: Config, data: Dataset, features: Features, vectors: LabelEncod
         method.background = _background_words(vectors, data.labels, unseen).to(device)
     method = method.to(device)
     method.prepare(Y[train_rows], label_vectors)
-    groups = [{"params": [p for p in method.parameters() if p.requires_grad], "scale": 1.0}]
+    trained = [p for p in method.parameters() if p.requires_grad]
+    groups = [{"params": trained, "scale": 1.0}]
     if finetune:
         groups.append({"params": list(backbone.parameters()), "scale": config.backbone.lr_scale})
     optimizer = torch.optim.Adam(groups, lr=config.train.lr, weight_decay=config.train.weight_decay)
@@ -252,20 +255,26 @@ def train(config: Config, data: Dataset, features: Features, vectors: LabelEncod
             order = torch.from_numpy(train_rows)[torch.randperm(len(train_rows), generator=generator)]
         else:  # a mixture: each source its configured share of the epoch's draws
             order = torch.from_numpy(train_rows)[torch.multinomial(draw_weights, len(train_rows), True, generator=generator)]
+        if team.distributed:  # the same order everywhere; each process its own draws for its share
+            generator = torch.Generator().manual_seed(_epoch_seed(config.train.seed, epoch) * 1009 + team.rank + 1)
         method.train()
         losses = []
         batches = range(0, len(order), config.train.batch_size)
-        bar = progress_bar(batches, progress, desc=f"{config.method} epoch {epoch + 1}/{config.train.epochs}", unit="batch")
+        bar = progress_bar(batches, progress and team.leader, desc=f"{config.method} epoch {epoch + 1}/{config.train.epochs}",
+                           unit="batch")
         for start in bar:
-            idx = order[start:start + config.train.batch_size]
-            x = source.batch(idx, generator, train=True, flip=config.train.flip)
-            rows = idx.to(device)
-            loss = method.loss(x, Y[rows], label_vectors, generator, K[rows] if K is not None else None)
+            batch = order[start:start + config.train.batch_size]
+            idx = team.share(batch)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if len(idx):
+                x = source.batch(idx, generator, train=True, flip=config.train.flip)
+                rows = idx.to(device)
+                loss = method.loss(x, Y[rows], label_vectors, generator, K[rows] if K is not None else None)
+                loss.backward()
+                losses.append(loss.item())
+            team.sum_gradients(trained + (groups[1]["params"] if finetune else []), len(idx) / len(batch))
             optimizer.step()
-            losses.append(loss.item())
-            bar.set_postfix(loss=f"{np.mean(losses):.4f}")
+            bar.set_postfix(loss=f"{np.mean(losses):.4f}" if losses else "")
         bar.close()
         row = {"epoch": epoch + 1, "lr": lr, "train_loss": float(np.mean(losses)) if losses else float("nan")}
         if len(val_rows):
@@ -276,27 +285,30 @@ def train(config: Config, data: Dataset, features: Features, vectors: LabelEncod
         improved = score > best_score
         if improved:
             best_score, best_epoch, stale = score, epoch + 1, 0
-            TaggingModel(method, dict(meta, trained=dict(meta["trained"], best_epoch=epoch + 1, validation=row)),
-                         backbone_state=backbone.state_dict() if finetune else None).save(out)
+            if team.leader:
+                TaggingModel(method, dict(meta, trained=dict(meta["trained"], best_epoch=epoch + 1, validation=row)),
+                             backbone_state=backbone.state_dict() if finetune else None).save(out)
         else:
             stale += 1
         row["seconds"] = round(time.time() - epoch_started, 3)
         row["best"] = improved
         history.append(row)
-        write_text_atomic(out / HISTORY, "".join(json.dumps(h) + "\n" for h in history))
-        opt_tensors, opt_meta = _optimizer_tensors(optimizer)
-        backbone_tensors = {f"backbone.{k}": v for k, v in backbone.state_dict().items()} if finetune else {}
-        save_tensors(out / CHECKPOINT, {**{f"model.{k}": v for k, v in method.state_dict().items()},
-                                        **backbone_tensors, **opt_tensors},
-                     {"epoch": epoch, "config": config.to_dict(), "labels": meta["labels"], "optimizer": opt_meta,
-                      "history": history, "best_score": best_score, "best_epoch": best_epoch, "stale": stale})
+        if team.leader:  # one writer for the run folder
+            write_text_atomic(out / HISTORY, "".join(json.dumps(h) + "\n" for h in history))
+            opt_tensors, opt_meta = _optimizer_tensors(optimizer)
+            backbone_tensors = {f"backbone.{k}": v for k, v in backbone.state_dict().items()} if finetune else {}
+            save_tensors(out / CHECKPOINT, {**{f"model.{k}": v for k, v in method.state_dict().items()},
+                                            **backbone_tensors, **opt_tensors},
+                         {"epoch": epoch, "config": config.to_dict(), "labels": meta["labels"], "optimizer": opt_meta,
+                          "history": history, "best_score": best_score, "best_epoch": best_epoch, "stale": stale})
         log.info("epoch %d/%d  loss %.4f%s", epoch + 1, config.train.epochs, row["train_loss"],
                  f"  val loss {row['val_loss']:.4f}  val sample mAP {row['val_sample_mAP']:.4f}" if len(val_rows) else "")
         if config.train.patience and stale >= config.train.patience:
             log.info("no validation improvement in %d epochs: stopping", stale)
             break
+    team.wait()  # the leader has written the best model
     model = TaggingModel.load(out)
-    if len(val_rows):  # confidence users can threshold, fitted on the held-out photos
+    if len(val_rows) and team.leader:  # confidence users can threshold, fitted on the held-out photos
         with torch.no_grad():
             relevance = _relevance(model.method.to(device), source, val_rows, label_vectors)
         val_y = Y[torch.from_numpy(val_rows).to(device)].cpu().numpy()
@@ -304,6 +316,9 @@ def train(config: Config, data: Dataset, features: Features, vectors: LabelEncod
         model.meta["confidence"] = calibrate(relevance, val_y, meta["labels"], val_known).to_dict()
         model.method.cpu()
         model.save(out)
+    team.wait()
+    if not team.leader:
+        model = TaggingModel.load(out)
     return TrainResult(model, history, best_epoch, time.time() - started, [data.paths[i] for i in val_rows])
 
 
@@ -407,8 +422,13 @@ def run_training(dataset: str, root: str | Path | None, config: Config, out: str
     _trainable(config.method)
     data, unseen = training_data(dataset, root, config)
     backbone = Backbone(config.backbone.name)
+    team = join(resolve_device(config.train.device))
+    if not team.leader:  # the leader fills the shared feature cache; the others then read it
+        team.wait()
     cache = FeatureCache(backbone, config.backbone.cache_dir, flip=config.backbone.flip_features)
-    features = cache.get(data.paths, batch_size=config.backbone.batch_size, progress=progress)
+    features = cache.get(data.paths, batch_size=config.backbone.batch_size, progress=progress and team.leader)
+    if team.leader:
+        team.wait()
     for problem in list(features.failed.values())[:20]:
         log.warning("skipped %s", problem)
     return train(config, data, features, vectors, out, resume, progress, backbone, unseen)

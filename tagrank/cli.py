@@ -220,6 +220,38 @@ def _number(name: str, value: Optional[str]) -> Optional[float]:
         raise TagrankError(f"{name} must be a number, got {value!r}") from None
 
 
+@app.command()
+def batch(
+    inputs: list[str] = typer.Argument(..., help="folders, globs, photos, or a Parquet/CSV list with a 'path' column"),
+    out: Path = typer.Option(..., "--out", help="folder of Parquet shards: tags-NNNNN.parquet, failures-NNNNN.parquet"),
+    model: Optional[Path] = typer.Option(None, "--model", help="run directory (default: the embedded model)"),
+    method: Optional[str] = typer.Option(None, "--method", help="'conse' for the training-free baseline"),
+    vectors: Optional[str] = VectorsOpt,
+    vocab: Optional[str] = typer.Option(None, "--vocab", help="a named vocabulary or a file (default: the model's)"),
+    top: int = typer.Option(5, "--top", help="tags per photo"),
+    threshold: Optional[str] = typer.Option(None, "--threshold", help="keep tags with at least this confidence"),
+    shard_size: int = typer.Option(1000, "--shard-size", help="photos per output shard"),
+    ray: bool = typer.Option(False, "--ray", help="tag the shards on Ray (a local cluster unless --address)"),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (with --ray)"),
+    workers: int = typer.Option(2, "--workers", help="Ray actors, each holding the model (with --ray)"),
+    batch_size: int = typer.Option(32, "--batch-size"),
+) -> None:
+    """Tag a large photo set into Parquet shards; rerun to resume (finished shards are skipped)."""
+    from tagrank.batch import BatchJob, run_batch
+
+    _positive("--top", top)
+    _positive("--batch-size", batch_size)
+    job = BatchJob(str(out), str(model) if model else None, method, vectors, vocab, top,
+                   _number("--threshold", threshold), batch_size)
+    summary = run_batch(inputs, job, shard_size, address, workers, use_ray=ray)
+    typer.echo(f"{summary['photos']} photos in {summary['shards']} shards ({summary['skipped']} already done): "
+               f"{summary['tagged_now']} tagged, {summary['failed_now']} failed now, in {summary['seconds']:.1f} s; "
+               f"wrote {out}")
+    if summary["failed_now"] or summary["problems"]:
+        typer.echo(f"error: {summary['failed_now']} photo(s) could not be read: see {out}/failures-*.parquet", err=True)
+        raise typer.Exit(1)
+
+
 # -- serving ---------------------------------------------------------------------------------------
 
 @app.command()

@@ -1,0 +1,170 @@
+"""Batch tagging of large photo sets into Parquet shards, in one process or on a Ray cluster.
+
+The photo list (folders, globs, or a Parquet/CSV file with a ``path`` column) is sorted and cut into
+shards of ``shard_size`` photos. Shard i becomes ``OUT/tags-0000i.parquet`` (one row per photo and tag:
+image, rank, tag, score, confidence) and ``OUT/failures-0000i.parquet`` (image, error) for the photos
+that could not be read, both written atomically; ``OUT/batch.json`` records the list and the model, so
+a rerun skips the shards already written (resuming a killed run) and refuses a different list.
+
+With Ray, the shards go through Ray Data to a pool of actors that each load the tagger once; without
+it, the same function tags them one after another here. The ranking is :meth:`Tagger.iter_rank`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tagrank._log import log
+from tagrank.atomic import atomic_file, check_output_dir, write_text_atomic
+from tagrank.errors import TagrankError
+
+MANIFEST = "batch.json"
+
+
+@dataclass
+class BatchJob:
+    """What every shard needs to know: the tagger to load and how to rank."""
+
+    out: str
+    model: str | None = None
+    method: str | None = None
+    vectors: str | None = None
+    vocab: str | None = None
+    top: int = 5
+    threshold: float | None = None
+    batch_size: int = 32
+
+
+def list_photos(inputs: list[str]) -> tuple[list[str], list[str]]:
+    """Photos named by folders, globs and files, or listed in a Parquet/CSV file's ``path`` column."""
+    from tagrank.images import find_images
+
+    listed, rest = [], []
+    for item in inputs:
+        if str(item).lower().endswith((".parquet", ".csv")) and Path(item).is_file():
+            import pandas as pd
+
+            frame = pd.read_parquet(item) if str(item).lower().endswith(".parquet") else pd.read_csv(item)
+            column = next((c for c in ("path", "image") if c in frame.columns), None)
+            if column is None:
+                raise TagrankError(f"{item}: a photo list needs a 'path' column")
+            listed += [str(p) for p in frame[column]]
+        else:
+            rest.append(item)
+    found, problems = find_images(rest) if rest else ([], [])
+    return sorted(dict.fromkeys(listed + [str(p) for p in found])), problems
+
+
+def shard_names(index: int) -> tuple[str, str]:
+    return f"tags-{index:05d}.parquet", f"failures-{index:05d}.parquet"
+
+
+def tag_shard(job: BatchJob, index: int, paths: list[str], tagger=None) -> dict:
+    """Tag one shard's photos and write its two Parquet files; returns counts for the summary."""
+    import pandas as pd
+
+    from tagrank.tagger import Tagger
+    from tagrank.vocab import load_vocabulary
+
+    started = time.perf_counter()
+    tagger = tagger or Tagger.load(job.model, job.method, job.vectors)
+    vocab = load_vocabulary(job.vocab) if job.vocab else None
+    rows, failures = [], []
+    for record in tagger.iter_rank(paths, vocab, job.top, job.threshold, batch_size=job.batch_size):
+        if "error" in record:
+            failures.append({"image": record["image"], "error": record["error"]})
+        else:
+            rows += [{"image": record["image"], **tag} for tag in record["tags"]]
+    tags_name, failures_name = shard_names(index)
+    for name, frame in ((failures_name, pd.DataFrame(failures, columns=["image", "error"])),
+                        (tags_name, pd.DataFrame(rows, columns=["image", "rank", "tag", "score", "confidence"]))):
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        with atomic_file(Path(job.out) / name) as f:  # the tags file last: its presence marks the shard done
+            f.write(buffer.getvalue())
+    return {"shard": index, "photos": len(paths), "failed": len(failures), "seconds": time.perf_counter() - started}
+
+
+class _ShardTagger:
+    """A Ray actor: loads the tagger once, then tags the shards Ray Data hands it."""
+
+    def __init__(self, job: dict):
+        from tagrank.tagger import Tagger
+
+        self.job = BatchJob(**job)
+        self.tagger = Tagger.load(self.job.model, self.job.method, self.job.vectors)
+
+    def __call__(self, batch: dict) -> dict:
+        import numpy as np
+
+        done = [tag_shard(self.job, int(i), list(paths), self.tagger) for i, paths in zip(batch["shard"], batch["paths"])]
+        return {key: np.array([d[key] for d in done]) for key in ("shard", "photos", "failed", "seconds")}
+
+
+def run_batch(inputs: list[str], job: BatchJob, shard_size: int = 1000, ray_address: str | None = None,
+              workers: int = 2, use_ray: bool = False) -> dict:
+    """Tag every photo of ``inputs`` into ``job.out``; shards already there are skipped. Returns a summary."""
+    if shard_size <= 0 or workers <= 0:
+        raise TagrankError("--shard-size and --workers must be positive")
+    out = Path(job.out)
+    check_output_dir(out, MANIFEST)
+    paths, problems = list_photos(inputs)
+    for problem in problems:
+        log.warning("%s", problem)
+    if not paths:
+        raise TagrankError("; ".join(problems) if problems else "no photos given")
+    fingerprint = hashlib.sha256("\n".join(paths).encode("utf-8", "surrogateescape")).hexdigest()
+    manifest = {"format": "tagrank-batch/1", "photos": len(paths), "photo_list_sha256": fingerprint,
+                "shard_size": shard_size, "model": job.model or "(embedded default)", "method": job.method,
+                "vocab": job.vocab, "top": job.top, "threshold": job.threshold}
+    if (out / MANIFEST).is_file():
+        before = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+        if before != manifest:
+            changed = sorted(k for k in manifest if before.get(k) != manifest[k])
+            raise TagrankError(f"{out} holds a batch run of other photos or options ({', '.join(changed)} differ): "
+                               "choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    shards = [(i, paths[start:start + shard_size]) for i, start in enumerate(range(0, len(paths), shard_size))]
+    todo = [(i, part) for i, part in shards if not (out / shard_names(i)[0]).is_file()]
+    log.info("%d photos in %d shards; %d already done", len(paths), len(shards), len(shards) - len(todo))
+    started = time.perf_counter()
+    if todo and use_ray:
+        done = _on_ray(todo, job, ray_address, workers)
+    else:
+        from tagrank.tagger import Tagger
+
+        tagger = Tagger.load(job.model, job.method, job.vectors) if todo else None
+        done = [tag_shard(job, i, part, tagger) for i, part in todo]
+    return {"photos": len(paths), "shards": len(shards), "skipped": len(shards) - len(todo),
+            "tagged_now": sum(d["photos"] - d["failed"] for d in done), "failed_now": sum(d["failed"] for d in done),
+            "seconds": time.perf_counter() - started, "problems": problems}
+
+
+def _on_ray(todo: list[tuple[int, list[str]]], job: BatchJob, address: str | None, workers: int) -> list[dict]:
+    try:
+        import ray
+    except ImportError:
+        raise TagrankError("--ray needs Ray (pip install 'tagrank[ray]')") from None
+    from dataclasses import asdict
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
+                 log_to_driver=False, runtime_env={"env_vars": {"TAGRANK_CACHE": os.environ.get("TAGRANK_CACHE", "")}}
+                 if os.environ.get("TAGRANK_CACHE") else None)
+    try:
+        dataset = ray.data.from_items([{"shard": i, "paths": part} for i, part in todo])
+        # One shard per call; each actor one CPU (torch inside it uses one thread).
+        results = dataset.map_batches(_ShardTagger, fn_constructor_kwargs={"job": asdict(job)}, batch_size=1,
+                                      concurrency=workers, num_cpus=1).take_all()
+    finally:
+        if started_here:
+            ray.shutdown()
+    return [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in results]

@@ -66,28 +66,31 @@ def top_k_matrix(scores: np.ndarray, k: int) -> np.ndarray:
         above = t > kth
         tied = t == kth
         still_needed = k - above.sum(dim=1, keepdim=True)
-        out[start:start + rows] = (above | (tied & (torch.cumsum(tied, dim=1) <= still_needed))).numpy()
+        if bool((tied.sum(dim=1, keepdim=True) == still_needed).all()):  # no tie to break: the usual case
+            out[start:start + rows] = (above | tied).numpy()
+        else:
+            out[start:start + rows] = (above | (tied & (torch.cumsum(tied, dim=1) <= still_needed))).numpy()
     return out
 
 
 def average_precision(scores: np.ndarray, truth: np.ndarray, axis: int = 0) -> np.ndarray:
     """AP of every column (``axis=0``, class-wise) or row (``axis=1``, image-wise); NaN without positives.
 
-    Matches scikit-learn's ``average_precision_score`` including its handling of tied scores, without
-    sorting the rankings: with the thresholds at the distinct scores,
+    Matches scikit-learn's ``average_precision_score`` including its handling of tied scores. With the
+    thresholds at the distinct scores,
 
         AP = Σ_t (R_t − R_{t−1}) P_t = (1 / n_pos) Σ_{positive i} tp(≥ s_i) / n(≥ s_i),
 
-    where n(≥ s) counts the items scored at least s and tp(≥ s) the positives among them. Only the
-    positives need sorting (they are few); every item is then placed among them by a binary search.
-    Works on chunks of rankings to bound memory at 10^8 scores.
+    where n(≥ s) counts the items scored at least s and tp(≥ s) the positives among them: each ranking
+    is sorted by value only (numpy's vectorised sort, no argsort), and the positives are looked up in it.
+    Works on blocks of rankings, one per core, to bound memory at 10^8 scores.
     """
     from concurrent.futures import ThreadPoolExecutor
 
     scores, truth = np.asarray(scores), np.asarray(truth, dtype=bool)
     n_rankings, length = (scores.shape[1], scores.shape[0]) if axis == 0 else scores.shape
     out = np.empty(n_rankings, dtype=np.float64)
-    chunk = max(1, (1 << 20) // max(1, length))
+    chunk = max(1, (1 << 21) // max(1, length))
 
     def block(start: int) -> None:
         stop = min(start + chunk, n_rankings)
@@ -97,29 +100,27 @@ def average_precision(scores: np.ndarray, truth: np.ndarray, axis: int = 0) -> n
         else:
             s = np.ascontiguousarray(scores[start:stop], dtype=np.float32)
             y = np.ascontiguousarray(truth[start:stop])
-        out[start:stop] = _ap_rows(torch.from_numpy(s), torch.from_numpy(y))
+        out[start:stop] = _ap_rows(s, y)
 
-    # The binary searches run on one core each (torch does not split them): one block per core.
+    # numpy's sort and torch's kernels release the GIL: one block per core.
     with ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads())) as pool:
         list(pool.map(block, range(0, n_rankings, chunk)))
     return out
 
 
-def _ap_rows(s: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+def _ap_rows(s: np.ndarray, y: np.ndarray) -> np.ndarray:
     """AP of each row of ``s`` (R, n) against boolean ``y`` (R, n)."""
-    rows = s.shape[0]
-    n_pos = y.sum(dim=1)
+    rows, n = s.shape
+    n_pos = torch.from_numpy(y.sum(axis=1))
     m = int(n_pos.max()) if rows else 0
     if m == 0:
         return np.full(rows, np.nan)
-    # Each row's positive scores, ascending, padded with +inf (a pad is never below a real score).
-    positives = torch.topk(torch.where(y, s, torch.tensor(float("inf"))), m, dim=1, largest=False, sorted=True).values
-    positives = positives.contiguous()
-    # bin[v] = how many positives score ≤ v, so v ≥ positive i  <=>  bin[v] ≥ i + 1.
-    bins = torch.searchsorted(positives, s, right=True)
-    bins += (torch.arange(rows) * (m + 1))[:, None]
-    histogram = torch.bincount(bins.view(-1), minlength=rows * (m + 1)).view(rows, m + 1)
-    at_least = histogram.flip(1).cumsum(1).flip(1)[:, 1:]  # n(≥ positive i), (R, m)
+    ascending = torch.from_numpy(np.sort(s, axis=1))
+    values = torch.from_numpy(s)
+    # Each row's positive scores, ascending, padded with +inf (masked below).
+    positives = torch.topk(torch.where(torch.from_numpy(y), values, torch.tensor(float("inf"))), m, dim=1,
+                           largest=False, sorted=True).values.contiguous()
+    at_least = n - torch.searchsorted(ascending, positives, right=False)  # n(≥ positive i)
     tp = n_pos[:, None] - torch.searchsorted(positives, positives, right=False)  # positives scored ≥ it
     real = torch.arange(m)[None, :] < n_pos[:, None]
     ratio = torch.where(real, tp.to(torch.float64) / at_least.clamp_min(1).to(torch.float64), 0.0)

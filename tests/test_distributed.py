@@ -20,12 +20,12 @@ def _folder(tmp_path, photos):
     return data
 
 
-def _train(tmp_path, data, out, method, processes):
+def _train(tmp_path, data, out, method, processes, *extra):
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"] \
         if processes > 1 else [sys.executable]
     command = [*launcher, "-m", "tagrank.cli", "train", "folder", "--root", str(data), "--out", str(out),
                "--method", method, "--epochs", "3", "--batch-size", "4", "--cache-dir", str(tmp_path / "cache"),
-               "--no-progress"]
+               "--no-progress", *extra]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return done
@@ -41,8 +41,15 @@ def test_two_processes_match_one(tmp_path, photos):
     assert one_w.keys() == two_w.keys()
     for name in one_w:  # BCE draws nothing at random: the same gradients, summed across the two shares
         assert torch.allclose(one_w[name], two_w[name], atol=1e-5), name
-    # A method with sampled negatives trains too (each process draws its own), and the run resumes.
-    _train(tmp_path, data, tmp_path / "transform", "transform", 2)
-    assert (tmp_path / "transform" / "model.safetensors").is_file()
-    assert sorted(p.name for p in (tmp_path / "transform").iterdir()) == [
+    # A method with sampled negatives (each process draws its own) trains, and an interrupted run resumes
+    # exactly: 2 epochs then --resume to 3 equals 3 epochs (a constant learning rate, so the epoch count
+    # does not change the schedule).
+    config = tmp_path / "constant.toml"
+    config.write_text('[method]\nname = "transform"\nk = 4\n\n[train]\nlr_schedule = "constant"\n')
+    _train(tmp_path, data, tmp_path / "full", "transform", 2, "--config", str(config))
+    _train(tmp_path, data, tmp_path / "part", "transform", 2, "--config", str(config), "--epochs", "2")
+    _train(tmp_path, data, tmp_path / "part", "transform", 2, "--config", str(config), "--resume")
+    assert sorted(p.name for p in (tmp_path / "full").iterdir()) == [
         "checkpoint.safetensors", "model.json", "model.safetensors", "train.jsonl"]
+    full, resumed = (load_file(tmp_path / run / "checkpoint.safetensors") for run in ("full", "part"))
+    assert full.keys() == resumed.keys() and all(torch.equal(full[k], resumed[k]) for k in full)

@@ -202,12 +202,16 @@ def test_ctrl_c_is_one_line_exit_130_and_no_output(tmp_path, photos):
 
     folder = tmp_path / "many"
     folder.mkdir()
-    for i in range(400):
+    for i in range(3000):
         (folder / f"{i}.jpg").symlink_to(photos["coffee"])
     out = tmp_path / "r.jsonl"
     process = subprocess.Popen([sys.executable, "-m", "tagrank.cli", "rank", folder, "--format", "jsonl", "--out", out,
                                 "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(6)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".r.jsonl.*.tmp")) and time.monotonic() < deadline:  # tagging has begun
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert process.poll() is None, "the run ended before it could be interrupted"
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130, err

@@ -205,8 +205,11 @@ def test_ctrl_c_is_one_line_exit_130_and_no_output(tmp_path, photos):
     for i in range(3000):
         (folder / f"{i}.jpg").symlink_to(photos["coffee"])
     out = tmp_path / "r.jsonl"
+    # A shell's background job inherits SIGINT ignored, and Python then keeps ignoring it: restore the
+    # default so that the child is interrupted as in a terminal.
     process = subprocess.Popen([sys.executable, "-m", "tagrank.cli", "rank", folder, "--format", "jsonl", "--out", out,
-                                "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob(".r.jsonl.*.tmp")) and time.monotonic() < deadline:  # tagging has begun
         time.sleep(0.05)

@@ -20,9 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 import glob
-import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 

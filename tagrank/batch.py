@@ -148,22 +148,26 @@ def run_batch(inputs: list[str], job: BatchJob, shard_size: int = 1000, ray_addr
 
 
 def _on_ray(todo: list[tuple[int, list[str]]], job: BatchJob, address: str | None, workers: int) -> list[dict]:
+    os.environ.setdefault("RAY_DATA_LOG_LEVEL", "WARNING")  # read when ray.data configures its logging
     try:
         import ray
     except ImportError:
         raise TagrankError("--ray needs Ray (pip install 'tagrank[ray]')") from None
     from dataclasses import asdict
 
+    import logging
+
     started_here = not ray.is_initialized()
-    if started_here:
+    if started_here:  # Ray's own INFO lines would drown tagrank's (warnings still show)
         ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
-                 log_to_driver=False, runtime_env={"env_vars": {"TAGRANK_CACHE": os.environ.get("TAGRANK_CACHE", "")}}
+                 log_to_driver=False, logging_level=logging.WARNING,
+                 runtime_env={"env_vars": {"TAGRANK_CACHE": os.environ["TAGRANK_CACHE"]}}
                  if os.environ.get("TAGRANK_CACHE") else None)
     try:
         dataset = ray.data.from_items([{"shard": i, "paths": part} for i, part in todo])
         # One shard per call; each actor one CPU (torch inside it uses one thread).
         results = dataset.map_batches(_ShardTagger, fn_constructor_kwargs={"job": asdict(job)}, batch_size=1,
-                                      concurrency=workers, num_cpus=1).take_all()
+                                      compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1).take_all()
     finally:
         if started_here:
             ray.shutdown()

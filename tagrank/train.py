@@ -22,8 +22,8 @@ from tagrank._log import log, progress_bar
 from tagrank.atomic import write_text_atomic
 from tagrank.confidence import calibrate
 from tagrank.config import Config
-from tagrank.distributed import join
 from tagrank.datasets import Dataset, filter_tags, load_dataset, match_labels, read_tag_list
+from tagrank.distributed import join
 from tagrank.errors import TagrankError
 from tagrank.features import Features
 from tagrank.methods import Method, get_method
@@ -177,8 +177,9 @@ def train(config: Config, data: Dataset, features: Features, vectors: LabelEncod
     label_vectors = torch.from_numpy(vectors.embed(data.labels).matrix) if method_cls.zero_shot else None
     if len(data) == 0:
         raise TagrankError("no training images left")
-    team = join(resolve_device(config.train.device))  # torchrun: several processes share every batch
-    device = team.local(resolve_device(config.train.device))
+    device = resolve_device(config.train.device)
+    team = join(device)  # under torchrun, several processes share every batch
+    device = team.local(device)
     finetune = config.backbone.finetune
     if finetune and backbone is None:
         raise TagrankError("finetuning needs the backbone")
@@ -301,8 +302,9 @@ def train(config: Config, data: Dataset, features: Features, vectors: LabelEncod
                                             **backbone_tensors, **opt_tensors},
                          {"epoch": epoch, "config": config.to_dict(), "labels": meta["labels"], "optimizer": opt_meta,
                           "history": history, "best_score": best_score, "best_epoch": best_epoch, "stale": stale})
-        log.info("epoch %d/%d  loss %.4f%s", epoch + 1, config.train.epochs, row["train_loss"],
-                 f"  val loss {row['val_loss']:.4f}  val sample mAP {row['val_sample_mAP']:.4f}" if len(val_rows) else "")
+        if team.leader:
+            log.info("epoch %d/%d  loss %.4f%s", epoch + 1, config.train.epochs, row["train_loss"],
+                     f"  val loss {row['val_loss']:.4f}  val sample mAP {row['val_sample_mAP']:.4f}" if len(val_rows) else "")
         if config.train.patience and stale >= config.train.patience:
             log.info("no validation improvement in %d epochs: stopping", stale)
             break

@@ -29,6 +29,10 @@ MANIFEST = "manifest.json"
 FAISS_FILE = "labels.faiss"
 TABLE_FILE = "labels.parquet"
 FORMAT = "tagrank-label-index/1"
+CACHED_VOCABULARY_MIN_TAGS = 500
+"""Vocabularies this large or larger are cached on disk by :func:`embedded_vocabulary`."""
+CACHED_VOCABULARIES = 32
+"""Entries the vocabulary cache keeps (the most recently written)."""
 
 
 def _sha256(path: Path) -> str:
@@ -271,6 +275,9 @@ def embedded_vocabulary(tags: list[str], encoder: LabelEncoder,
     from tagrank.vocab import merge_duplicates
 
     tags = merge_duplicates(tags, encoder.normalise)
+    if len(tags) < CACHED_VOCABULARY_MIN_TAGS:  # cheap to embed again (and a service sees many such lists)
+        index = LabelIndex.build(tags, encoder)
+        return index.tags, index.vectors, index.oov
     key = hashlib.sha256("\0".join([encoder.checksum, *tags]).encode("utf-8", "surrogatepass")).hexdigest()[:24]
     path = Path(cache_dir if cache_dir is not None else DEFAULT_CACHE_DIR) / "vocabularies" / f"{key}.safetensors"
     try:
@@ -291,6 +298,9 @@ def embedded_vocabulary(tags: list[str], encoder: LabelEncoder,
     try:
         with atomic_file(path) as f:
             f.write(save({"vectors": np.ascontiguousarray(index.vectors)}, metadata=meta))
+        entries = sorted(path.parent.glob("*.safetensors"), key=lambda e: e.stat().st_mtime, reverse=True)
+        for old in entries[CACHED_VOCABULARIES:]:  # a bounded cache: the least recently written go
+            old.unlink(missing_ok=True)
     except (OSError, TagrankError) as exc:
         log.debug("vocabulary cache not written (%s)", exc)
     return index.tags, index.vectors, index.oov

@@ -84,9 +84,12 @@ def test_save_is_atomic_and_refuses_foreign_directories(tiny_vectors_file, tmp_p
 
 
 def test_embedded_vocabulary_is_cached_on_disk_and_rebuilt_when_damaged(tiny_vectors_file, tmp_path, monkeypatch, caplog):
+    import tagrank.label_index
     from tagrank.label_index import embedded_vocabulary
 
+    monkeypatch.setattr(tagrank.label_index, "CACHED_VOCABULARY_MIN_TAGS", 1)  # cache even this tiny one
     v = WordVectors.from_file(tiny_vectors_file)
+    built_by_index = LabelIndex.build
     tags = ["dog", "ice cream", "zebra", "#Sunset"]
     first = embedded_vocabulary(tags, v, tmp_path)
     built = LabelIndex.build(tags, v)
@@ -96,7 +99,13 @@ def test_embedded_vocabulary_is_cached_on_disk_and_rebuilt_when_damaged(tiny_vec
     caplog.clear()
     again = embedded_vocabulary(tags, v, tmp_path)
     assert again[0] == first[0] and np.array_equal(again[1], first[1]) and "'zebra'" in caplog.text  # still said
-    monkeypatch.undo()
+    monkeypatch.setattr(LabelIndex, "build", built_by_index)
     assert embedded_vocabulary(["dog"], v, tmp_path)[0] == ["dog"]  # another vocabulary, another entry
+    assert len(list((tmp_path / "vocabularies").iterdir())) == 2
+    monkeypatch.setattr(tagrank.label_index, "CACHED_VOCABULARIES", 2)
+    embedded_vocabulary(["cat"], v, tmp_path)  # a third: the oldest entry goes
+    assert len(list((tmp_path / "vocabularies").iterdir())) == 2 and not entry.exists()
+    embedded_vocabulary(tags, v, tmp_path)  # written again: now the newest entry
+    entry = max((tmp_path / "vocabularies").iterdir(), key=lambda e: e.stat().st_mtime_ns)
     entry.write_bytes(b"damaged")
     assert embedded_vocabulary(tags, v, tmp_path)[0] == first[0]

@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from tagrank.errors import TagrankError
+from tagrank.errors import TagrankError, os_reason
 
 
 def _umask() -> int:
@@ -88,14 +88,13 @@ def recover(path: str | os.PathLike) -> bool:
     return False
 
 
-def _written(target: Path, exc: OSError, inside: Path) -> bool:
-    """True when ``exc`` came from writing our temporary output (not from reading some input)."""
+def _written(exc: OSError, inside: Path) -> bool:
+    """True when ``exc`` came from writing our temporary output ``inside`` (not from reading some input)."""
     return exc.filename is None or Path(exc.filename) == inside or inside in Path(exc.filename).parents
 
 
 def write_error(target: str | os.PathLike, exc: OSError) -> TagrankError:
-    reason = "no space left on device" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else \
-        (exc.strerror or str(exc)).lower()
+    reason = "no space left on device" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else os_reason(exc)
     return TagrankError(f"cannot write {target}: {reason}")
 
 
@@ -116,15 +115,11 @@ def atomic_file(path: str | os.PathLike, mode: str = "wb") -> Iterator:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as exc:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        if _written(path, exc, Path(tmp)):
+        if isinstance(exc, OSError) and _written(exc, Path(tmp)):
             raise write_error(path, exc) from None
-        raise
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
         raise
 
 
@@ -147,7 +142,7 @@ def check_output_dir(path: str | os.PathLike, marker: str | None = None) -> None
             place.mkdir(parents=True, exist_ok=True)
             os.rmdir(tempfile.mkdtemp(prefix=_prefix(path), suffix=".tmp", dir=place))
         except OSError as exc:
-            raise TagrankError(f"cannot write output folder {path}: {(exc.strerror or str(exc)).lower()}") from None
+            raise TagrankError(f"cannot write output folder {path}: {os_reason(exc)}") from None
 
 
 @contextlib.contextmanager
@@ -176,13 +171,10 @@ def atomic_directory(path: str | os.PathLike, marker: str) -> Iterator[Path]:
             os.replace(path, old / "x")
             os.replace(tmp, path)
             shutil.rmtree(old, ignore_errors=True)
-    except OSError as exc:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        if _written(path, exc, tmp):
+        if isinstance(exc, OSError) and _written(exc, tmp):
             raise write_error(path, exc) from None
-        raise
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

@@ -15,7 +15,7 @@ from typing import Optional
 
 import typer
 
-from tagrank.errors import TagrankError
+from tagrank.errors import TagrankError, os_reason
 
 app = typer.Typer(help="Rank any vocabulary of tags for a photo.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -365,10 +365,6 @@ def main() -> None:
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("error: interrupted", err=True)
         sys.exit(130)
-    except typer.Exit as exc:  # typer's own way out (it turns Ctrl-C into Exit(130) in some versions)
-        if exc.exit_code == 130:
-            typer.echo("error: interrupted", err=True)
-        sys.exit(exc.exit_code)
     except _UsageError as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":  # bare `tagrank` or `tagrank index`: show help
             typer.echo(exc.ctx.get_help() if exc.ctx else str(exc))
@@ -378,7 +374,7 @@ def main() -> None:
         sys.exit(2)
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
-        typer.echo(f"error: {where}{(exc.strerror or str(exc)).lower()}", err=True)
+        typer.echo(f"error: {where}{os_reason(exc)}", err=True)
         sys.exit(1)
     except UnicodeError as exc:
         typer.echo(f"error: text that is not valid {exc.encoding if hasattr(exc, 'encoding') else 'UTF-8'}: {exc}",

@@ -1,9 +1,14 @@
 """One exception type for everything a user can get wrong.
 
-The CLI turns a :class:`TagrankError` into a single ``error: ...`` line on stderr and a non-zero exit;
-anything else is a bug and keeps its traceback.
+The CLI turns a :class:`TagrankError` into a single ``error: ...`` line on stderr and exit status 2
+(and the operating system's errors, and bugs, into one line with status 1: see ``tagrank.cli.main``).
 """
 
 
 class TagrankError(Exception):
     """Bad input or a broken file: the message names the path, tag or field at fault."""
+
+
+def os_reason(exc: OSError) -> str:
+    """What the operating system said, as the lower-case end of one of our lines ("permission denied")."""
+    return (exc.strerror or str(exc)).lower()

@@ -84,12 +84,12 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
-def os_problem(path: str | os.PathLike, exc: OSError) -> str:
-    """One line naming ``path`` and what the OS said about it (a symlink loop is not 'file not found')."""
-    reason = {errno.ENOENT: "file not found", errno.EACCES: "permission denied", errno.EPERM: "permission denied",
-              errno.ELOOP: "symlink loop", errno.ENAMETOOLONG: "name too long",
-              errno.ENOTDIR: "a parent is not a directory"}.get(exc.errno, exc.strerror or str(exc))
-    return f"{path}: {reason}"
+def _reason(exc: OSError) -> str:
+    """What went wrong reaching a path, in words a user expects (a symlink loop is not 'file not found')."""
+    return {errno.ENOENT: "file not found", errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+            errno.ELOOP: "symlink loop", errno.ENAMETOOLONG: "name too long",
+            errno.ENOTDIR: "a parent is not a directory"}.get(exc.errno, exc.strerror or str(exc))
+
 
 
 def _walk(folder: Path, problems: list[str]) -> list[Path]:
@@ -99,7 +99,7 @@ def _walk(folder: Path, problems: list[str]) -> list[Path]:
     visited: set[tuple[int, int]] = set()
 
     def report(exc: OSError) -> None:
-        unreadable.append(f"{exc.filename}: cannot read folder ({os_problem('', exc)[2:]})")
+        unreadable.append(f"{exc.filename}: cannot read folder ({_reason(exc)})")
 
     # Linked folders are followed (photo libraries are often assembled from links), each folder once.
     for parent, dirs, files in os.walk(folder, onerror=report, followlinks=True):
@@ -146,7 +146,7 @@ def find_images(inputs: list[str | os.PathLike]) -> tuple[list[Path], list[str]]
                     problems.append(f"{item}: no images match")
                 paths.extend(matches)
             else:
-                problems.append(os_problem(item, exc))
+                problems.append(f"{item}: {_reason(exc)}")
             continue
         if stat.S_ISDIR(mode):
             paths.extend(_walk(p, problems))

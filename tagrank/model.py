@@ -18,7 +18,7 @@ from safetensors.torch import load, save
 
 from tagrank import __version__
 from tagrank.atomic import atomic_file, write_text_atomic
-from tagrank.errors import TagrankError
+from tagrank.errors import TagrankError, os_reason
 from tagrank.label_index import check_vector_match
 from tagrank.methods import Method, get_method
 
@@ -42,7 +42,7 @@ def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise TagrankError(f"cannot read {path}: {(exc.strerror or str(exc)).lower()}") from None
+        raise TagrankError(f"cannot read {path}: {os_reason(exc)}") from None
     what = f"{path} is not a safetensors model file"
     if len(data) < 8:
         raise TagrankError(f"{what} ({'empty' if not data else f'{len(data)} bytes'})")

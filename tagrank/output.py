@@ -47,14 +47,14 @@ def _warn_once() -> None:
         _warned = True
 
 
-def _json(record) -> str:
-    """One JSON text; a record with a non-UTF-8 file name is written with ASCII escapes (lossless)."""
-    text = json.dumps(record, ensure_ascii=False)
+def _json(value, indent: int | None = None) -> str:
+    """JSON text; a value holding a non-UTF-8 file name is written with ASCII escapes (lossless)."""
+    text = json.dumps(value, ensure_ascii=False, indent=indent)
     try:
         text.encode("utf-8")
         return text
     except UnicodeEncodeError:
-        return json.dumps(record)
+        return json.dumps(value, indent=indent)
 
 
 def _rows(records: Iterable[dict]) -> Iterable[dict]:
@@ -93,13 +93,7 @@ def write_stream(records: Iterable[dict], fmt: str, stream: TextIO, score_name: 
             stream.write(_json(record) + "\n")
             stream.flush()
     elif fmt == "json":
-        records = list(records)
-        text = json.dumps(records, ensure_ascii=False, indent=2)
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            text = json.dumps(records, indent=2)
-        stream.write(text + "\n")
+        stream.write(_json(list(records), indent=2) + "\n")
     elif fmt == "csv":
         import csv
 

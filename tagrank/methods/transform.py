@@ -15,15 +15,15 @@ which is ConSE's ranking as α → ∞ and the paper's model at α = 0. The lear
 the block present, so they learn what it lacks.
 
 With ``learned_gate`` = p > 0 the learned rows act on g(w)·w instead of w, where g(w) = max(0, cos(w, s))^p
-for the training label s nearest to w, and what they no longer say is replaced by their average over the
-training labels, c(x) (a quantile of ‖A_learned s‖² over the training labels s):
+for the training label s nearest to w, and what they no longer say goes to a per-image level c(x), the
+``gate_level`` quantile of ‖A_learned s‖² over the training labels s:
 
     ‖A x‖² = α² (2 − 2 cos(v, w)) + g(w)² ‖A_learned w‖² + (1 − g(w)²) c(x)
 
 So the learned rows speak with full weight on what the training photos taught (g = 1 on every training
 label: training is unchanged) and fade on tags unlike all of it, which rank by the block (ConSE's
-knowledge) at the learned rows' typical level: neither pushed away by rows that never saw them nor
-favoured for lacking that term. The label vector is x = [w; 1; g(w)·w; √(1 − g(w)²)] and A gains
+knowledge) at that level: neither pushed away by rows that never saw them nor favoured for lacking
+that term. The label vector is x = [w; 1; g(w)·w; √(1 − g(w)²)] and A gains
 one row (0, …, 0, √c(x)): still one fixed vector per tag and ‖A x‖ for the ranking engine.
 """
 
@@ -32,6 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from tagrank.errors import TagrankError
 from tagrank.losses import PAIRINGS, hinge_rank_loss, warp_loss
@@ -67,7 +68,7 @@ class TransformOptions(HeadOptions):
     background_weight: float = 0.0
     background_words: int = 256  # such words sampled per batch
     # p > 0: the learned rows see g(w)·w, g(w) = (cosine to the nearest training label)₊^p, and the rest of
-    # their say goes to their mean over the training labels, so they fade on tags unlike anything trained
+    # their say goes to the level below, so they fade on tags unlike anything trained
     # (a ranking-time choice: g = 1 on every training label); 0: they score every tag alike
     learned_gate: float = 0.0
     # the level the faded say goes to: this quantile of the learned rows' ‖A_learned s‖² over the training
@@ -126,7 +127,7 @@ class Transform(Method):
     def prepare(self, targets: torch.Tensor, label_vectors: torch.Tensor | None = None) -> None:
         super().prepare(targets, label_vectors)
         if self.gated:
-            self.taught_vectors.copy_(_unit(label_vectors))
+            self.taught_vectors.copy_(F.normalize(label_vectors, dim=1))
 
     def gate(self, words: torch.Tensor) -> torch.Tensor:
         """g(w) for unit word vectors (V, d): (cosine to the nearest training label)₊^p, (V,)."""
@@ -154,7 +155,7 @@ class Transform(Method):
         return torch.quantile(self._reach(learned, self.taught_vectors), self.options.gate_level, dim=1)
 
     def block(self, features: torch.Tensor) -> torch.Tensor:
-        """α·[I, −v] for each image: (B, d, d + 1)."""
+        """α·[I, −v] for each image, on the full label space: (B, d, space_dim)."""
         v = self.knowledge(features)
         eye = torch.eye(self.word_dim, device=v.device).expand(len(v), -1, -1)
         block = torch.cat([eye, -v[:, :, None]], dim=2)
@@ -203,7 +204,7 @@ class Transform(Method):
 
     def label_space(self, label_vectors: torch.Tensor) -> torch.Tensor:
         if self.options.normalize_vectors or self.options.backbone_block:
-            label_vectors = _unit(label_vectors)
+            label_vectors = F.normalize(label_vectors, dim=1)
         gate = self.gate(label_vectors) if self.gated else None
         if self.options.word_hidden:
             label_vectors = label_vectors + self.word_map(label_vectors)
@@ -241,7 +242,3 @@ class Transform(Method):
             words = self.label_space(self.background[rows].to(features.device))
             loss = loss + self.options.background_weight * self._reach(self._placed(learned), words).mean()
         return loss
-
-
-def _unit(vectors: torch.Tensor) -> torch.Tensor:
-    return vectors / vectors.norm(dim=1, keepdim=True).clamp_min(1e-12)

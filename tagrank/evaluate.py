@@ -275,8 +275,8 @@ def _evaluate_models(report: EvalReport, data: Dataset, models, method, vectors,
 
     taggers = [(Path(m).name, Tagger.load(m, vectors=vectors)) for m in models]
     if report.protocol != "conventional":
+        unseen = {t.casefold() for t in report.unseen}
         for (name, tagger), directory in zip(taggers, models):
-            unseen = {t.casefold() for t in report.unseen}
             seen = sorted(t for t in tagger.meta.get("labels", []) if t.casefold() in unseen)
             if seen and not allow_seen:
                 raise TagrankError(

@@ -65,15 +65,13 @@ def shard_names(index: int) -> tuple[str, str]:
     return f"tags-{index:05d}.parquet", f"failures-{index:05d}.parquet"
 
 
-def tag_shard(job: BatchJob, index: int, paths: list[str], tagger=None) -> dict:
-    """Tag one shard's photos and write its two Parquet files; returns counts for the summary."""
+def tag_shard(job: BatchJob, index: int, paths: list[str], tagger) -> dict:
+    """Tag one shard's photos with ``tagger`` and write its two Parquet files; returns counts for the summary."""
     import pandas as pd
 
-    from tagrank.tagger import Tagger
     from tagrank.vocab import load_vocabulary
 
     started = time.perf_counter()
-    tagger = tagger or Tagger.load(job.model, job.method, job.vectors)
     vocab = load_vocabulary(job.vocab) if job.vocab else None
     rows, failures = [], []
     for record in tagger.iter_rank(paths, vocab, job.top, job.threshold, batch_size=job.batch_size):

@@ -88,8 +88,8 @@ def configure(settings: dict, shared: Path):
 
 
 def validation_sets(shared: Path, held_out: list[str]):
-    """(Tiny ImageNet unseen-class training photos, their 50 names, all 202 names, Corel5k held-out photos,
-    Corel5k seen and unseen words)."""
+    """(Tiny ImageNet training photos, its 50 unseen names, its held-out photos, Corel5k held-out photos,
+    Corel5k seen and unseen words); ``held_out``: the photos the trainer held out of the mixture."""
     from tagrank.datasets import load_dataset, read_tag_list
 
     data = shared / "data"
@@ -97,25 +97,24 @@ def validation_sets(shared: Path, held_out: list[str]):
     tiny_unseen = tiny.resolve_aliases(read_tag_list(data / "tiny-imagenet" / "zsl_unseen.txt"))
     corel = load_dataset("corel5k", data / "corel5k", "train")
     corel_unseen = read_tag_list(data / "corel5k" / "zsl_unseen.txt")
-    row = {p: i for i, p in enumerate(corel.paths)}
-    corel_val = corel.subset([row[p] for p in held_out if p in row])
-    return tiny, tiny_unseen, corel_val, [t for t in corel.labels if t not in corel_unseen], corel_unseen
+    held = set(held_out)
+    tiny_val, corel_val = (dataset.subset([i for i, p in enumerate(dataset.paths) if p in held])
+                           for dataset in (tiny, corel))
+    return tiny, tiny_unseen, tiny_val, corel_val, [t for t in corel.labels if t not in corel_unseen], corel_unseen
 
 
 def score(tagger, shared: Path, held_out: list[str], cache_dir) -> dict:
     from tagrank.evaluate import label_accuracy, photo_metrics, vocabulary_hub_share
     from tagrank.vocab import load_vocabulary
 
-    tiny, tiny_unseen, corel_val, corel_seen, corel_unseen = validation_sets(shared, held_out)
+    tiny, tiny_unseen, tiny_val, corel_val, corel_seen, corel_unseen = validation_sets(shared, held_out)
     zsl = label_accuracy(tagger, tiny, tiny_unseen, cache_dir=cache_dir)
     gzsl = label_accuracy(tagger, tiny, tiny.labels, photos_of=tiny_unseen, cache_dir=cache_dir)
     out = {"tiny_zsl_top1": zsl[1], "tiny_zsl_top5": zsl[5], "tiny_gzsl_top1": gzsl[1], "tiny_gzsl_top5": gzsl[5]}
-    row = {p: i for i, p in enumerate(tiny.paths)}
-    held = tiny.subset([row[p] for p in held_out if p in row])
-    seen = label_accuracy(tagger, held, tiny.labels, photos_of=[t for t in tiny.labels if t not in tiny_unseen],
-                          cache_dir=cache_dir)
-    out["tiny_gzsl_seen_top1"] = seen[1]
-    out["tiny_gzsl_H"] = 2 * seen[1] * gzsl[1] / max(seen[1] + gzsl[1], 1e-12)
+    gzsl_seen = label_accuracy(tagger, tiny_val, tiny.labels, cache_dir=cache_dir,
+                               photos_of=[t for t in tiny.labels if t not in tiny_unseen])
+    out["tiny_gzsl_seen_top1"] = gzsl_seen[1]
+    out["tiny_gzsl_H"] = 2 * gzsl_seen[1] * gzsl[1] / max(gzsl_seen[1] + gzsl[1], 1e-12)
     if tagger.method.zero_shot:
         unseen_rows = [i for i in range(len(tiny)) if set(tiny.tags_of(i)) & set(tiny_unseen)]
         photos = [tiny.paths[i] for i in unseen_rows] + corel_val.paths
@@ -179,14 +178,14 @@ def main() -> None:
                   f"GZSL top-1 {100 * entry['tiny_gzsl_top1']:.1f}, Corel F1@5 {100 * entry['corel_F1@5']:.1f} "
                   f"ZSL mAP {100 * entry['corel_zsl_mAP']:.1f}, hub share {100 * entry['hub_share']:.0f}% "
                   f"({entry['seconds']:.0f} s)", flush=True)
-    held_out = _corel_held_out(args.shared)
+    held_out = _held_out(args.shared)
     for encoder in ("wordllama", "glove-6b-50d", "minilm"):
         if f"ConSE ({encoder})" not in log.done:
             log.record(conse_row(args.shared, encoder, held_out))
 
 
-def _corel_held_out(shared: Path) -> list[str]:
-    """The Corel5k photos every trial's trainer held out (same seed and fraction, same filtered set)."""
+def _held_out(shared: Path) -> list[str]:
+    """The photos every trial's trainer held out of the mixture (same seed and fraction, same filtered set)."""
     from tagrank.train import _split, training_data
 
     data, _ = training_data("mixture", None, configure({}, shared))

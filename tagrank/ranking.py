@@ -9,10 +9,12 @@ ones doubled). A block of the vocabulary then costs one matrix product with a d(
 dimension for the whole batch of images: V·d(d+1)/2 multiply-adds per image (less than the V·d·min(k, d)
 of forming F w), no V×k intermediate, and a GEMM shape the CPU runs near its peak. Because the
 quadratic form can lose precision to cancellation when a distance is tiny, the candidates it
-selects (4·K per image) are re-scored exactly as ‖F w‖ before the final order.
+selects (4·K per image) are re-scored exactly as ‖F w‖ before the final order (every score is: a GEMM
+may round the same vector differently at different rows, which would break ties).
 
 Blocks bound memory for any V; a running candidate set is merged block by block. Ties are broken by
-vocabulary order (the lower index wins), so rankings are reproducible.
+vocabulary order (the lower index wins), so rankings are reproducible; this holds whenever at most 3·K
+tags tie at the cut (the candidates then hold the whole tied group).
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ BLOCK_ELEMENTS = 1 << 22
 small enough to stay near the CPU caches."""
 
 CANDIDATES_PER_RESULT = 4
-"""Candidates kept per requested result before exact re-scoring (quadratic-form scores only)."""
+"""Candidates kept per requested result before exact re-scoring."""
 
-CACHE_ELEMENTS = 1 << 26
-"""Quadratic features of a vocabulary are kept between calls up to this many elements (256 MiB)."""
+CACHE_ELEMENTS = 1 << 29
+"""Quadratic features of a vocabulary are kept between calls up to this many elements (2 GiB: GloVe's 400k
+words at d = 50 fit; building them for every batch halves the scan's speed)."""
 
 
 def quadratic_features(vectors: torch.Tensor) -> torch.Tensor:
@@ -37,7 +40,12 @@ def quadratic_features(vectors: torch.Tensor) -> torch.Tensor:
 
 
 class Vocabulary:
-    """Label vectors (V, d) prepared for the engine; caches their quadratic features when small enough."""
+    """Label vectors (V, d) prepared for the engine; caches their quadratic features when small enough.
+
+    The exact torch scan (``--search exact``); :mod:`tagrank.search` has the other engines.
+    """
+
+    kind = "exact"
 
     def __init__(self, vectors: torch.Tensor):
         self.vectors = vectors.float().contiguous()
@@ -60,6 +68,19 @@ class Vocabulary:
             return self._quadratic[start:stop]
         return quadratic_features(self.vectors[start:stop])
 
+    def top_k(self, factors: torch.Tensor, k: int, reduce: str) -> tuple[torch.Tensor, torch.Tensor]:
+        return top_k(factors, self, k, reduce)
+
+
+def quadratic_query(factors: torch.Tensor) -> torch.Tensor:
+    """(d(d+1)/2, B): the entries of G = FᵀF matching :func:`quadratic_features` (off-diagonal doubled),
+    so that quadratic_features(w) @ query = ‖F w‖²."""
+    d = factors.shape[2]
+    rows, cols = torch.triu_indices(d, d)
+    gram = factors.transpose(1, 2) @ factors  # (B, d, d)
+    weights = torch.where(rows == cols, 1.0, 2.0)
+    return (gram[:, rows, cols] * weights).T.contiguous()
+
 
 def top_k(factors: torch.Tensor, vocabulary: Vocabulary | torch.Tensor, k: int, reduce: str,
           block: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -79,15 +100,12 @@ def top_k(factors: torch.Tensor, vocabulary: Vocabulary | torch.Tensor, k: int, 
     # otherwise the direct product with the stacked factors (B·m columns).
     quadratic = reduce == "norm" and (vocabulary.cached or batch * m >= vocabulary.width)
     if quadratic:
-        rows, cols = torch.triu_indices(d, d)
-        gram = factors.transpose(1, 2) @ factors  # (B, d, d)
-        weights = torch.where(rows == cols, 1.0, 2.0)
-        query = (gram[:, rows, cols] * weights).T.contiguous()  # (d(d+1)/2, B)
+        query = quadratic_query(factors)
     elif reduce == "norm":
         query = factors.reshape(batch * m, d).T.contiguous()  # (d, B·m)
     else:
         query = factors[:, 0, :].T.contiguous()  # (d, B)
-    keep = min(n_vectors, CANDIDATES_PER_RESULT * k) if reduce == "norm" else k
+    keep = min(n_vectors, CANDIDATES_PER_RESULT * k)
     if block is None:
         block = max(16, BLOCK_ELEMENTS // max(query.shape[0], batch))
     best_rel = torch.full((batch, 0), float("-inf"))
@@ -108,11 +126,17 @@ def top_k(factors: torch.Tensor, vocabulary: Vocabulary | torch.Tensor, k: int, 
         best_rel = torch.cat([best_rel, rel], dim=1)
         best_idx = torch.cat([best_idx, idx + start], dim=1)
         if best_rel.shape[1] > 4 * keep:  # keep the running candidate set small
-            best_rel, best_idx = _select(best_rel, best_idx, keep)
-    if reduce == "norm":  # exact distances of the candidates, then the final order
-        best_rel, best_idx = _select(-exact_scores(factors, vectors[best_idx], reduce), best_idx, k)
-        return -best_rel, best_idx
-    return _select(best_rel, best_idx, k)
+            best_rel, best_idx = select(best_rel, best_idx, keep)
+    return finish(factors, vectors, best_idx, k, reduce)
+
+
+def finish(factors: torch.Tensor, vectors: torch.Tensor, candidates: torch.Tensor, k: int,
+           reduce: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The final order of candidate tags (B, C): their exact scores, the best ``k`` first, ties to the
+    lower vocabulary index. Every engine ends here, so engines that find the same candidates agree."""
+    sign = -1.0 if reduce == "norm" else 1.0  # relevance: larger is better
+    relevance, indices = select(sign * exact_scores(factors, vectors[candidates], reduce), candidates, k)
+    return sign * relevance, indices
 
 
 def exact_scores(factors: torch.Tensor, vectors: torch.Tensor, reduce: str) -> torch.Tensor:
@@ -127,7 +151,7 @@ def exact_scores(factors: torch.Tensor, vectors: torch.Tensor, reduce: str) -> t
     return out
 
 
-def _select(relevance: torch.Tensor, indices: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+def select(relevance: torch.Tensor, indices: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The k best candidates per row, best first, ties to the lower vocabulary index."""
     by_index = indices.argsort(dim=1, stable=True)
     relevance, indices = relevance.gather(1, by_index), indices.gather(1, by_index)
@@ -139,7 +163,7 @@ def rank_scores(scores: torch.Tensor, k: int, lower_is_better: bool) -> tuple[to
     """Top-``k`` of a full (B, V) score matrix (label-scoring methods), same tie rule as :func:`top_k`."""
     relevance = -scores if lower_is_better else scores
     index = torch.arange(scores.shape[1]).expand_as(scores)
-    rel, idx = _select(relevance, index, min(k, scores.shape[1]))
+    rel, idx = select(relevance, index, min(k, scores.shape[1]))
     return (-rel if lower_is_better else rel), idx
 
 

@@ -76,3 +76,16 @@ def test_explain_votes_count_rows():
     votes = explain_votes(A, vectors, torch.tensor([[0, 1, 2]]), top=1)
     assert votes.tolist() == [[1, 1, 0]]
     assert explain_votes(A, vectors, torch.tensor([[2]]), top=3).tolist() == [[2]]
+
+
+@pytest.mark.parametrize("reduce", ["norm", "dot", "cosine"])
+def test_tied_groups_cut_by_k_keep_their_lowest_indices(reduce):
+    """Every vector four times: the tag at the cut must be the first copy, whatever the GEMM rounding."""
+    gen = torch.Generator().manual_seed(4)
+    vectors = torch.randn(750, 12, generator=gen).repeat(4, 1)
+    factors = torch.randn(6, 5 if reduce == "norm" else 1, 12, generator=gen)
+    relevance = naive(factors, vectors[:750], reduce)
+    _, indices = top_k(factors, vectors, 9, reduce)
+    for image, row in enumerate(indices.tolist()):
+        groups = relevance[image].topk(3).indices.tolist()  # the 2 whole groups, then the group at the cut
+        assert row == [g + 750 * c for g in groups[:2] for c in range(4)] + [groups[2]]

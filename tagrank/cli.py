@@ -70,6 +70,9 @@ def index_build(
     out: Path = typer.Option(..., "--out", help="directory to write labels.faiss, labels.parquet, manifest.json"),
     vectors: Optional[str] = VectorsOpt,
     strict: bool = typer.Option(False, "--strict", help="fail if any tag is not in the vectors"),
+    clusters: Optional[int] = typer.Option(None, "--clusters", help="cluster the index (IVF) for 'rank --search "
+                                                                   "approx': 0 = flat (default: clustered from "
+                                                                   "1,000,000 tags)"),
 ) -> None:
     """Embed a vocabulary and write its FAISS label index."""
     from tagrank.atomic import check_output_dir
@@ -79,10 +82,10 @@ def index_build(
 
     check_output_dir(out, MANIFEST)
     tags = load_vocabulary(vocab)
-    label_index = LabelIndex.build(tags, load_encoder(vectors), strict=strict)
+    label_index = LabelIndex.build(tags, load_encoder(vectors), strict=strict, clusters=clusters)
     label_index.save(out)
     typer.echo(f"wrote {out}: {len(label_index)} of {len(tags)} tags indexed "
-               f"({label_index.dim}-d, {label_index.source})")
+               f"({label_index.dim}-d, {label_index.source}, {label_index.manifest['index_type']})")
 
 
 @index_app.command("info")
@@ -164,6 +167,9 @@ def rank(
     fmt: str = typer.Option("table", "--format", help="table, json, jsonl, csv or parquet"),
     out: Optional[Path] = typer.Option(None, "--out", help="write to this file instead of stdout"),
     explain: bool = typer.Option(False, "--explain", help="show how many rows of A vote for each tag"),
+    search: str = typer.Option("auto", "--search", help="exact (torch scan), faiss (exact, in FAISS; GPU with "
+                                                        "faiss-gpu), approx (probe clusters), auto (approx from "
+                                                        "1,000,000 tags, faiss on a GPU, else exact)"),
     batch_size: int = typer.Option(32, "--batch-size"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
@@ -172,6 +178,7 @@ def rank(
     from tagrank.images import find_images
     from tagrank.label_index import LabelIndex
     from tagrank.output import FORMATS, write_results
+    from tagrank.search import check_search
     from tagrank.tagger import Tagger
     from tagrank.vocab import load_vocabulary
 
@@ -185,12 +192,13 @@ def rank(
         raise TagrankError("give --vocab or --index, not both")
     if fmt == "parquet" and out is None:
         raise TagrankError("--format parquet needs --out FILE")
+    check_search(search)
     if out is not None:
         check_writable(out)
     images, problems = find_images(paths)
     if not images:
         raise TagrankError("; ".join(problems) if problems else "no images given")
-    tagger = Tagger.load(model, method, vectors)
+    tagger = Tagger.load(model, method, vectors, search)
     tags = LabelIndex.load(index, tagger.vectors) if index is not None else \
         (load_vocabulary(vocab) if vocab is not None else None)
     tagger.prepare(tags)

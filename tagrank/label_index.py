@@ -2,7 +2,9 @@
 
 On disk (``tagrank index build``) an index is a directory of three files:
 
-* ``labels.faiss``   - the unit-length label vectors in a FAISS inner-product index (so a search is cosine);
+* ``labels.faiss``   - the unit-length label vectors in a FAISS inner-product index (so a search is cosine):
+  ``Flat``, or for large vocabularies ``IVF{n},Flat`` whose n clusters also serve ``rank --search approx``
+  (:mod:`tagrank.search`); the manifest's ``index_type`` says which;
 * ``labels.parquet`` - one row per tag: tag, normalised form, tokens used, in-vocabulary flag, vector norm;
 * ``manifest.json``  - vector source and checksum, dimension, counts, file checksums, tagrank version.
 
@@ -51,15 +53,19 @@ def _unit(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class LabelIndex:
     """Tags with their vectors and a FAISS index for cosine search over them."""
 
-    def __init__(self, table, unit: np.ndarray, manifest: dict):
+    def __init__(self, table, unit: np.ndarray, manifest: dict, index=None):
+        """``index``: the FAISS index of ``unit`` (default: a flat one is built)."""
         import faiss
 
         self.table = table
         self.manifest = manifest
         self._in_vocab = table[table["in_vocab"]].reset_index(drop=True)
         self.unit = np.ascontiguousarray(unit, dtype=np.float32)
-        self.faiss = faiss.IndexFlatIP(self.unit.shape[1])
-        self.faiss.add(self.unit)
+        if index is None:
+            index = faiss.IndexFlatIP(self.unit.shape[1])
+            index.add(self.unit)
+        self.faiss = index
+        self.manifest.setdefault("index_type", index_type(index))
 
     # -- views -------------------------------------------------------------------------------------
 
@@ -85,17 +91,30 @@ class LabelIndex:
     def source(self) -> str:
         return str(self.manifest["vector_source"])
 
+    @property
+    def assignment(self) -> np.ndarray | None:
+        """(V,) each tag's cluster when the index is clustered (``IVF``), else None."""
+        from tagrank.search import cluster_assignment
+
+        return cluster_assignment(self.faiss) if self.clusters else None
+
+    @property
+    def clusters(self) -> int:
+        """Clusters of an ``IVF`` index; 0 for a flat one."""
+        return int(getattr(self.faiss, "nlist", 0))
+
     def __len__(self) -> int:
         return len(self._in_vocab)
 
     # -- building ----------------------------------------------------------------------------------
 
     @classmethod
-    def build(cls, tags: list[str], vectors: LabelEncoder, strict: bool = False) -> "LabelIndex":
+    def build(cls, tags: list[str], vectors: LabelEncoder, strict: bool = False,
+              clusters: int | None = None) -> "LabelIndex":
         """Embed ``tags`` (OOV ones reported, or an error with ``strict``) and index them.
 
         Tags that the encoder normalises alike (``beach``, ``Beach``, ``#beach``) are one tag: the first
-        spelling is kept and the others named in a warning.
+        spelling is kept and the others named in a warning. ``clusters``: see :meth:`make`.
         """
         import pandas as pd
 
@@ -111,10 +130,10 @@ class LabelIndex:
             "in_vocab": [e.in_vocab for e in embedded.entries],
             "norm": [next(norm_iter) if e.in_vocab else np.nan for e in embedded.entries],
         })
-        return cls(table, unit, cls._manifest(vectors, table))
+        return cls.make(table, unit, vectors, clusters)
 
     @classmethod
-    def from_vectors(cls, vectors: LabelEncoder) -> "LabelIndex":
+    def from_vectors(cls, vectors: LabelEncoder, clusters: int | None = None) -> "LabelIndex":
         """Index every word of a word-vector file's vocabulary (400k for GloVe), each its own token."""
         if not hasattr(vectors, "keyed"):
             raise TagrankError(f"{vectors.source} encodes any string and has no word list to search: "
@@ -125,7 +144,20 @@ class LabelIndex:
         unit, norms = _unit(np.asarray(vectors.keyed.vectors, dtype=np.float32))
         table = pd.DataFrame({"tag": words, "normalised": words, "tokens": [[w] for w in words],
                               "in_vocab": np.ones(len(words), bool), "norm": norms})
-        return cls(table, unit, cls._manifest(vectors, table))
+        return cls.make(table, unit, vectors, clusters)
+
+    @classmethod
+    def make(cls, table, unit: np.ndarray, vectors: LabelEncoder, clusters: int | None = None) -> "LabelIndex":
+        """Index ``unit`` flat, or clustered: ``clusters`` > 0 that many, None chosen by size (clustered
+        from :data:`~tagrank.search.APPROX_MIN_TAGS` tags), 0 never."""
+        from tagrank.search import APPROX_MIN_TAGS, cluster_index, default_clusters
+
+        if clusters is None:
+            clusters = default_clusters(len(unit)) if len(unit) >= APPROX_MIN_TAGS else 0
+        if clusters < 0:
+            raise TagrankError(f"--clusters must be 0 (a flat index) or more, got {clusters}")
+        index = cluster_index(unit, clusters) if clusters and len(unit) else None
+        return cls(table, unit, cls._manifest(vectors, table), index)
 
     @staticmethod
     def _manifest(vectors: LabelEncoder, table) -> dict:
@@ -202,18 +234,27 @@ class LabelIndex:
         try:
             stored = faiss.read_index(str(directory / FAISS_FILE))
             table = pd.read_parquet(directory / TABLE_FILE)
+            if getattr(stored, "nlist", 0):
+                faiss.extract_index_ivf(stored).make_direct_map()  # lets reconstruct_n read an IVF index
+            unit = stored.reconstruct_n(0, stored.ntotal) if stored.ntotal else np.zeros((0, manifest["dim"]), np.float32)
         except Exception as exc:
             raise TagrankError(f"corrupted label index {directory}: {exc}") from None
-        unit = stored.reconstruct_n(0, stored.ntotal) if stored.ntotal else np.zeros((0, manifest["dim"]), np.float32)
         if unit.shape != (int(table["in_vocab"].sum()), manifest["dim"]):
             raise TagrankError(f"corrupted label index {directory}: {FAISS_FILE} and {TABLE_FILE} disagree")
-        return cls(table, unit, manifest)
+        if manifest.get("index_type", "Flat") != index_type(stored):
+            raise TagrankError(f"corrupted label index {directory}: {FAISS_FILE} is {index_type(stored)}, its "
+                               f"{MANIFEST} says {manifest.get('index_type')}")
+        return cls(table, unit, manifest, stored)
 
     # -- search ------------------------------------------------------------------------------------
 
     def search(self, queries: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray]:
         """Cosine similarities and row indices of the ``top`` nearest labels for each query vector."""
+        from tagrank.search import PROBED_SHARE
+
         q, _ = _unit(np.atleast_2d(np.asarray(queries, dtype=np.float32)))
+        if self.clusters:
+            self.faiss.nprobe = max(1, round(self.clusters * PROBED_SHARE))
         return self.faiss.search(q, min(top, len(self)))
 
     def similar(self, tag: str, top: int, vectors: LabelEncoder | None = None) -> list[tuple[str, float]]:
@@ -248,6 +289,12 @@ class LabelIndex:
         return None
 
 
+def index_type(index) -> str:
+    """FAISS's factory name of an index of ours: ``Flat`` or ``IVF{n},Flat``."""
+    clusters = getattr(index, "nlist", 0)
+    return f"IVF{clusters},Flat" if clusters else "Flat"
+
+
 def check_vector_match(manifest: dict, vectors: LabelEncoder, what: str) -> None:
     """Refuse to combine ``what`` (an index or model) with vectors other than those it was built from."""
     dim, source, checksum = manifest.get("dim"), manifest.get("vector_source"), manifest.get("vector_checksum")
@@ -276,7 +323,7 @@ def embedded_vocabulary(tags: list[str], encoder: LabelEncoder,
 
     tags = merge_duplicates(tags, encoder.normalise)
     if len(tags) < CACHED_VOCABULARY_MIN_TAGS:  # cheap to embed again (and a service sees many such lists)
-        index = LabelIndex.build(tags, encoder)
+        index = LabelIndex.build(tags, encoder, clusters=0)  # only its vectors are used
         return index.tags, index.vectors, index.oov
     key = hashlib.sha256("\0".join([encoder.checksum, *tags]).encode("utf-8", "surrogatepass")).hexdigest()[:24]
     path = Path(cache_dir if cache_dir is not None else DEFAULT_CACHE_DIR) / "vocabularies" / f"{key}.safetensors"
@@ -292,7 +339,7 @@ def embedded_vocabulary(tags: list[str], encoder: LabelEncoder,
         pass
     except Exception as exc:  # a damaged entry is rebuilt, never trusted
         log.debug("rebuilding cached vocabulary %s: %s", path, exc)
-    index = LabelIndex.build(tags, encoder)
+    index = LabelIndex.build(tags, encoder, clusters=0)  # only its vectors are used
     meta = {"tagrank": json.dumps({"tags": index.tags, "oov": index.oov, "checksum": encoder.checksum},
                                   ensure_ascii=False)}
     try:

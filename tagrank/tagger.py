@@ -22,7 +22,7 @@ from tagrank._log import log
 from tagrank.errors import TagrankError
 from tagrank.label_index import LabelIndex, embedded_vocabulary
 from tagrank.confidence import Calibration, reference_scale
-from tagrank.ranking import Vocabulary, exact_scores, explain_votes, rank_scores, top_k
+from tagrank.ranking import exact_scores, explain_votes, rank_scores
 from tagrank.encoders import LabelEncoder, load_encoder
 from tagrank.vocab import DEFAULT_VOCABULARY, load_vocabulary, read_vocabulary
 
@@ -39,7 +39,7 @@ class PreparedVocabulary:
     """A vocabulary ready for one method: tag names plus engine vectors or label columns."""
 
     tags: list[str]
-    engine: Vocabulary | None = None  # zero-shot methods
+    engine: object | None = None  # zero-shot methods: an engine of tagrank.search
     columns: torch.Tensor | None = None  # label-scoring methods: columns of the model's outputs
     oov: list[str] = field(default_factory=list)
 
@@ -54,7 +54,11 @@ class RankOutput:
 class Tagger:
     """Backbone + method + word vectors, ready to tag photos."""
 
-    def __init__(self, method, backbone, vectors: LabelEncoder, meta: dict, default_tags: list[str]):
+    def __init__(self, method, backbone, vectors: LabelEncoder, meta: dict, default_tags: list[str],
+                 search: str = "auto"):
+        from tagrank.search import check_search
+
+        self.search = check_search(search)  # how zero-shot methods search a vocabulary (tagrank.search)
         self.method = method.eval()
         self.backbone = backbone
         self.vectors = vectors
@@ -67,8 +71,9 @@ class Tagger:
 
     @classmethod
     def load(cls, model: str | os.PathLike | None = None, method: str | None = None,
-             vectors: str | os.PathLike | LabelEncoder | None = None) -> "Tagger":
-        """A trained model directory, the embedded default (``model=None``), or ``method="conse"``."""
+             vectors: str | os.PathLike | LabelEncoder | None = None, search: str = "auto") -> "Tagger":
+        """A trained model directory, the embedded default (``model=None``), or ``method="conse"``;
+        ``search``: how vocabularies are searched (:mod:`tagrank.search`)."""
         from tagrank.backbone import Backbone
         from tagrank.model import TaggingModel
 
@@ -85,7 +90,7 @@ class Tagger:
             meta = {"method": "conse", "labels": [], "backbone": {"name": "lite0", "signature": backbone.signature},
                     "vector_source": word_vectors.source, "vector_checksum": word_vectors.checksum,
                     "dim": word_vectors.dim, "confidence": _conse_calibration(word_vectors)}
-            return cls(Conse.build(backbone, word_vectors), backbone, word_vectors, meta, default_tags)
+            return cls(Conse.build(backbone, word_vectors), backbone, word_vectors, meta, default_tags, search)
         directory = Path(model) if model is not None else DEFAULT_MODEL
         if model is None and not (directory / "model.safetensors").is_file():
             raise TagrankError(f"the embedded default model is missing from {directory}; "
@@ -109,7 +114,7 @@ class Tagger:
             tags = load_vocabulary(trained.meta["default_vocabulary"])
         else:
             tags = trained.labels if model is not None else default_tags
-        return cls(trained.method, backbone, word_vectors, trained.meta, tags)
+        return cls(trained.method, backbone, word_vectors, trained.meta, tags, search)
 
     @property
     def name(self) -> str:
@@ -141,11 +146,16 @@ class Tagger:
 
                 check_vector_match(vocab.manifest, self.vectors, "label index")
                 tags, raw, oov = vocab.tags, vocab.vectors, vocab.oov
+                clusters = vocab.assignment if self.search in ("auto", "approx") else None
             else:
                 tags, raw, oov = embedded_vocabulary(vocab, self.vectors)
+                clusters = None
+            from tagrank.search import make_engine
+
             with torch.no_grad():
                 vectors = self.method.label_space(torch.from_numpy(raw))
-            return PreparedVocabulary(tags, engine=Vocabulary(vectors), oov=oov)
+            engine = make_engine(vectors, self.search, assignment=clusters)
+            return PreparedVocabulary(tags, engine=engine, oov=oov)
         tags = vocab.tags if isinstance(vocab, LabelIndex) else vocab
         from tagrank.datasets import resolve_labels
 
@@ -191,7 +201,7 @@ class Tagger:
         x = torch.as_tensor(features, dtype=torch.float32)
         factors = self.method.factors(x) if vocab.engine is not None else None
         if vocab.engine is not None:
-            scores, indices = top_k(factors, vocab.engine, top, self.method.reduce)
+            scores, indices = vocab.engine.top_k(factors, top, self.method.reduce)
         else:
             scores, indices = rank_scores(self._scores(x, vocab, None), top, self.method.lower_is_better)
         confidence = None

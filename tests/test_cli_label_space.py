@@ -22,7 +22,7 @@ def test_similar_default_encoder_searches_the_everyday_vocabulary(cli):
 def test_index_build_info_and_similar(cli, tmp_path):
     vocab = tmp_path / "vocab.txt"
     vocab.write_text("dog\ncat\npuppy\nkitten\nqqqzzzx\n")
-    assert "5 of 5 tags indexed (256-d, wordllama)" in cli("index", "build", "--vocab", vocab, "--out", tmp_path / "all").out
+    assert "5 of 5 tags indexed (256-d, wordllama, Flat)" in cli("index", "build", "--vocab", vocab, "--out", tmp_path / "all").out
     result = cli("index", "build", "--vocab", vocab, "--out", tmp_path / "idx", "--vectors", "glove-6b-50d")
     assert result.code == 0, result
     assert "qqqzzzx" in result.err and "4 of 5" in result.out
@@ -60,3 +60,24 @@ def test_index_from_other_vectors_or_corrupted(cli, tmp_path):
     assert_one_error(cli("similar", "dog", "--index", tmp_path / "idx", "--vectors", other), "built from vectors")
     (tmp_path / "idx" / "labels.faiss").write_bytes(b"garbage")
     assert_one_error(cli("similar", "dog", "--index", tmp_path / "idx", "--vectors", vectors), "corrupted")
+
+
+def test_rank_searches_a_clustered_index_exactly_or_approximately(cli, photos, tmp_path):
+    from tagrank.vocab import load_vocabulary
+
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(load_vocabulary("everyday")[:600]) + "\n")
+    assert "IVF16,Flat" in cli("index", "build", "--vocab", vocab, "--out", tmp_path / "idx", "--clusters", "16").out
+    assert json.loads(cli("index", "info", tmp_path / "idx").out)["index_type"] == "IVF16,Flat"
+
+    def tags(search):
+        result = cli("rank", photos["coffee"], "--index", tmp_path / "idx", "--search", search, "--format", "json")
+        assert result.code == 0, result
+        return [(t["tag"], round(t["score"], 4)) for t in json.loads(result.out)[0]["tags"]]
+
+    exact = tags("exact")
+    assert tags("faiss") == exact
+    approx = tags("approx")  # 1 of 16 clusters probed: its own top 5, from the index's tags
+    assert len(approx) == 5 and {t for t, _ in approx} <= set(load_vocabulary("everyday")[:600])
+    assert [s for _, s in approx] == sorted(s for _, s in approx) and approx[0][1] >= exact[0][1]
+    assert_one_error(cli("rank", photos["coffee"], "--search", "fastest"), "--search must be one of")

@@ -1,0 +1,190 @@
+"""How the ranking engine searches a vocabulary (``tagrank rank --search``).
+
+* ``exact``  - the torch scan of :mod:`tagrank.ranking`: every tag scored.
+* ``faiss``  - the same exact search in a FAISS flat inner-product index, on GPU when the faiss-gpu build
+  sees one. For ‖F w‖ the index holds the quadratic features of the vectors and each image queries with
+  its weighted Gram entries (the torch scan's quadratic form); candidates are re-scored exactly, so the
+  results are the torch scan's.
+* ``approx`` - a clustered vocabulary (a FAISS IVF index of the unit label vectors, k-means on the
+  sphere). Each cluster's centroid is scored like any tag; the members of the ``probes`` best clusters are
+  then scored exactly and the top K taken from them. Per image that is clusters + probes·V/clusters
+  scores instead of V: sub-linear, and exact wherever the true top K lies in the probed clusters.
+* ``auto``   - ``approx`` from :data:`APPROX_MIN_TAGS` tags, else ``faiss`` where FAISS sees a GPU, else
+  ``exact``.
+
+Every engine has ``vectors`` (V, D), ``len()`` and ``top_k(factors, k, reduce)`` with the torch scan's
+contract: (scores, indices), best first, ties to the lower vocabulary index.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from tagrank.errors import TagrankError
+from tagrank.ranking import CANDIDATES_PER_RESULT, Vocabulary, exact_scores, finish, quadratic_features, \
+    quadratic_query, select
+
+SEARCHES = ("auto", "exact", "faiss", "approx")
+APPROX_MIN_TAGS = 1_000_000
+"""``auto`` searches approximately from this many tags (the exact scan then costs ≥ 0.3 s per photo at d=300)."""
+PROBED_SHARE = 1 / 16
+"""Share of the clusters ``approx`` probes by default (with the re-scoring, ≥ 10x less work than exact)."""
+KMEANS_ITERATIONS = 20
+KMEANS_POINTS_PER_CLUSTER = 64
+"""k-means trains on at most this many vectors per cluster (a sample; every vector is then assigned)."""
+FAISS_MAX_ELEMENTS = 1 << 30
+"""The flat FAISS index of quadratic features is refused beyond this many floats (4 GiB)."""
+
+
+def check_search(search: str) -> str:
+    if search not in SEARCHES:
+        raise TagrankError(f"--search must be one of {', '.join(SEARCHES)}, got {search!r}")
+    return search
+
+
+def default_clusters(n_vectors: int) -> int:
+    """Clusters for a vocabulary of ``n_vectors``: about 2·√V, a power of two (1,024 at 400k, 4,096 at 3M)."""
+    return int(2 ** round(math.log2(max(2.0 * math.sqrt(n_vectors), 1.0))))
+
+
+def cluster_index(unit: np.ndarray, clusters: int, seed: int = 0):
+    """A FAISS ``IVF{clusters},Flat`` inner-product index of unit vectors, trained by spherical k-means."""
+    import faiss
+
+    n, dim = unit.shape
+    clusters = max(1, min(clusters, n))
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, clusters, faiss.METRIC_INNER_PRODUCT)
+    index.cp.spherical = True
+    index.cp.niter = KMEANS_ITERATIONS
+    index.cp.seed = seed
+    index.cp.max_points_per_centroid = KMEANS_POINTS_PER_CLUSTER
+    index.cp.min_points_per_centroid = 1  # small vocabularies: no warning, the clusters are just small
+    index.train(unit)
+    index.add(unit)
+    return index
+
+
+def cluster_assignment(index) -> np.ndarray:
+    """(V,) the inverted list of every vector of an IVF index, by vector id."""
+    import faiss
+
+    ivf = faiss.extract_index_ivf(index)
+    assignment = np.full(ivf.ntotal, -1, np.int64)
+    for cluster in range(ivf.nlist):
+        size = ivf.invlists.list_size(cluster)
+        if size:
+            assignment[faiss.rev_swig_ptr(ivf.invlists.get_ids(cluster), size)] = cluster
+    return assignment
+
+
+class ClusteredVocabulary:
+    """Approximate search: probe the best-scoring clusters, re-score their members exactly."""
+
+    kind = "approx"
+
+    def __init__(self, vectors: torch.Tensor, assignment: np.ndarray, probes: int | None = None):
+        self.vectors = vectors.float().contiguous()
+        assignment = torch.as_tensor(assignment, dtype=torch.long)
+        if assignment.shape != (len(self.vectors),) or bool((assignment < 0).any()):
+            raise TagrankError("the label index's clusters do not cover its vectors: rebuild the index")
+        # Members stored cluster by cluster: each probe scores one contiguous slice.
+        self.order = assignment.argsort(stable=True)
+        self.members = self.vectors[self.order]
+        sizes = torch.bincount(assignment)
+        kept = (sizes > 0).nonzero().squeeze(1)
+        self.sizes = sizes[kept]
+        self.starts = torch.cumsum(sizes, 0)[kept] - self.sizes
+        # The centroid in the engine's own space (the method's label vectors), so it scores like a tag.
+        sums = torch.zeros(len(sizes), self.vectors.shape[1]).index_add_(0, assignment, self.vectors)
+        self.centroids = sums[kept] / self.sizes[:, None]
+        self.probes = probes if probes is not None else max(1, round(len(kept) * PROBED_SHARE))
+
+    def __len__(self) -> int:
+        return self.vectors.shape[0]
+
+    def top_k(self, factors: torch.Tensor, k: int, reduce: str) -> tuple[torch.Tensor, torch.Tensor]:
+        k = min(k, len(self))
+        sign = -1.0 if reduce == "norm" else 1.0  # relevance: larger is better
+        ranked = (sign * exact_scores(factors, self.centroids, reduce)).argsort(dim=1, descending=True, stable=True)
+        best_rel, best_idx = [], []
+        for b in range(factors.shape[0]):
+            # The best `probes` clusters, and more while they hold fewer than k tags.
+            enough = int(torch.searchsorted(torch.cumsum(self.sizes[ranked[b]], 0), k)) + 1
+            chosen = ranked[b, :max(self.probes, enough)].tolist()
+            slices = [slice(int(self.starts[c]), int(self.starts[c] + self.sizes[c])) for c in chosen]
+            relevance = torch.cat([sign * exact_scores(factors[b:b + 1], self.members[s], reduce)[0] for s in slices])
+            indices = torch.cat([self.order[s] for s in slices])
+            rel, idx = select(relevance[None], indices[None], k)
+            best_rel.append(rel)
+            best_idx.append(idx)
+        return sign * torch.cat(best_rel), torch.cat(best_idx)
+
+
+class FaissVocabulary:
+    """Exact search in a flat FAISS inner-product index (on all visible GPUs with faiss-gpu)."""
+
+    kind = "faiss"
+
+    def __init__(self, vectors: torch.Tensor):
+        self.vectors = vectors.float().contiguous()
+        self._indexes: dict[str, object] = {}
+
+    def __len__(self) -> int:
+        return self.vectors.shape[0]
+
+    @staticmethod
+    def gpus() -> int:
+        import faiss
+
+        return faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
+
+    def _index(self, reduce: str):
+        if reduce not in self._indexes:
+            import faiss
+
+            if reduce == "norm":
+                width = self.vectors.shape[1] * (self.vectors.shape[1] + 1) // 2
+                if len(self) * width > FAISS_MAX_ELEMENTS:
+                    raise TagrankError(f"--search faiss would hold {len(self):,} x {width:,} quadratic features "
+                                       f"(over {FAISS_MAX_ELEMENTS * 4 >> 30} GiB): use --search exact or approx")
+                rows = quadratic_features(self.vectors)
+            else:
+                rows = self.vectors / self.vectors.norm(dim=1, keepdim=True).clamp_min(1e-12) \
+                    if reduce == "cosine" else self.vectors
+            index = faiss.IndexFlatIP(rows.shape[1])
+            index.add(np.ascontiguousarray(rows.numpy(), dtype=np.float32))
+            if self.gpus() > 0:
+                index = faiss.index_cpu_to_all_gpus(index)
+            self._indexes[reduce] = index
+        return self._indexes[reduce]
+
+    def top_k(self, factors: torch.Tensor, k: int, reduce: str) -> tuple[torch.Tensor, torch.Tensor]:
+        k = min(k, len(self))
+        # The index finds candidates; the exact scores (as the torch scan computes them) order them.
+        query = -quadratic_query(factors).T if reduce == "norm" else factors[:, 0, :]
+        keep = min(len(self), CANDIDATES_PER_RESULT * k)
+        _, found = self._index(reduce).search(np.ascontiguousarray(query.numpy(), dtype=np.float32), keep)
+        return finish(factors, self.vectors, torch.from_numpy(found).long(), k, reduce)
+
+
+def make_engine(vectors: torch.Tensor, search: str = "auto", assignment: np.ndarray | None = None):
+    """The engine for label vectors (V, D) in the method's space.
+
+    ``approx`` uses ``assignment`` (the clusters of a label index), or clusters the normalised ``vectors``.
+    """
+    if check_search(search) == "auto":
+        if len(vectors) >= APPROX_MIN_TAGS:
+            search = "approx"
+        else:
+            search = "faiss" if FaissVocabulary.gpus() > 0 else "exact"
+    if search == "exact":
+        return Vocabulary(vectors)
+    if search == "faiss":
+        return FaissVocabulary(vectors)
+    if assignment is None:
+        unit = torch.nn.functional.normalize(vectors.float(), dim=1).numpy()
+        assignment = cluster_assignment(cluster_index(unit, default_clusters(len(vectors))))
+    return ClusteredVocabulary(vectors, assignment)

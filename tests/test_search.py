@@ -1,0 +1,92 @@
+import numpy as np
+import pytest
+import torch
+
+from tagrank.errors import TagrankError
+from tagrank.ranking import Vocabulary
+from tagrank.search import ClusteredVocabulary, FaissVocabulary, cluster_assignment, cluster_index, make_engine
+
+
+def random_case(seed: int, n_vectors: int = 3000, dim: int = 12, m: int = 5, batch: int = 6, ties: bool = False):
+    gen = torch.Generator().manual_seed(seed)
+    vectors = torch.randn(n_vectors, dim, generator=gen)
+    if ties:  # every vector four times (rows 0, V/4, V/2, 3V/4 alike): the lower index must win
+        vectors = vectors[: n_vectors // 4].repeat(4, 1)
+    return torch.randn(batch, m, dim, generator=gen), vectors
+
+
+@pytest.mark.parametrize("reduce,m", [("norm", 5), ("norm", 20), ("dot", 1), ("cosine", 1)])
+@pytest.mark.parametrize("ties", [False, True])
+def test_faiss_search_gives_the_torch_scan_results(reduce, m, ties):
+    factors, vectors = random_case(0, m=m, ties=ties)
+    expected = Vocabulary(vectors).top_k(factors, 9, reduce)
+    scores, indices = FaissVocabulary(vectors).top_k(factors, 9, reduce)
+    assert torch.equal(indices, expected[1])
+    torch.testing.assert_close(scores, expected[0], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("reduce,m", [("norm", 5), ("dot", 1), ("cosine", 1)])
+@pytest.mark.parametrize("ties", [False, True])
+def test_approx_search_probing_every_cluster_is_exact(reduce, m, ties):
+    factors, vectors = random_case(1, m=m, ties=ties)
+    assignment = cluster_assignment(cluster_index(torch.nn.functional.normalize(vectors, dim=1).numpy(), 32))
+    expected = Vocabulary(vectors).top_k(factors, 9, reduce)
+    scores, indices = ClusteredVocabulary(vectors, assignment, probes=32).top_k(factors, 9, reduce)
+    assert torch.equal(indices, expected[1])
+    torch.testing.assert_close(scores, expected[0], rtol=1e-5, atol=1e-5)
+
+
+def test_approx_search_finds_clustered_tags_with_few_probes():
+    """Tags in tight groups, an image that prefers one group: probing 2 of 64 clusters finds its top 5."""
+    gen = torch.Generator().manual_seed(2)
+    centres = torch.nn.functional.normalize(torch.randn(64, 16, generator=gen), dim=1)
+    vectors = (centres.repeat_interleave(50, 0) + 0.05 * torch.randn(3200, 16, generator=gen))
+    engine = make_engine(vectors, "approx")
+    assert isinstance(engine, ClusteredVocabulary)
+    engine.probes = 2
+    factors = torch.eye(16)[None] - centres[7][None, None, :] * centres[7][None, :, None]  # I - c cᵀ
+    exact = Vocabulary(vectors).top_k(factors, 5, "norm")[1]
+    assert torch.equal(engine.top_k(factors, 5, "norm")[1], exact)
+    assert set(exact[0].tolist()) <= set(range(7 * 50, 8 * 50))
+
+
+def test_approx_search_returns_k_tags_when_the_probed_clusters_hold_fewer():
+    factors, vectors = random_case(3, n_vectors=200)
+    assignment = np.arange(200) % 100  # 100 clusters of 2 tags
+    engine = ClusteredVocabulary(vectors, assignment, probes=1)
+    scores, indices = engine.top_k(factors, 7, "norm")
+    assert indices.shape == (6, 7) and all(len(set(row)) == 7 for row in indices.tolist())
+    assert bool((scores[:, 1:] >= scores[:, :-1]).all())  # best (smallest distance) first
+
+
+def test_auto_search_chooses_by_vocabulary_size(monkeypatch):
+    import tagrank.search as search
+
+    vectors = torch.randn(50, 4)
+    assert isinstance(make_engine(vectors, "auto"), Vocabulary)
+    monkeypatch.setattr(search, "APPROX_MIN_TAGS", 40)
+    assert isinstance(make_engine(vectors, "auto"), ClusteredVocabulary)
+    with pytest.raises(TagrankError, match="--search must be one of"):
+        make_engine(vectors, "fastest")
+
+
+def test_clustered_label_index_round_trips_and_serves_approx(tmp_path):
+    from conftest import write_word2vec_text
+
+    from tagrank.encoders.word_vectors import WordVectors
+    from tagrank.label_index import LabelIndex
+
+    rng = np.random.default_rng(0)
+    tags = [f"tag{i}" for i in range(400)]
+    encoder = WordVectors.from_file(write_word2vec_text(tmp_path / "v.txt", {t: rng.normal(size=6).tolist() for t in tags}))
+    index = LabelIndex.build(tags, encoder, clusters=16)
+    assert index.manifest["index_type"] == "IVF16,Flat" and index.clusters == 16
+    index.save(tmp_path / "idx")
+    loaded = LabelIndex.load(tmp_path / "idx", encoder)
+    assert loaded.manifest["index_type"] == "IVF16,Flat"
+    np.testing.assert_array_equal(loaded.unit, index.unit)
+    np.testing.assert_array_equal(loaded.assignment, index.assignment)
+    assert sorted(set(loaded.assignment.tolist())) == list(range(16))
+    assert loaded.similar("tag3", 3)[0][0] != "tag3"  # a cosine search through the IVF index
+    flat = LabelIndex.build(tags, encoder)
+    assert flat.manifest["index_type"] == "Flat" and flat.assignment is None

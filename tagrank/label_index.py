@@ -92,13 +92,6 @@ class LabelIndex:
         return str(self.manifest["vector_source"])
 
     @property
-    def assignment(self) -> np.ndarray | None:
-        """(V,) each tag's cluster when the index is clustered (``IVF``), else None."""
-        from tagrank.search import cluster_assignment
-
-        return cluster_assignment(self.faiss) if self.clusters else None
-
-    @property
     def clusters(self) -> int:
         """Clusters of an ``IVF`` index; 0 for a flat one."""
         return int(getattr(self.faiss, "nlist", 0))

@@ -71,6 +71,13 @@ class Vocabulary:
     def top_k(self, factors: torch.Tensor, k: int, reduce: str) -> tuple[torch.Tensor, torch.Tensor]:
         return top_k(factors, self, k, reduce)
 
+    def uses_quadratic_form(self, factors: torch.Tensor, reduce: str) -> bool:
+        """Whether the scan takes the quadratic form (V·d(d+1)/2 multiply-adds per image) or the direct
+        product with the stacked factors (V·d·m): the former when its features are cached or the batch is
+        wide enough to amortise building them."""
+        batch, m, _ = factors.shape
+        return reduce == "norm" and (self.cached or batch * m >= self.width)
+
 
 def quadratic_query(factors: torch.Tensor) -> torch.Tensor:
     """(d(d+1)/2, B): the entries of G = FᵀF matching :func:`quadratic_features` (off-diagonal doubled),
@@ -96,9 +103,7 @@ def top_k(factors: torch.Tensor, vocabulary: Vocabulary | torch.Tensor, k: int, 
     batch, m, d = factors.shape
     n_vectors = vectors.shape[0]
     k = min(k, n_vectors)
-    # Quadratic form when its features are cached or the batch is wide enough to amortise building them;
-    # otherwise the direct product with the stacked factors (B·m columns).
-    quadratic = reduce == "norm" and (vocabulary.cached or batch * m >= vocabulary.width)
+    quadratic = vocabulary.uses_quadratic_form(factors, reduce)
     if quadratic:
         query = quadratic_query(factors)
     elif reduce == "norm":

@@ -146,7 +146,7 @@ class Tagger:
 
                 check_vector_match(vocab.manifest, self.vectors, "label index")
                 tags, raw, oov = vocab.tags, vocab.vectors, vocab.oov
-                clusters = vocab.assignment if self.search in ("auto", "approx") else None
+                clusters = vocab.faiss if vocab.clusters else None
             else:
                 tags, raw, oov = embedded_vocabulary(vocab, self.vectors)
                 clusters = None
@@ -154,7 +154,7 @@ class Tagger:
 
             with torch.no_grad():
                 vectors = self.method.label_space(torch.from_numpy(raw))
-            engine = make_engine(vectors, self.search, assignment=clusters)
+            engine = make_engine(vectors, self.search, clusters, raw, self.method.label_space)
             return PreparedVocabulary(tags, engine=engine, oov=oov)
         tags = vocab.tags if isinstance(vocab, LabelIndex) else vocab
         from tagrank.datasets import resolve_labels

@@ -29,9 +29,10 @@ def test_faiss_search_gives_the_torch_scan_results(reduce, m, ties):
 @pytest.mark.parametrize("ties", [False, True])
 def test_approx_search_probing_every_cluster_is_exact(reduce, m, ties):
     factors, vectors = random_case(1, m=m, ties=ties)
-    assignment = cluster_assignment(cluster_index(torch.nn.functional.normalize(vectors, dim=1).numpy(), 32))
+    engine = make_engine(vectors, "approx", cluster_index(torch.nn.functional.normalize(vectors, dim=1).numpy(), 32))
+    engine.probes = 32
     expected = Vocabulary(vectors).top_k(factors, 9, reduce)
-    scores, indices = ClusteredVocabulary(vectors, assignment, probes=32).top_k(factors, 9, reduce)
+    scores, indices = engine.top_k(factors, 9, reduce)
     assert torch.equal(indices, expected[1])
     torch.testing.assert_close(scores, expected[0], rtol=1e-5, atol=1e-5)
 
@@ -53,7 +54,7 @@ def test_approx_search_finds_clustered_tags_with_few_probes():
 def test_approx_search_returns_k_tags_when_the_probed_clusters_hold_fewer():
     factors, vectors = random_case(3, n_vectors=200)
     assignment = np.arange(200) % 100  # 100 clusters of 2 tags
-    engine = ClusteredVocabulary(vectors, assignment, probes=1)
+    engine = ClusteredVocabulary(vectors, assignment, vectors[:100], probes=1)
     scores, indices = engine.top_k(factors, 7, "norm")
     assert indices.shape == (6, 7) and all(len(set(row)) == 7 for row in indices.tolist())
     assert bool((scores[:, 1:] >= scores[:, :-1]).all())  # best (smallest distance) first
@@ -85,8 +86,20 @@ def test_clustered_label_index_round_trips_and_serves_approx(tmp_path):
     loaded = LabelIndex.load(tmp_path / "idx", encoder)
     assert loaded.manifest["index_type"] == "IVF16,Flat"
     np.testing.assert_array_equal(loaded.unit, index.unit)
-    np.testing.assert_array_equal(loaded.assignment, index.assignment)
-    assert sorted(set(loaded.assignment.tolist())) == list(range(16))
+    assignment = cluster_assignment(loaded.faiss)
+    np.testing.assert_array_equal(assignment, cluster_assignment(index.faiss))
+    assert sorted(set(assignment.tolist())) == list(range(16))
     assert loaded.similar("tag3", 3)[0][0] != "tag3"  # a cosine search through the IVF index
     flat = LabelIndex.build(tags, encoder)
-    assert flat.manifest["index_type"] == "Flat" and flat.assignment is None
+    assert flat.manifest["index_type"] == "Flat" and flat.clusters == 0
+
+
+def test_approx_centres_go_through_the_label_space():
+    """A label space with a constant coordinate: the centre is mapped like a tag, not averaged after it."""
+    def label_space(w):
+        return torch.cat([torch.nn.functional.normalize(w, dim=1), torch.ones(len(w), 1)], dim=1)
+
+    raw = torch.randn(500, 6, generator=torch.Generator().manual_seed(5))
+    engine = make_engine(label_space(raw), "approx", raw=raw, label_space=label_space)
+    assert torch.allclose(engine.centroids[:, -1], torch.ones(len(engine.centroids)))
+    assert torch.allclose(engine.centroids[:, :-1].norm(dim=1), torch.ones(len(engine.centroids)))

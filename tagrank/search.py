@@ -24,6 +24,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from tagrank._log import log
 from tagrank.errors import TagrankError
 from tagrank.ranking import CANDIDATES_PER_RESULT, Vocabulary, exact_scores, finish, quadratic_features, \
     quadratic_query, select
@@ -152,6 +153,10 @@ class FaissVocabulary:
 
     @staticmethod
     def gpus() -> int:
+        """GPUs FAISS can use; 0 without importing FAISS when torch sees no CUDA device (a cold start of
+        `tagrank rank` would otherwise pay for the import)."""
+        if not torch.cuda.is_available():
+            return 0
         import faiss
 
         return faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
@@ -196,6 +201,8 @@ def make_engine(vectors: torch.Tensor, search: str = "auto", clusters=None, raw:
     if check_search(search) == "auto":
         if len(vectors) >= APPROX_MIN_TAGS:
             search = "approx"
+            log.warning("ranking %s tags approximately (probing clusters); --search exact scores every tag",
+                        f"{len(vectors):,}")
         else:
             search = "faiss" if FaissVocabulary.gpus() > 0 else "exact"
     if search == "exact":

@@ -60,13 +60,14 @@ def test_approx_search_returns_k_tags_when_the_probed_clusters_hold_fewer():
     assert bool((scores[:, 1:] >= scores[:, :-1]).all())  # best (smallest distance) first
 
 
-def test_auto_search_chooses_by_vocabulary_size(monkeypatch):
+def test_auto_search_chooses_by_vocabulary_size(monkeypatch, caplog):
     import tagrank.search as search
 
     vectors = torch.randn(50, 4)
     assert isinstance(make_engine(vectors, "auto"), Vocabulary)
     monkeypatch.setattr(search, "APPROX_MIN_TAGS", 40)
     assert isinstance(make_engine(vectors, "auto"), ClusteredVocabulary)
+    assert "ranking 50 tags approximately" in caplog.text  # the user is told, and how to get the exact ranking
     with pytest.raises(TagrankError, match="--search must be one of"):
         make_engine(vectors, "fastest")
 

@@ -8,7 +8,8 @@
 * ``approx`` - a clustered vocabulary (a FAISS IVF index of the unit label vectors, k-means on the
   sphere). Each cluster's centroid is scored like any tag; the members of the ``probes`` best clusters are
   then scored exactly and the top K taken from them. Per image that is clusters + probes·V/clusters
-  scores instead of V: sub-linear, and exact wherever the true top K lies in the probed clusters.
+  scores instead of V: sub-linear, and exact wherever the true top K lies in the probed clusters (how
+  often it does depends on the vocabulary and the model: BENCHMARKS.md, *Engine*, has measured recall).
 * ``auto``   - ``approx`` from :data:`APPROX_MIN_TAGS` tags, else ``faiss`` where FAISS sees a GPU, else
   ``exact``.
 
@@ -144,9 +145,12 @@ class FaissVocabulary:
 
     kind = "faiss"
 
-    def __init__(self, vectors: torch.Tensor):
+    def __init__(self, vectors: torch.Tensor, reduce: str | None = None):
+        """``reduce``: build the index for that score now (a refusal then comes before any photo is read)."""
         self.vectors = vectors.float().contiguous()
         self._indexes: dict[str, object] = {}
+        if reduce is not None:
+            self._index(reduce)
 
     def __len__(self) -> int:
         return self.vectors.shape[0]
@@ -191,8 +195,9 @@ class FaissVocabulary:
 
 
 def make_engine(vectors: torch.Tensor, search: str = "auto", clusters=None, raw: np.ndarray | None = None,
-                label_space: Callable[[torch.Tensor], torch.Tensor] | None = None):
-    """The engine for label vectors (V, D) in the method's space, ``label_space(raw)``.
+                label_space: Callable[[torch.Tensor], torch.Tensor] | None = None, reduce: str | None = None):
+    """The engine for label vectors (V, D) in the method's space, ``label_space(raw)``, scored by
+    ``reduce`` (when given, ``faiss`` builds its index now).
 
     ``approx`` uses ``clusters`` (the IVF index of a label index) or clusters the unit ``raw`` vectors
     (default: ``vectors``); the centres, unit mean directions of raw vectors, go through ``label_space``
@@ -208,7 +213,7 @@ def make_engine(vectors: torch.Tensor, search: str = "auto", clusters=None, raw:
     if search == "exact":
         return Vocabulary(vectors)
     if search == "faiss":
-        return FaissVocabulary(vectors)
+        return FaissVocabulary(vectors, reduce)
     if clusters is None:
         unit = torch.nn.functional.normalize(torch.as_tensor(raw if raw is not None else vectors).float(), dim=1)
         clusters = cluster_index(unit.numpy(), default_clusters(len(vectors)))

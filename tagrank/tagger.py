@@ -154,7 +154,7 @@ class Tagger:
 
             with torch.no_grad():
                 vectors = self.method.label_space(torch.from_numpy(raw))
-            engine = make_engine(vectors, self.search, clusters, raw, self.method.label_space)
+            engine = make_engine(vectors, self.search, clusters, raw, self.method.label_space, self.method.reduce)
             return PreparedVocabulary(tags, engine=engine, oov=oov)
         tags = vocab.tags if isinstance(vocab, LabelIndex) else vocab
         from tagrank.datasets import resolve_labels

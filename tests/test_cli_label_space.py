@@ -62,7 +62,7 @@ def test_index_from_other_vectors_or_corrupted(cli, tmp_path):
     assert_one_error(cli("similar", "dog", "--index", tmp_path / "idx", "--vectors", vectors), "corrupted")
 
 
-def test_rank_searches_a_clustered_index_exactly_or_approximately(cli, photos, tmp_path):
+def test_rank_searches_a_clustered_index_exactly_or_approximately(cli, photos, tmp_path, monkeypatch):
     from tagrank.vocab import load_vocabulary
 
     vocab = tmp_path / "vocab.txt"
@@ -81,3 +81,9 @@ def test_rank_searches_a_clustered_index_exactly_or_approximately(cli, photos, t
     assert len(approx) == 5 and {t for t, _ in approx} <= set(load_vocabulary("everyday")[:600])
     assert [s for _, s in approx] == sorted(s for _, s in approx) and approx[0][1] >= exact[0][1]
     assert_one_error(cli("rank", photos["coffee"], "--search", "fastest"), "--search must be one of")
+    import tagrank.search
+
+    monkeypatch.setattr(tagrank.search, "FAISS_MAX_ELEMENTS", 1000)  # as a 4 GiB index would be refused
+    result = cli("rank", photos["coffee"], "--index", tmp_path / "idx", "--search", "faiss", "--out", tmp_path / "r.json")
+    assert_one_error(result, "use --search exact or approx")
+    assert not (tmp_path / "r.json").exists()

@@ -80,6 +80,8 @@ def index_build(
     from tagrank.label_index import MANIFEST, LabelIndex
     from tagrank.vocab import load_vocabulary
 
+    if clusters is not None and clusters < 0:
+        raise TagrankError(f"--clusters must be 0 (a flat index) or more, got {clusters}")
     check_output_dir(out, MANIFEST)
     tags = load_vocabulary(vocab)
     label_index = LabelIndex.build(tags, load_encoder(vectors), strict=strict, clusters=clusters)

@@ -148,7 +148,7 @@ class LabelIndex:
         if clusters is None:
             clusters = default_clusters(len(unit)) if len(unit) >= APPROX_MIN_TAGS else 0
         if clusters < 0:
-            raise TagrankError(f"--clusters must be 0 (a flat index) or more, got {clusters}")
+            raise TagrankError(f"clusters must be 0 (a flat index) or more, got {clusters}")
         index = cluster_index(unit, clusters) if clusters and len(unit) else None
         return cls(table, unit, cls._manifest(vectors, table), index)
 

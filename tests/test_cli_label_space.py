@@ -69,6 +69,8 @@ def test_rank_searches_a_clustered_index_exactly_or_approximately(cli, photos, t
     vocab.write_text("\n".join(load_vocabulary("everyday")[:600]) + "\n")
     assert "IVF16,Flat" in cli("index", "build", "--vocab", vocab, "--out", tmp_path / "idx", "--clusters", "16").out
     assert json.loads(cli("index", "info", tmp_path / "idx").out)["index_type"] == "IVF16,Flat"
+    assert_one_error(cli("index", "build", "--vocab", vocab, "--out", tmp_path / "neg", "--clusters", "-1"),
+                     "--clusters must be 0")
 
     def tags(search):
         result = cli("rank", photos["coffee"], "--index", tmp_path / "idx", "--search", search, "--format", "json")

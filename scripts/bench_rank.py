@@ -3,7 +3,7 @@
     python scripts/bench_rank.py [--shared ../shared] [--images 256] [--big 1000000,3000000]
 
 1. Tagging a folder of Corel5k photos with the embedded default model (decode, CNN, ranking of its
-   1,075-tag vocabulary) against a bare timm forward pass of the same backbone on in-memory tensors.
+   everyday vocabulary) against a bare timm forward pass of the same backbone on in-memory tensors.
 2. Ranking alone, per image, for vocabularies of 1k-400k GloVe words (d = 50, the real A of the GloVe
    transformation model (configs/transform.toml, trained on Corel5k) for 64 Corel5k test photos), of the
    same 400k words embedded by wordllama under the embedded default model (its real A, D = 514, 16
@@ -157,7 +157,7 @@ def ranking_case(name: str, raw: torch.Tensor, label_space, factors: torch.Tenso
                  probes: list[float]) -> None:
     """Time the exact torch scan (the reference), the FAISS exact search and the approximate search."""
     from tagrank.ranking import Vocabulary
-    from tagrank.search import FAISS_MAX_ELEMENTS, FaissVocabulary, make_engine
+    from tagrank.search import FAISS_MAX_ELEMENTS, FaissVocabulary, make_engine, recall
 
     with torch.no_grad():
         vectors = label_space(raw) if label_space is not None else raw
@@ -182,10 +182,9 @@ def ranking_case(name: str, raw: torch.Tensor, label_space, factors: torch.Tenso
     for share in probes:
         engine.probes = max(1, round(len(engine.centroids) * share))
         (_, found), approx_seconds = timed(engine.top_k, factors, 10, "norm")
-        recall = {at: np.mean([len(set(f[:at].tolist()) & set(e[:at].tolist())) / at for f, e in zip(found, exact)])
-                  for at in (5, 10)}
         print(f"  {'':<28} approx {engine.probes}/{len(engine.centroids)} clusters: {approx_seconds / batch * 1000:8.2f} "
-              f"ms/image, {seconds / approx_seconds:5.1f}x faster, recall@5 {recall[5]:.3f} @10 {recall[10]:.3f} "
+              f"ms/image, {seconds / approx_seconds:5.1f}x faster, recall@5 {recall(found, exact, 5):.3f} "
+              f"@10 {recall(found, exact, 10):.3f} "
               f"(clustering: {built:.0f} s, once per index)")
 
 

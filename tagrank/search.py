@@ -194,6 +194,11 @@ class FaissVocabulary:
         return finish(factors, self.vectors, torch.from_numpy(found).long(), k, reduce)
 
 
+def recall(found: torch.Tensor, exact: torch.Tensor, at: int) -> float:
+    """Mean share of each row's exact top ``at`` (indices, best first) that ``found`` also has in its top ``at``."""
+    return float(np.mean([len(set(f[:at].tolist()) & set(e[:at].tolist())) / at for f, e in zip(found, exact)]))
+
+
 def make_engine(vectors: torch.Tensor, search: str = "auto", clusters=None, raw: np.ndarray | None = None,
                 label_space: Callable[[torch.Tensor], torch.Tensor] | None = None, reduce: str | None = None):
     """The engine for label vectors (V, D) in the method's space, ``label_space(raw)``, scored by

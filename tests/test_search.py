@@ -4,7 +4,8 @@ import torch
 
 from tagrank.errors import TagrankError
 from tagrank.ranking import Vocabulary
-from tagrank.search import ClusteredVocabulary, FaissVocabulary, cluster_assignment, cluster_index, make_engine
+from tagrank.search import ClusteredVocabulary, FaissVocabulary, cluster_assignment, cluster_index, make_engine, \
+    recall
 
 
 def random_case(seed: int, n_vectors: int = 3000, dim: int = 12, m: int = 5, batch: int = 6, ties: bool = False):
@@ -104,3 +105,10 @@ def test_approx_centres_go_through_the_label_space():
     engine = make_engine(label_space(raw), "approx", raw=raw, label_space=label_space)
     assert torch.allclose(engine.centroids[:, -1], torch.ones(len(engine.centroids)))
     assert torch.allclose(engine.centroids[:, :-1].norm(dim=1), torch.ones(len(engine.centroids)))
+
+
+def test_recall_counts_shared_tags_of_each_top():
+    exact = torch.tensor([[1, 2, 3, 4], [5, 6, 7, 8]])
+    found = torch.tensor([[2, 1, 9, 3], [5, 0, 0, 0]])
+    assert recall(found, exact, 2) == pytest.approx((2 / 2 + 1 / 2) / 2)
+    assert recall(found, exact, 4) == pytest.approx((3 / 4 + 1 / 4) / 2)

@@ -45,8 +45,6 @@ class Vocabulary:
     The exact torch scan (``--search exact``); :mod:`tagrank.search` has the other engines.
     """
 
-    kind = "exact"
-
     def __init__(self, vectors: torch.Tensor):
         self.vectors = vectors.float().contiguous()
         d = self.vectors.shape[1]

@@ -96,8 +96,6 @@ def cluster_centres(index) -> np.ndarray:
 class ClusteredVocabulary:
     """Approximate search: probe the best-scoring clusters, re-score their members exactly."""
 
-    kind = "approx"
-
     def __init__(self, vectors: torch.Tensor, assignment: np.ndarray, centroids: torch.Tensor,
                  probes: int | None = None):
         """``assignment`` (V,): each tag's cluster; ``centroids`` (clusters, D): each cluster's centre in the
@@ -106,7 +104,7 @@ class ClusteredVocabulary:
         assignment = torch.as_tensor(assignment, dtype=torch.long)
         if assignment.shape != (len(self.vectors),) or bool((assignment < 0).any()):
             raise TagrankError("the label index's clusters do not cover its vectors: rebuild the index")
-        # Members stored cluster by cluster: each probe scores one contiguous slice.
+        # Members stored cluster by cluster: a cluster's tags are one range of rows.
         self.order = assignment.argsort(stable=True)
         self.members = self.vectors[self.order]
         sizes = torch.bincount(assignment)
@@ -142,8 +140,6 @@ class ClusteredVocabulary:
 
 class FaissVocabulary:
     """Exact search in a flat FAISS inner-product index (on all visible GPUs with faiss-gpu)."""
-
-    kind = "faiss"
 
     def __init__(self, vectors: torch.Tensor, reduce: str | None = None):
         """``reduce``: build the index for that score now (a refusal then comes before any photo is read)."""

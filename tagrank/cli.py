@@ -26,6 +26,9 @@ app.add_typer(index_app, name="index")
 _UsageError = typer.BadParameter.__base__
 
 VectorsOpt = typer.Option(None, "--vectors", help="label encoder: wordllama, minilm, glove-6b-50d, or a word2vec/GloVe file")
+SearchOpt = typer.Option("auto", "--search", help="exact (torch scan), faiss (exact, in FAISS; GPU with faiss-gpu), "
+                                                 "approx (probe clusters), auto (approx from 1,000,000 tags, faiss on "
+                                                 "a GPU, else exact)")
 
 
 def _positive(name: str, value: int) -> int:
@@ -169,9 +172,7 @@ def rank(
     fmt: str = typer.Option("table", "--format", help="table, json, jsonl, csv or parquet"),
     out: Optional[Path] = typer.Option(None, "--out", help="write to this file instead of stdout"),
     explain: bool = typer.Option(False, "--explain", help="show how many rows of A vote for each tag"),
-    search: str = typer.Option("auto", "--search", help="exact (torch scan), faiss (exact, in FAISS; GPU with "
-                                                        "faiss-gpu), approx (probe clusters), auto (approx from "
-                                                        "1,000,000 tags, faiss on a GPU, else exact)"),
+    search: str = SearchOpt,
     batch_size: int = typer.Option(32, "--batch-size"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
@@ -275,6 +276,7 @@ def serve(
     batch_size: int = typer.Option(32, "--batch-size", help="photos per CNN batch, across concurrent requests"),
     batch_wait_ms: float = typer.Option(10.0, "--batch-wait-ms", help="how long a photo waits for others to batch with"),
     max_upload_mb: float = typer.Option(20.0, "--max-upload-mb", help="largest photo accepted"),
+    search: str = SearchOpt,
 ) -> None:
     """Serve the tagger over HTTP: POST /v1/tags, a web page at /, OpenAPI docs at /docs."""
     try:
@@ -283,6 +285,7 @@ def serve(
         from tagrank.serve import ServeSettings, create_app
     except ImportError as exc:
         raise TagrankError(f"tagrank serve needs the serve extra (pip install 'tagrank[serve]'): {exc.name} is missing") from None
+    from tagrank.search import check_search
     from tagrank.tagger import Tagger
     from tagrank.vocab import load_vocabulary
 
@@ -290,7 +293,7 @@ def serve(
     _positive("--port", port)
     if not (batch_wait_ms >= 0 and max_upload_mb > 0):
         raise TagrankError("--batch-wait-ms must be >= 0 and --max-upload-mb > 0")
-    tagger = Tagger.load(model, method, vectors)
+    tagger = Tagger.load(model, method, vectors, check_search(search))
     if vocab is not None:
         tagger.default_tags = load_vocabulary(vocab)
     tagger.prepare()  # embedded before the first request

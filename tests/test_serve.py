@@ -158,3 +158,18 @@ def test_page_tags_a_photo_in_a_headless_browser(tagger, tmp_path):
     expected = [t["tag"] for t in tagger.rank([EXAMPLES / "cat.jpg"], top=5).results[0]["tags"]]
     assert shown == expected and (tmp_path / "page.png").stat().st_size > 10_000
     print(json.dumps({"browser_tags": shown}))
+
+
+def test_serve_searches_as_told_and_refuses_an_unknown_search(cli, monkeypatch):
+    import uvicorn
+
+    from tests.conftest import assert_one_error
+
+    served = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.update(app=app, **options))
+    loaded = []
+    original = Tagger.load.__func__
+    monkeypatch.setattr(Tagger, "load", classmethod(lambda cls, *args: loaded.append(args) or original(cls, *args)))
+    assert cli("serve", "--method", "conse", "--search", "exact", "--port", "8123").code == 0
+    assert loaded[-1][-1] == "exact" and served["port"] == 8123
+    assert_one_error(cli("serve", "--search", "fastest"), "--search must be one of")

@@ -39,6 +39,7 @@ class BatchJob:
     top: int = 5
     threshold: float | None = None
     batch_size: int = 32
+    search: str = "auto"  # how vocabularies are searched (tagrank.search)
 
 
 def list_photos(inputs: list[str]) -> tuple[list[str], list[str]]:
@@ -96,7 +97,7 @@ class _ShardTagger:
         from tagrank.tagger import Tagger
 
         self.job = BatchJob(**job)
-        self.tagger = Tagger.load(self.job.model, self.job.method, self.job.vectors)
+        self.tagger = Tagger.load(self.job.model, self.job.method, self.job.vectors, self.job.search)
 
     def __call__(self, batch: dict) -> dict:
         import numpy as np
@@ -121,6 +122,8 @@ def run_batch(inputs: list[str], job: BatchJob, shard_size: int = 1000, ray_addr
     manifest = {"format": "tagrank-batch/1", "photos": len(paths), "photo_list_sha256": fingerprint,
                 "shard_size": shard_size, "model": job.model or "(embedded default)", "method": job.method,
                 "vocab": job.vocab, "top": job.top, "threshold": job.threshold}
+    if job.search != "auto":  # recorded only when chosen, so runs started before the option still resume
+        manifest["search"] = job.search
     if (out / MANIFEST).is_file():
         before = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
         if before != manifest:
@@ -138,7 +141,7 @@ def run_batch(inputs: list[str], job: BatchJob, shard_size: int = 1000, ray_addr
     else:
         from tagrank.tagger import Tagger
 
-        tagger = Tagger.load(job.model, job.method, job.vectors) if todo else None
+        tagger = Tagger.load(job.model, job.method, job.vectors, job.search) if todo else None
         done = [tag_shard(job, i, part, tagger) for i, part in todo]
     return {"photos": len(paths), "shards": len(shards), "skipped": len(shards) - len(todo),
             "tagged_now": sum(d["photos"] - d["failed"] for d in done), "failed_now": sum(d["failed"] for d in done),

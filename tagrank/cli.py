@@ -246,14 +246,16 @@ def batch(
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (with --ray)"),
     workers: int = typer.Option(2, "--workers", help="Ray actors, each holding the model (with --ray)"),
     batch_size: int = typer.Option(32, "--batch-size"),
+    search: str = SearchOpt,
 ) -> None:
     """Tag a large photo set into Parquet shards; rerun to resume (finished shards are skipped)."""
     from tagrank.batch import BatchJob, run_batch
+    from tagrank.search import check_search
 
     _positive("--top", top)
     _positive("--batch-size", batch_size)
     job = BatchJob(str(out), str(model) if model else None, method, vectors, vocab, top,
-                   _number("--threshold", threshold), batch_size)
+                   _number("--threshold", threshold), batch_size, check_search(search))
     summary = run_batch(inputs, job, shard_size, address, workers, use_ray=ray)
     typer.echo(f"{summary['photos']} photos in {summary['shards']} shards ({summary['skipped']} already done): "
                f"{summary['tagged_now']} tagged, {summary['failed_now']} failed now, in {summary['seconds']:.1f} s; "

@@ -1,5 +1,6 @@
 """`tagrank batch`: Parquet shards, failures named, resumable; in one process and on a local Ray."""
 
+import json
 import shutil
 
 import pandas as pd
@@ -39,6 +40,13 @@ def test_shards_failures_and_resume(cli, library, tmp_path):
     assert "3 shards (2 already done)" in again.out and _read(out)[0].equals(tags)
     other = cli("batch", library, "--out", out, "--shard-size", "3", "--top", "4", "--vocab", "everyday")
     assert other.code == 2 and "top differ" in other.err
+    # Shards ranked one way are not resumed another way; "auto", the default, is what the run used.
+    approx = cli("batch", library, "--out", out, "--shard-size", "3", "--top", "2", "--vocab", "everyday",
+                 "--search", "approx")
+    assert approx.code == 2 and "search differ" in approx.err
+    assert cli("batch", library, "--out", out, "--search", "fastest").code == 2
+    exact = cli("batch", library / "0-chelsea.jpg", "--out", tmp_path / "exact", "--search", "exact", "--top", "2")
+    assert exact.code == 0 and json.loads((tmp_path / "exact" / "batch.json").read_text())["search"] == "exact"
 
 
 def test_on_a_local_ray_cluster_with_two_workers(library, tmp_path):

@@ -65,6 +65,10 @@ class LabelIndex:
             index = faiss.IndexFlatIP(self.unit.shape[1])
             index.add(self.unit)
         self.faiss = index
+        if self.clusters:  # a cosine search probes as many clusters as ranking does
+            from tagrank.search import probed
+
+            self.faiss.nprobe = probed(self.clusters)
         self.manifest.setdefault("index_type", index_type(index))
 
     # -- views -------------------------------------------------------------------------------------
@@ -243,11 +247,7 @@ class LabelIndex:
 
     def search(self, queries: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray]:
         """Cosine similarities and row indices of the ``top`` nearest labels for each query vector."""
-        from tagrank.search import PROBED_SHARE
-
         q, _ = _unit(np.atleast_2d(np.asarray(queries, dtype=np.float32)))
-        if self.clusters:
-            self.faiss.nprobe = max(1, round(self.clusters * PROBED_SHARE))
         return self.faiss.search(q, min(top, len(self)))
 
     def similar(self, tag: str, top: int, vectors: LabelEncoder | None = None) -> list[tuple[str, float]]:

@@ -41,6 +41,12 @@ class BatchJob:
     batch_size: int = 32
     search: str = "auto"  # how vocabularies are searched (tagrank.search)
 
+    def load_tagger(self):
+        """The tagger this job describes (once per process, or per Ray actor)."""
+        from tagrank.tagger import Tagger
+
+        return Tagger.load(self.model, self.method, self.vectors, self.search)
+
 
 def list_photos(inputs: list[str]) -> tuple[list[str], list[str]]:
     """Photos named by folders, globs and files, or listed in a Parquet/CSV file's ``path`` column."""
@@ -94,10 +100,8 @@ class _ShardTagger:
     """A Ray actor: loads the tagger once, then tags the shards Ray Data hands it."""
 
     def __init__(self, job: dict):
-        from tagrank.tagger import Tagger
-
         self.job = BatchJob(**job)
-        self.tagger = Tagger.load(self.job.model, self.job.method, self.job.vectors, self.job.search)
+        self.tagger = self.job.load_tagger()
 
     def __call__(self, batch: dict) -> dict:
         import numpy as np
@@ -139,9 +143,7 @@ def run_batch(inputs: list[str], job: BatchJob, shard_size: int = 1000, ray_addr
     if todo and use_ray:
         done = _on_ray(todo, job, ray_address, workers)
     else:
-        from tagrank.tagger import Tagger
-
-        tagger = Tagger.load(job.model, job.method, job.vectors, job.search) if todo else None
+        tagger = job.load_tagger() if todo else None
         done = [tag_shard(job, i, part, tagger) for i, part in todo]
     return {"photos": len(paths), "shards": len(shards), "skipped": len(shards) - len(todo),
             "tagged_now": sum(d["photos"] - d["failed"] for d in done), "failed_now": sum(d["failed"] for d in done),

@@ -91,7 +91,6 @@ def _reason(exc: OSError) -> str:
             errno.ENOTDIR: "a parent is not a directory"}.get(exc.errno, exc.strerror or str(exc))
 
 
-
 def _walk(folder: Path, problems: list[str]) -> list[Path]:
     """Image files under ``folder``, sorted; every folder that cannot be listed is named in ``problems``."""
     found: list[Path] = []

@@ -63,6 +63,14 @@ TRIALS: list[tuple[str, dict]] = [
                                                "method.gate_level": 0.01}),
     ("learned rows' norm 40, gate 8 at the best label's level", {"method.learned_norm": 40.0,
                                                                  "method.learned_gate": 8.0, "method.gate_level": 0.0}),
+    # The name row (a tag that names an ImageNet class gets that class's probability) on the gated recipe.
+    *[(f"name row beta {beta}", {"method.name_weight": float(beta), "method.name_temperature": 0.05})
+      for beta in (30, 60)],
+]
+# Ranking-time changes (the gate's exponent and level) scored on the run trained for the trial named second;
+# the settings are the ones changed on top of that trial's.
+RESCORED: list[tuple[str, str, dict]] = [
+    *[(f"name row beta 60, gate {p}", "name row beta 60", {"method.learned_gate": float(p)}) for p in (1, 2)],
 ]
 
 
@@ -138,7 +146,7 @@ def run_trial(name: str, settings: dict, shared: str, runs: str) -> dict:
 
     torch.set_num_threads(1)  # trials run side by side, one core each
     config = configure(settings, Path(shared))
-    out = Path(runs) / "".join(c if c.isalnum() else "_" for c in name)
+    out = run_dir(runs, name)
     if out.exists():
         shutil.rmtree(out)
     encoder = settings.get("vectors", "wordllama")
@@ -148,6 +156,25 @@ def run_trial(name: str, settings: dict, shared: str, runs: str) -> dict:
     figures = score(Tagger.load(out), Path(shared), result.validation_paths, config.backbone.cache_dir)
     return {"name": name, "settings": settings, **figures, "best_epoch": result.best_epoch,
             "seconds": round(seconds, 1)}
+
+
+def run_dir(runs: Path, name: str) -> Path:
+    return Path(runs) / "".join(c if c.isalnum() else "_" for c in name)
+
+
+def rescore_trial(name: str, source: str, settings: dict, shared: Path, runs: Path, held_out: list[str]) -> dict:
+    """Trial ``source``'s trained model with the ranking-time ``settings`` changed, scored like a trained trial."""
+    from tagrank.tagger import Tagger
+
+    tagger = Tagger.load(run_dir(runs, source))
+    options = tagger.method.options
+    for key, value in settings.items():
+        table, _, field = key.partition(".")
+        if table != "method" or field not in ("learned_gate", "gate_level") or not hasattr(tagger.method, "taught_vectors"):
+            raise SystemExit(f"{name}: {key} is not a ranking-time change of the gated run {source!r}")
+        setattr(options, field, value)
+    return {"name": name, "settings": settings, **score(tagger, shared, held_out, None), "from": source,
+            "note": "scored on the trained run named in 'from' with the settings changed (ranking-time only)"}
 
 
 def conse_row(shared: Path, encoder: str, held_out: list[str]) -> dict:
@@ -179,6 +206,12 @@ def main() -> None:
                   f"ZSL mAP {100 * entry['corel_zsl_mAP']:.1f}, hub share {100 * entry['hub_share']:.0f}% "
                   f"({entry['seconds']:.0f} s)", flush=True)
     held_out = _held_out(args.shared)
+    for name, source, settings in log.wanted(RESCORED, args.only):
+        entry = rescore_trial(name, source, settings, args.shared, args.runs, held_out)
+        log.record(entry)
+        print(f"{name}: Tiny ZSL top-1 {100 * entry['tiny_zsl_top1']:.1f}, H {100 * entry['tiny_gzsl_H']:.1f}, "
+              f"Corel F1@5 {100 * entry['corel_F1@5']:.1f} ZSL mAP {100 * entry['corel_zsl_mAP']:.1f}, "
+              f"hub share {100 * entry['hub_share']:.0f}%", flush=True)
     for encoder in ("wordllama", "glove-6b-50d", "minilm"):
         if f"ConSE ({encoder})" not in log.done:
             log.record(conse_row(args.shared, encoder, held_out))

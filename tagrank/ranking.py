@@ -72,9 +72,9 @@ class Vocabulary:
     def uses_quadratic_form(self, factors: torch.Tensor, reduce: str) -> bool:
         """Whether the scan takes the quadratic form (V·d(d+1)/2 multiply-adds per image) or the direct
         product with the stacked factors (V·d·m): the former when its features are cached or the batch is
-        wide enough to amortise building them."""
-        batch, m, _ = factors.shape
-        return reduce == "norm" and (self.cached or batch * m >= self.width)
+        wide enough to amortise building them, unless it is more than twice the work (wide label spaces)."""
+        batch, m, d = factors.shape
+        return reduce == "norm" and self.width <= 2 * m * d and (self.cached or batch * m >= self.width)
 
 
 def quadratic_query(factors: torch.Tensor) -> torch.Tensor:
@@ -85,6 +85,24 @@ def quadratic_query(factors: torch.Tensor) -> torch.Tensor:
     gram = factors.transpose(1, 2) @ factors  # (B, d, d)
     weights = torch.where(rows == cols, 1.0, 2.0)
     return (gram[:, rows, cols] * weights).T.contiguous()
+
+
+def staircase(factors: torch.Tensor) -> tuple[int, list[int]]:
+    """(c, tail): the rows ``tail`` are the only ones with non-zero entries from column c on, c chosen to
+    make the direct product cheapest (m·c + |tail|·(d − c) per label; c = d, no tail, when nothing gains).
+
+    A method's label space may append coordinates that few rows read (the transformation model's name
+    row reads 1,000 columns no other row does); the scan then skips their zeros.
+    """
+    m, d = factors.shape[1:]
+    used = (factors != 0).any(dim=0)  # (m, d)
+    reach = torch.where(used.any(dim=1), d - used.flip(1).int().argmax(dim=1), 0)  # 1 + last used column, per row
+    best, best_cost = d, m * d
+    for c in reach.unique().tolist():
+        cost = m * c + int((reach > c).sum()) * (d - c)
+        if cost < best_cost:
+            best, best_cost = c, cost
+    return best, (reach > best).nonzero().flatten().tolist()
 
 
 def top_k(factors: torch.Tensor, vocabulary: Vocabulary | torch.Tensor, k: int, reduce: str,
@@ -102,10 +120,13 @@ def top_k(factors: torch.Tensor, vocabulary: Vocabulary | torch.Tensor, k: int, 
     n_vectors = vectors.shape[0]
     k = min(k, n_vectors)
     quadratic = vocabulary.uses_quadratic_form(factors, reduce)
+    width, tail = d, []
     if quadratic:
         query = quadratic_query(factors)
     elif reduce == "norm":
-        query = factors.reshape(batch * m, d).T.contiguous()  # (d, B·m)
+        width, tail = staircase(factors)
+        query = factors[:, :, :width].reshape(batch * m, width).T.contiguous()  # (width, B·m)
+        tail_query = factors[:, tail, width:].reshape(batch * len(tail), d - width).T.contiguous()
     else:
         query = factors[:, 0, :].T.contiguous()  # (d, B)
     keep = min(n_vectors, CANDIDATES_PER_RESULT * k)
@@ -118,8 +139,10 @@ def top_k(factors: torch.Tensor, vocabulary: Vocabulary | torch.Tensor, k: int, 
         if quadratic:
             relevance = -(vocabulary.quadratic(start, stop) @ query).T  # smaller distance = better
         elif reduce == "norm":
-            product = vectors[start:stop] @ query
-            relevance = -product.view(stop - start, batch, m).square_().sum(dim=2).T
+            product = (vectors[start:stop, :width] @ query).view(stop - start, batch, m)
+            if tail:
+                product[:, :, tail] += (vectors[start:stop, width:] @ tail_query).view(stop - start, batch, len(tail))
+            relevance = -product.square_().sum(dim=2).T
         else:
             chunk = vectors[start:stop]
             relevance = (chunk @ query).T
@@ -145,9 +168,14 @@ def finish(factors: torch.Tensor, vectors: torch.Tensor, candidates: torch.Tenso
 def exact_scores(factors: torch.Tensor, vectors: torch.Tensor, reduce: str) -> torch.Tensor:
     """(B, V) scores of label vectors (V, d), or per-image candidates (B, V, d), computed directly."""
     per_image = vectors.dim() == 3
-    projected = torch.einsum("bmd,bcd->bcm" if per_image else "bmd,cd->bcm", factors, vectors)
+    pattern = "bmd,bcd->bcm" if per_image else "bmd,cd->bcm"
     if reduce == "norm":
+        width, tail = staircase(factors)
+        projected = torch.einsum(pattern, factors[:, :, :width], vectors[..., :width])
+        if tail:
+            projected[:, :, tail] += torch.einsum(pattern, factors[:, tail, width:], vectors[..., width:])
         return torch.linalg.vector_norm(projected, dim=2)
+    projected = torch.einsum(pattern, factors, vectors)
     out = projected[..., 0]
     if reduce == "cosine":
         out = out / vectors.norm(dim=-1).clamp_min(1e-12)

@@ -89,3 +89,20 @@ def test_tied_groups_cut_by_k_keep_their_lowest_indices(reduce):
     for image, row in enumerate(indices.tolist()):
         groups = relevance[image].topk(3).indices.tolist()  # the 2 whole groups, then the group at the cut
         assert row == [g + 750 * c for g in groups[:2] for c in range(4)] + [groups[2]]
+
+
+def test_columns_only_some_rows_read_are_skipped_with_the_same_ranking():
+    from tagrank.ranking import staircase
+
+    torch.manual_seed(4)
+    factors = torch.randn(3, 6, 40)
+    factors[:, :5, 10:] = 0  # only the last row reads columns 10..39
+    factors[:, 1, 8:] = 0
+    assert staircase(factors) == (10, [5])
+    assert staircase(torch.randn(2, 4, 9)) == (9, [])  # nothing to skip
+    vectors = torch.randn(500, 40)
+    for block in (None, 77):
+        scores, indices = top_k(factors, vectors, 7, "norm", block=block)
+        direct = torch.linalg.vector_norm(torch.einsum("bmd,vd->bvm", factors, vectors), dim=2).sort(dim=1)
+        assert torch.equal(indices, direct.indices[:, :7])
+        assert torch.allclose(scores, direct.values[:, :7], atol=1e-4)

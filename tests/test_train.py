@@ -399,3 +399,42 @@ def test_gate_keeps_training_labels_and_fades_the_learned_rows_elsewhere():
     assert torch.allclose(gated.scores(x, words), direct, atol=1e-4)
     distances, indices = top_k(gated.factors(x), Vocabulary(space), 5, "norm")
     assert torch.equal(indices, direct.sort(dim=1).indices[:, :5])
+
+
+def test_name_row_gives_a_class_name_its_own_probability():
+    from tagrank.ranking import Vocabulary, top_k
+
+    plain, gated = _gated_model()
+    named = type(gated)(dataclasses.replace(gated.options, name_weight=2.0, name_temperature=0.05), 24, 8, 5)
+    named.load_state_dict(gated.state_dict())
+    named.eval()
+    x, words = torch.randn(3, 24), torch.randn(30, 8)
+    space = named.label_space(words)
+    assert space.shape == (30, 2 * 8 + 2 + 1000)
+    A = named.matrices(x)
+    direct = torch.linalg.vector_norm(torch.einsum("bkd,vd->bvk", A, space), dim=2)
+    assert torch.allclose(named.scores(x, words), direct, atol=1e-4)
+    distances, indices = top_k(named.factors(x), Vocabulary(space), 5, "norm")
+    assert torch.equal(indices, direct.sort(dim=1).indices[:, :5])
+    # the added term is β²(1 − p_c)² for a tag that is class c's name vector (φ = 1 there, ≈ 0 elsewhere
+    # when the class vectors are far apart)
+    probs = named.knowledge.probabilities(x)
+    c = int(probs[0].argmax())
+    name = named.knowledge.class_vectors[c:c + 1]
+    added = named.scores(x[:1], name).square() - gated.scores(x[:1], name).square()
+    phi = named.knowledge.name_match(name, 0.05)[0]
+    expected = 4.0 * (1 - probs[0] @ phi).square()
+    assert torch.allclose(added[0, 0], expected, atol=1e-3) and phi[c] == pytest.approx(1.0, abs=1e-5)
+    # dominant, the row ranks the names of the classes by their probabilities
+    dominant = type(gated)(dataclasses.replace(gated.options, name_weight=1e4, name_temperature=0.001), 24, 8, 5)
+    dominant.load_state_dict(gated.state_dict())
+    top = probs[0].topk(3).indices
+    order = dominant.eval().scores(x[:1], named.knowledge.class_vectors[top.flip(0)]).argsort(dim=1)
+    assert order[0].tolist() == [2, 1, 0]
+
+
+def test_name_row_needs_the_block():
+    from tagrank.methods.transform import Transform, TransformOptions
+
+    with pytest.raises(TagrankError, match="method.name_weight"):
+        Transform(TransformOptions(k=4, name_weight=3.0), 24, 8, 5)

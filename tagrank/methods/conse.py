@@ -51,13 +51,20 @@ class ImagenetKnowledge(torch.nn.Module):
         self.class_vectors.copy_(torch.from_numpy(vectors))
         self.class_known.copy_(torch.from_numpy(known))
 
+    def probabilities(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, 1000) class probabilities, zero for the classes whose names the encoder does not know."""
+        return torch.softmax(self.classifier(features), dim=1) * self.class_known
+
+    def name_match(self, words: torch.Tensor, temperature: float) -> torch.Tensor:
+        """(V, 1000): exp((cos(w, e_c) − 1)/τ) for unit word vectors w, 1 when w is class c's name vector."""
+        return torch.exp((words @ self.class_vectors.T - 1) / temperature) * self.class_known
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """(B, d) unit directions: the probability-weighted mean of the top classes' name vectors.
 
         Classes whose names the encoder does not know cannot vote; the others are renormalised.
         """
-        probs = torch.softmax(self.classifier(features), dim=1) * self.class_known
-        top = probs.topk(self.top, dim=1)
+        top = self.probabilities(features).topk(self.top, dim=1)
         combined = torch.einsum("bt,btd->bd", top.values, self.class_vectors[top.indices])
         return combined / combined.norm(dim=1, keepdim=True).clamp_min(1e-12)
 

@@ -25,6 +25,16 @@ label: training is unchanged) and fade on tags unlike all of it, which rank by t
 knowledge) at that level: neither pushed away by rows that never saw them nor favoured for lacking
 that term. The label vector is x = [w; 1; g(w)·w; √(1 − g(w)²)] and A gains
 one row (0, …, 0, √c(x)): still one fixed vector per tag and ‖A x‖ for the ranking engine.
+
+With ``name_weight`` = β > 0 a last row reads how nearly the tag *is* each ImageNet class's name,
+φ_c(w) = exp((cos(w, e_c) − 1)/τ), appended to x, against the class probabilities p:
+
+    ‖A x‖² gains β² (1 − p·φ(w))²
+
+ConSE's v blurs the top classes' names into one direction (the right name of a Tiny ImageNet photo
+first for 47 % of validation photos); this row gives a tag that names a class that class's own
+probability (65 %), and leaves other tags to the rest of A. Only this row reads φ's 1,000 columns,
+so the ranking engine skips them for every other row (:func:`tagrank.ranking.staircase`).
 """
 
 from __future__ import annotations
@@ -41,6 +51,7 @@ from tagrank.methods.conse import ImagenetKnowledge
 
 
 LOSSES = ("hinge", "warp")
+NAMES = 1000  # ImageNet-1k classes: the name row's coordinates
 
 
 @dataclass
@@ -74,6 +85,12 @@ class TransformOptions(HeadOptions):
     # the level the faded say goes to: this quantile of the learned rows' ‖A_learned s‖² over the training
     # labels s, per image (0: the best-fitting label's, 0.5: the median's); ranking-time, like the gate
     gate_level: float = 0.0
+    # β > 0: one more fixed row, β·[1, −p], on the coordinates [1; φ(w)], where p are the ImageNet class
+    # probabilities and φ_c(w) = exp((cos(w, e_c) − 1)/τ) says how nearly tag w *is* class c's name:
+    # β²(1 − Σ_c p_c φ_c(w))². ConSE's direction blurs the top classes' names together; this row gives a tag
+    # that names a class that class's own probability (needs backbone_block: the classifier and names)
+    name_weight: float = 0.0
+    name_temperature: float = 0.05  # τ: 0.05 counts a name with cosine 0.95 at e^-1 of an exact match
 
 
 @register
@@ -90,6 +107,8 @@ class Transform(Method):
         if options.pairing not in PAIRINGS:
             raise TagrankError(f"config field method.pairing: {options.pairing!r} is not one of {', '.join(PAIRINGS)}")
         super().__init__(options, feature_dim, word_dim, n_labels)
+        if options.name_weight > 0 and not options.backbone_block:
+            raise TagrankError("config field method.name_weight: the name row needs method.backbone_block = true")
         if options.backbone_block:
             self.knowledge = ImagenetKnowledge(feature_dim, word_dim, options.block_classes)
         self.background: torch.Tensor | None = None  # training only: set by the trainer, not saved
@@ -106,12 +125,22 @@ class Transform(Method):
         return self.options.backbone_block and self.options.learned_gate > 0
 
     @property
+    def named(self) -> bool:
+        return self.options.backbone_block and self.options.name_weight > 0
+
+    @property
     def space_dim(self) -> int:
         """Width of the vectors A acts on: d, d + 1 with the affine coordinate (which the block uses), or
-        2d + 2 with the gate ([w; 1; g(w)·w; √(1 − g(w)²)])."""
+        2d + 2 with the gate ([w; 1; g(w)·w; √(1 − g(w)²)]); the name row adds φ(w)'s 1,000 at the end."""
+        width = self.word_dim + int(self.options.affine or self.options.backbone_block)
         if self.gated:
-            return 2 * self.word_dim + 2
-        return self.word_dim + int(self.options.affine or self.options.backbone_block)
+            width = 2 * self.word_dim + 2
+        return width + (NAMES if self.named else 0)
+
+    @property
+    def _faded(self) -> int:
+        """The column of √(1 − g(w)²), which the gate's level row reads."""
+        return 2 * self.word_dim + 1
 
     @property
     def learned_dim(self) -> int:
@@ -145,10 +174,16 @@ class Transform(Method):
             A = self.options.learned_norm * A / torch.linalg.matrix_norm(A)[:, None, None].clamp_min(1e-12)
         return A
 
+    @property
+    def _learned_columns(self) -> slice:
+        """The label-space columns the learned rows read: w (and the affine 1), or g(w)·w when gated."""
+        before = self.word_dim + 1 if self.gated else 0
+        return slice(before, before + self.learned_dim)
+
     def _placed(self, learned: torch.Tensor) -> torch.Tensor:
         """The learned rows on the full label space, (B, k, space_dim); gated, they read g(w)·w."""
-        before = self.word_dim + 1 if self.gated else 0
-        return torch.nn.functional.pad(learned, (before, self.space_dim - self.learned_dim - before))
+        columns = self._learned_columns
+        return torch.nn.functional.pad(learned, (columns.start, self.space_dim - columns.stop))
 
     def level(self, learned: torch.Tensor) -> torch.Tensor:
         """c(x): each image's ``gate_level`` quantile of ‖A_learned s‖² over the training labels s, (B,)."""
@@ -171,8 +206,13 @@ class Transform(Method):
         rows = [self.block(features), self._placed(learned)]
         if self.gated:
             level = torch.zeros(len(learned), 1, self.space_dim, device=learned.device)
-            level[:, 0, -1] = self.level(learned).sqrt()
+            level[:, 0, self._faded] = self.level(learned).sqrt()
             rows.append(level)
+        if self.named:
+            name = torch.zeros(len(learned), 1, self.space_dim, device=learned.device)
+            name[:, 0, self.word_dim] = 1.0
+            name[:, 0, -NAMES:] = -self.knowledge.probabilities(features)
+            rows.append(self.options.name_weight * name)
         return torch.cat(rows, dim=1)
 
     def committee(self, features: torch.Tensor) -> torch.Tensor:
@@ -192,9 +232,12 @@ class Transform(Method):
         return torch.einsum("bkd,vd->bvk", learned, words).square().sum(-1)
 
     def _distances(self, features: torch.Tensor, learned: torch.Tensor, label_vectors: torch.Tensor) -> torch.Tensor:
-        squared = self._reach(self._placed(learned), label_vectors)
+        squared = self._reach(learned, label_vectors[:, self._learned_columns])
         if self.gated:
-            squared = squared + label_vectors[:, -1].square()[None, :] * self.level(learned)[:, None]
+            squared = squared + label_vectors[:, self._faded].square()[None, :] * self.level(learned)[:, None]
+        if self.named:
+            matched = self.knowledge.probabilities(features) @ label_vectors[:, -NAMES:].T
+            squared = squared + self.options.name_weight ** 2 * (1 - matched).square()
         if self.options.backbone_block:
             v = self.knowledge(features)
             words = label_vectors[:, :self.word_dim]
@@ -206,6 +249,7 @@ class Transform(Method):
         if self.options.normalize_vectors or self.options.backbone_block:
             label_vectors = F.normalize(label_vectors, dim=1)
         gate = self.gate(label_vectors) if self.gated else None
+        names = self.knowledge.name_match(label_vectors, self.options.name_temperature) if self.named else None
         if self.options.word_hidden:
             label_vectors = label_vectors + self.word_map(label_vectors)
         parts = [label_vectors]
@@ -213,6 +257,8 @@ class Transform(Method):
             parts.append(label_vectors.new_ones(len(label_vectors), 1))
         if gate is not None:
             parts += [gate[:, None] * label_vectors, (1 - gate.square()).clamp_min(0).sqrt()[:, None]]
+        if names is not None:
+            parts.append(names)
         return torch.cat(parts, dim=1) if len(parts) > 1 else label_vectors
 
     def factors(self, features: torch.Tensor) -> torch.Tensor:
@@ -240,5 +286,5 @@ class Transform(Method):
         if self.wants_background and self.background is not None:
             rows = torch.randint(len(self.background), (self.options.background_words,), generator=generator)
             words = self.label_space(self.background[rows].to(features.device))
-            loss = loss + self.options.background_weight * self._reach(self._placed(learned), words).mean()
+            loss = loss + self.options.background_weight * self._reach(learned, words[:, self._learned_columns]).mean()
         return loss

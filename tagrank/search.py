@@ -172,7 +172,7 @@ class FaissVocabulary:
             import faiss
 
             if reduce == "norm":
-                width = self.vectors.shape[1] * (self.vectors.shape[1] + 1) // 2
+                width = quadratic_width(self.vectors)
                 if len(self) * width > FAISS_MAX_ELEMENTS:
                     raise TagrankError(f"--search faiss would hold {len(self):,} x {width:,} quadratic features "
                                        f"(over {FAISS_MAX_ELEMENTS * 4 >> 30} GiB): use --search exact or approx")
@@ -196,6 +196,11 @@ class FaissVocabulary:
         return finish(factors, self.vectors, torch.from_numpy(found).long(), k, reduce)
 
 
+def quadratic_width(vectors: torch.Tensor) -> int:
+    """Width of the quadratic features FAISS holds for ‖F w‖: d(d+1)/2."""
+    return vectors.shape[1] * (vectors.shape[1] + 1) // 2
+
+
 def recall(found: torch.Tensor, exact: torch.Tensor, at: int) -> float:
     """Mean share of each row's exact top ``at`` (indices, best first) that ``found`` also has in its top ``at``."""
     return float(np.mean([len(set(f[:at].tolist()) & set(e[:at].tolist())) / at for f, e in zip(found, exact)]))
@@ -216,7 +221,9 @@ def make_engine(vectors: torch.Tensor, search: str = "auto", clusters=None, raw:
             log.warning("ranking %s tags approximately (probing clusters); --search exact scores every tag",
                         f"{len(vectors):,}")
         else:
-            search = "faiss" if FaissVocabulary.gpus() > 0 else "exact"
+            # FAISS holds quadratic features for ‖F w‖: too wide for some label spaces (the name row's)
+            fits = reduce != "norm" or len(vectors) * quadratic_width(vectors) <= FAISS_MAX_ELEMENTS
+            search = "faiss" if fits and FaissVocabulary.gpus() > 0 else "exact"
     if search == "exact":
         return Vocabulary(vectors)
     if search == "faiss":

@@ -71,6 +71,11 @@ def test_auto_search_chooses_by_vocabulary_size(monkeypatch, caplog):
     assert "ranking 50 tags approximately" in caplog.text  # the user is told, and how to get the exact ranking
     with pytest.raises(TagrankError, match="--search must be one of"):
         make_engine(vectors, "fastest")
+    monkeypatch.setattr(search, "APPROX_MIN_TAGS", 1000)
+    monkeypatch.setattr(search.FaissVocabulary, "gpus", staticmethod(lambda: 1))  # as under faiss-gpu
+    assert isinstance(make_engine(vectors, "auto"), search.FaissVocabulary)  # (its index is built on first use)
+    monkeypatch.setattr(search, "FAISS_MAX_ELEMENTS", 50 * 10 - 1)  # 50 x 10 quadratic features do not fit
+    assert isinstance(make_engine(vectors, "auto", reduce="norm"), Vocabulary)
 
 
 def test_clustered_label_index_round_trips_and_serves_approx(tmp_path):

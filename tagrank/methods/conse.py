@@ -60,11 +60,13 @@ class ImagenetKnowledge(torch.nn.Module):
         return torch.exp((words @ self.class_vectors.T - 1) / temperature) * self.class_known
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """(B, d) unit directions: the probability-weighted mean of the top classes' name vectors.
+        """(B, d) unit directions: the probability-weighted mean of the top classes' name vectors."""
+        return self.direction(self.probabilities(features))
 
-        Classes whose names the encoder does not know cannot vote; the others are renormalised.
-        """
-        top = self.probabilities(features).topk(self.top, dim=1)
+    def direction(self, probabilities: torch.Tensor) -> torch.Tensor:
+        """ConSE's v from :meth:`probabilities` (B, 1000). Classes whose names the encoder does not know
+        cannot vote; the others are renormalised."""
+        top = probabilities.topk(self.top, dim=1)
         combined = torch.einsum("bt,btd->bd", top.values, self.class_vectors[top.indices])
         return combined / combined.norm(dim=1, keepdim=True).clamp_min(1e-12)
 

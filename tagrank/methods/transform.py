@@ -189,9 +189,9 @@ class Transform(Method):
         """c(x): each image's ``gate_level`` quantile of ‖A_learned s‖² over the training labels s, (B,)."""
         return torch.quantile(self._reach(learned, self.taught_vectors), self.options.gate_level, dim=1)
 
-    def block(self, features: torch.Tensor) -> torch.Tensor:
-        """α·[I, −v] for each image, on the full label space: (B, d, space_dim)."""
-        v = self.knowledge(features)
+    def block(self, probabilities: torch.Tensor) -> torch.Tensor:
+        """α·[I, −v] for each image, from its class probabilities, on the full label space: (B, d, space_dim)."""
+        v = self.knowledge.direction(probabilities)
         eye = torch.eye(self.word_dim, device=v.device).expand(len(v), -1, -1)
         block = torch.cat([eye, -v[:, :, None]], dim=2)
         block = torch.nn.functional.pad(block, (0, self.space_dim - self.word_dim - 1))
@@ -203,7 +203,8 @@ class Transform(Method):
         learned = self.learned(features)
         if not self.options.backbone_block:
             return learned
-        rows = [self.block(features), self._placed(learned)]
+        probabilities = self.knowledge.probabilities(features)  # the block's and the name row's
+        rows = [self.block(probabilities), self._placed(learned)]
         if self.gated:
             level = torch.zeros(len(learned), 1, self.space_dim, device=learned.device)
             level[:, 0, self._faded] = self.level(learned).sqrt()
@@ -211,7 +212,7 @@ class Transform(Method):
         if self.named:
             name = torch.zeros(len(learned), 1, self.space_dim, device=learned.device)
             name[:, 0, self.word_dim] = 1.0
-            name[:, 0, -NAMES:] = -self.knowledge.probabilities(features)
+            name[:, 0, -NAMES:] = -probabilities
             rows.append(self.options.name_weight * name)
         return torch.cat(rows, dim=1)
 
@@ -235,11 +236,12 @@ class Transform(Method):
         squared = self._reach(learned, label_vectors[:, self._learned_columns])
         if self.gated:
             squared = squared + label_vectors[:, self._faded].square()[None, :] * self.level(learned)[:, None]
-        if self.named:
-            matched = self.knowledge.probabilities(features) @ label_vectors[:, -NAMES:].T
-            squared = squared + self.options.name_weight ** 2 * (1 - matched).square()
         if self.options.backbone_block:
-            v = self.knowledge(features)
+            probabilities = self.knowledge.probabilities(features)  # the block's and the name row's
+            if self.named:
+                matched = probabilities @ label_vectors[:, -NAMES:].T
+                squared = squared + self.options.name_weight ** 2 * (1 - matched).square()
+            v = self.knowledge.direction(probabilities)
             words = label_vectors[:, :self.word_dim]
             gap = words.square().sum(1)[None, :] - 2 * v @ words.T + v.square().sum(1, keepdim=True)
             squared = squared + self.options.block_weight ** 2 * gap

@@ -438,3 +438,31 @@ def test_name_row_needs_the_block():
 
     with pytest.raises(TagrankError, match="method.name_weight"):
         Transform(TransformOptions(k=4, name_weight=3.0), 24, 8, 5)
+
+
+def test_unnamed_gate_sets_the_exponent_on_tags_that_name_no_class():
+    _, gated = _gated_model(p=8.0)
+    options = dataclasses.replace(gated.options, name_weight=2.0, name_temperature=0.05, unnamed_gate=1.0)
+    split = type(gated)(options, 24, 8, 5)
+    split.load_state_dict(gated.state_dict())
+    knowledge = split.knowledge
+    class_name = knowledge.class_vectors[int(knowledge.class_known.float().argmax())][None]
+    words = torch.cat([class_name, torch.nn.functional.normalize(torch.randn(20, 8), dim=1)])
+    names = knowledge.name_match(words, 0.05)
+    nearest = (words @ split.taught_vectors.T).amax(dim=1).clamp(0, 1)
+    named = names.amax(dim=1)
+    assert named[0] == pytest.approx(1.0, abs=1e-5)
+    expected = nearest ** (8.0 * named + 1.0 * (1 - named))
+    assert torch.allclose(split.gate(words, names), expected)
+    assert split.gate(words, names)[0] == pytest.approx(float(nearest[0] ** 8), rel=1e-4)  # a class name: p
+    space = split.label_space(words)  # and the ranking still reads it as ‖A x‖
+    x = torch.randn(3, 24)
+    direct = torch.linalg.vector_norm(torch.einsum("bkd,vd->bvk", split.matrices(x), space), dim=2)
+    assert torch.allclose(split.scores(x, words), direct, atol=1e-4)
+
+
+def test_unnamed_gate_needs_the_name_row_and_the_gate():
+    from tagrank.methods.transform import Transform, TransformOptions
+
+    with pytest.raises(TagrankError, match="method.unnamed_gate"):
+        Transform(TransformOptions(k=4, backbone_block=True, learned_gate=8.0, unnamed_gate=1.0), 24, 8, 5)

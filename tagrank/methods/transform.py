@@ -52,6 +52,7 @@ from tagrank.methods.conse import ImagenetKnowledge
 
 LOSSES = ("hinge", "warp")
 NAMES = 1000  # ImageNet-1k classes: the name row's coordinates
+SAME_WORD = 1e-5  # the gate counts a cosine this close to 1 as the training label itself
 
 
 @dataclass
@@ -85,6 +86,11 @@ class TransformOptions(HeadOptions):
     # the level the faded say goes to: this quantile of the learned rows' ‖A_learned s‖² over the training
     # labels s, per image (0: the best-fitting label's, 0.5: the median's); ranking-time, like the gate
     gate_level: float = 0.0
+    # the gate's exponent on tags that name no ImageNet class (needs the name row; None: learned_gate on
+    # every tag). The exponent is m(w)·learned_gate + (1 − m(w))·unnamed_gate, m(w) = max_c φ_c(w): where the
+    # name row knows a tag the learned rows can fade hard; elsewhere they are all that reads the photo's
+    # detail beyond ConSE's direction
+    unnamed_gate: float | None = None
     # β > 0: one more fixed row, β·[1, −p], on the coordinates [1; φ(w)], where p are the ImageNet class
     # probabilities and φ_c(w) = exp((cos(w, e_c) − 1)/τ) says how nearly tag w *is* class c's name:
     # β²(1 − Σ_c p_c φ_c(w))². ConSE's direction blurs the top classes' names together; this row gives a tag
@@ -109,6 +115,9 @@ class Transform(Method):
         super().__init__(options, feature_dim, word_dim, n_labels)
         if options.name_weight > 0 and not options.backbone_block:
             raise TagrankError("config field method.name_weight: the name row needs method.backbone_block = true")
+        if options.unnamed_gate is not None and not (options.name_weight > 0 and options.learned_gate > 0):
+            raise TagrankError("config field method.unnamed_gate: needs the name row (method.name_weight > 0) "
+                               "and the gate (method.learned_gate > 0)")
         if options.backbone_block:
             self.knowledge = ImagenetKnowledge(feature_dim, word_dim, options.block_classes)
         self.background: torch.Tensor | None = None  # training only: set by the trainer, not saved
@@ -158,10 +167,18 @@ class Transform(Method):
         if self.gated:
             self.taught_vectors.copy_(F.normalize(label_vectors, dim=1))
 
-    def gate(self, words: torch.Tensor) -> torch.Tensor:
-        """g(w) for unit word vectors (V, d): (cosine to the nearest training label)₊^p, (V,)."""
+    def gate(self, words: torch.Tensor, names: torch.Tensor | None = None) -> torch.Tensor:
+        """g(w) for unit word vectors (V, d): (cosine to the nearest training label)₊^p, (V,); with
+        ``unnamed_gate``, p moves from it to ``learned_gate`` as the tag's name match ``names`` (V, 1000) nears 1."""
         nearest = (words @ self.taught_vectors.T).amax(dim=1).clamp(0, 1)
-        return nearest ** self.options.learned_gate
+        # a training label's cosine to itself rounds to just below 1: counted as 1, the gate leaves training
+        # exactly as it is, whatever its exponent (so ranking-time gate settings need no retraining)
+        nearest = torch.where(nearest >= 1 - SAME_WORD, torch.ones_like(nearest), nearest)
+        power = torch.tensor(self.options.learned_gate, device=words.device)
+        if self.options.unnamed_gate is not None:
+            named = names.amax(dim=1).clamp(0, 1)
+            power = named * self.options.learned_gate + (1 - named) * self.options.unnamed_gate
+        return nearest ** power
 
     @property
     def needs_backbone(self) -> bool:
@@ -250,8 +267,8 @@ class Transform(Method):
     def label_space(self, label_vectors: torch.Tensor) -> torch.Tensor:
         if self.options.normalize_vectors or self.options.backbone_block:
             label_vectors = F.normalize(label_vectors, dim=1)
-        gate = self.gate(label_vectors) if self.gated else None
         names = self.knowledge.name_match(label_vectors, self.options.name_temperature) if self.named else None
+        gate = self.gate(label_vectors, names) if self.gated else None
         if self.options.word_hidden:
             label_vectors = label_vectors + self.word_map(label_vectors)
         parts = [label_vectors]

@@ -35,6 +35,9 @@ ConSE's v blurs the top classes' names into one direction (the right name of a T
 first for 47 % of validation photos); this row gives a tag that names a class that class's own
 probability (65 %), and leaves other tags to the rest of A. Only this row reads φ's 1,000 columns,
 so the ranking engine skips them for every other row (:func:`tagrank.ranking.staircase`).
+
+With both, ``unnamed_gate`` sets the gate's exponent on tags the name row does not know: p moves from
+``learned_gate`` (a class's name) to ``unnamed_gate`` (no class's name) with m(w) = max_c φ_c(w).
 """
 
 from __future__ import annotations

@@ -33,6 +33,11 @@ CACHE_ELEMENTS = 1 << 29
 words at d = 50 fit; building them for every batch halves the scan's speed)."""
 
 
+def quadratic_width(vectors: torch.Tensor) -> int:
+    """Width of the quadratic features of (V, d) vectors: d(d+1)/2."""
+    return vectors.shape[1] * (vectors.shape[1] + 1) // 2
+
+
 def quadratic_features(vectors: torch.Tensor) -> torch.Tensor:
     """(V, d(d+1)/2): w_i·w_j for i ≤ j, row by row (contiguous slices beat a gather by ~2x)."""
     d = vectors.shape[1]
@@ -47,8 +52,7 @@ class Vocabulary:
 
     def __init__(self, vectors: torch.Tensor):
         self.vectors = vectors.float().contiguous()
-        d = self.vectors.shape[1]
-        self.width = d * (d + 1) // 2
+        self.width = quadratic_width(self.vectors)
         self._quadratic = None
         self._cacheable = self.vectors.shape[0] * self.width <= CACHE_ELEMENTS
 

@@ -28,7 +28,7 @@ import torch
 from tagrank._log import log
 from tagrank.errors import TagrankError
 from tagrank.ranking import CANDIDATES_PER_RESULT, Vocabulary, exact_scores, finish, quadratic_features, \
-    quadratic_query, select
+    quadratic_query, quadratic_width, select
 
 SEARCHES = ("auto", "exact", "faiss", "approx")
 APPROX_MIN_TAGS = 1_000_000
@@ -194,11 +194,6 @@ class FaissVocabulary:
         keep = min(len(self), CANDIDATES_PER_RESULT * k)
         _, found = self._index(reduce).search(np.ascontiguousarray(query.numpy(), dtype=np.float32), keep)
         return finish(factors, self.vectors, torch.from_numpy(found).long(), k, reduce)
-
-
-def quadratic_width(vectors: torch.Tensor) -> int:
-    """Width of the quadratic features FAISS holds for ‖F w‖: d(d+1)/2."""
-    return vectors.shape[1] * (vectors.shape[1] + 1) // 2
 
 
 def recall(found: torch.Tensor, exact: torch.Tensor, at: int) -> float:

@@ -66,6 +66,9 @@ TRIALS: list[tuple[str, dict]] = [
     # The name row (a tag that names an ImageNet class gets that class's probability) on the gated recipe.
     *[(f"name row beta {beta}", {"method.name_weight": float(beta), "method.name_temperature": 0.05})
       for beta in (30, 60)],
+    # The chosen recipe (name row, gates) trained on Corel5k's seen words alone, as Fast0Tag is: for Corel5k's
+    # zero-shot split the mixture's Tiny ImageNet names may pull the learned rows away from Corel5k's words.
+    ("open world, Corel5k only", {"sources": ["corel5k"]}),
 ]
 # Ranking-time changes (the gate's exponent and level) scored on the run trained for the trial named second;
 # the settings are the ones changed on top of that trial's.
@@ -122,10 +125,11 @@ def score(tagger, shared: Path, held_out: list[str], cache_dir) -> dict:
     zsl = label_accuracy(tagger, tiny, tiny_unseen, cache_dir=cache_dir)
     gzsl = label_accuracy(tagger, tiny, tiny.labels, photos_of=tiny_unseen, cache_dir=cache_dir)
     out = {"tiny_zsl_top1": zsl[1], "tiny_zsl_top5": zsl[5], "tiny_gzsl_top1": gzsl[1], "tiny_gzsl_top5": gzsl[5]}
-    gzsl_seen = label_accuracy(tagger, tiny_val, tiny.labels, cache_dir=cache_dir,
-                               photos_of=[t for t in tiny.labels if t not in tiny_unseen])
-    out["tiny_gzsl_seen_top1"] = gzsl_seen[1]
-    out["tiny_gzsl_H"] = 2 * gzsl_seen[1] * gzsl[1] / max(gzsl_seen[1] + gzsl[1], 1e-12)
+    if len(tiny_val):  # a trial trained on Corel5k alone held out no Tiny ImageNet photos
+        gzsl_seen = label_accuracy(tagger, tiny_val, tiny.labels, cache_dir=cache_dir,
+                                   photos_of=[t for t in tiny.labels if t not in tiny_unseen])
+        out["tiny_gzsl_seen_top1"] = gzsl_seen[1]
+        out["tiny_gzsl_H"] = 2 * gzsl_seen[1] * gzsl[1] / max(gzsl_seen[1] + gzsl[1], 1e-12)
     if tagger.method.zero_shot:
         unseen_rows = [i for i in range(len(tiny)) if set(tiny.tags_of(i)) & set(tiny_unseen)]
         photos = [tiny.paths[i] for i in unseen_rows] + corel_val.paths

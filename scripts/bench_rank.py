@@ -168,9 +168,11 @@ def ranking_case(name: str, raw: torch.Tensor, label_space, factors: torch.Tenso
     form = scan.uses_quadratic_form(factors, "norm")
     width, tail = staircase(factors)  # the direct product skips the columns only the tail rows read
     work = quadratic if form else len(vectors) * (m * width + len(tail) * (d - width))  # what the scan computes
+    how = (f"quadratic form, V·D(D+1)/2, selected in {str(scan.dtype).removeprefix('torch.')}" if form
+           else "direct, V·(D·k less the skipped zeros)")
     print(f"  {name:<28} D={d:<3} k={m:<3} batch {batch:>2}: exact {seconds / batch * 1000:8.2f} ms/image  "
-          f"{2 * work * batch / seconds / 1e9:6.0f} GFLOP/s = {2 * work * batch / seconds / 1e9 / peak:.0%} of mm peak "
-          f"({'quadratic form, V·D(D+1)/2' if form else 'direct, V·(D·k less the skipped zeros)'})")
+          f"{2 * work * batch / seconds / 1e9:6.0f} GFLOP/s = {2 * work * batch / seconds / 1e9 / peak:.0%} of the "
+          f"float32 mm peak ({how})")
     if quadratic <= FAISS_MAX_ELEMENTS:
         (_, found), faiss_seconds = timed(FaissVocabulary(vectors).top_k, factors, 10, "norm")
         print(f"  {'':<28} faiss exact {faiss_seconds / batch * 1000:8.2f} ms/image ({seconds / faiss_seconds:.2f}x "

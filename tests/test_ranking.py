@@ -1,7 +1,9 @@
 import pytest
 import torch
 
-from tagrank.ranking import Vocabulary, explain_votes, rank_scores, top_k
+from tagrank.ranking import Vocabulary, exact_scores, explain_votes, rank_scores, select, top_k
+
+PRECISIONS = [torch.float32, torch.bfloat16]
 
 
 def naive(factors, vectors, reduce):
@@ -78,14 +80,15 @@ def test_explain_votes_count_rows():
     assert explain_votes(A, vectors, torch.tensor([[2]]), top=3).tolist() == [[2]]
 
 
-@pytest.mark.parametrize("reduce", ["norm", "dot", "cosine"])
-def test_tied_groups_cut_by_k_keep_their_lowest_indices(reduce):
+@pytest.mark.parametrize("reduce,dtype", [("norm", torch.float32), ("norm", torch.bfloat16), ("dot", None),
+                                          ("cosine", None)])
+def test_tied_groups_cut_by_k_keep_their_lowest_indices(reduce, dtype):
     """Every vector four times: the tag at the cut must be the first copy, whatever the GEMM rounding."""
     gen = torch.Generator().manual_seed(4)
     vectors = torch.randn(750, 12, generator=gen).repeat(4, 1)
     factors = torch.randn(6, 5 if reduce == "norm" else 1, 12, generator=gen)
     relevance = naive(factors, vectors[:750], reduce)
-    _, indices = top_k(factors, vectors, 9, reduce)
+    _, indices = top_k(factors, Vocabulary(vectors, dtype), 9, reduce, block=1000)
     for image, row in enumerate(indices.tolist()):
         groups = relevance[image].topk(3).indices.tolist()  # the 2 whole groups, then the group at the cut
         assert row == [g + 750 * c for g in groups[:2] for c in range(4)] + [groups[2]]
@@ -106,3 +109,59 @@ def test_columns_only_some_rows_read_are_skipped_with_the_same_ranking():
         direct = torch.linalg.vector_norm(torch.einsum("bmd,vd->bvm", factors, vectors), dim=2).sort(dim=1)
         assert torch.equal(indices, direct.indices[:, :7])
         assert torch.allclose(scores, direct.values[:, :7], atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", PRECISIONS)
+def test_the_scan_precision_never_changes_the_ranking(dtype):
+    """Low-rank A and tags nearly in its null space: tiny distances, where rounding hurts most. The
+    bounded scan in either precision gives the exact scores' top k, ties to the lower index."""
+    gen = torch.Generator().manual_seed(5)
+    factors = torch.randn(8, 8, 24, generator=gen)  # rank 8 in 24 dimensions
+    null = torch.linalg.svd(factors[0]).Vh[8:]  # image 0's null space
+    near = torch.randn(3000, 16, generator=gen) @ null + 1e-3 * torch.randn(3000, 24, generator=gen)
+    vectors = torch.cat([torch.randn(20000, 24, generator=gen), near, near[:50]])  # the last 50: exact repeats
+    vocabulary = Vocabulary(vectors, dtype)
+    assert vocabulary.uses_quadratic_form(factors, "norm")
+    # The engine's exact order: every tag's exact score, ties to the lower index.
+    everything = torch.arange(len(vectors)).expand(len(factors), -1)
+    relevance, expected = select(-exact_scores(factors, vectors[everything], "norm"), everything, 20)
+    truth = torch.linalg.vector_norm(torch.einsum("bmd,vd->bvm", factors.double(), vectors.double()), dim=2)
+    for block in (None, 4096):
+        scores, indices = top_k(factors, vocabulary, 20, "norm", block=block)
+        assert torch.equal(indices, expected) and torch.equal(scores, -relevance)
+        torch.testing.assert_close(scores.double(), truth.sort(dim=1).values[:, :20], rtol=1e-4, atol=1e-6)
+        assert (indices[0] >= 20000).all()  # image 0's best are the tags near its null space
+        for row in indices.tolist():  # a repeat only after its original
+            assert all(t - 3000 in row[:row.index(t)] for t in row if t >= 23000)
+
+
+def test_rounding_bound_holds_for_every_tag():
+    from tagrank.ranking import UNIT_ROUNDOFF, quadratic_features, quadratic_query, rounding_bound
+
+    gen = torch.Generator().manual_seed(6)
+    factors, vectors = torch.randn(16, 10, 30, generator=gen), torch.randn(5000, 30, generator=gen)
+    features, query = quadratic_features(vectors), quadratic_query(factors)
+    exact = torch.linalg.vector_norm(torch.einsum("bmd,vd->bvm", factors.double(), vectors.double()), dim=2).square()
+    for dtype in PRECISIONS:
+        scanned = (query.T.to(dtype) @ features.to(dtype).T).double()
+        bound = rounding_bound(factors, query, dtype)[:, None] * features.norm(dim=1) + 2 * UNIT_ROUNDOFF[dtype] * scanned.abs()
+        assert 0 < ((scanned - exact).abs() / bound).max() < 1
+
+
+def test_scan_precision_can_be_fixed_by_environment(monkeypatch):
+    from tagrank.errors import TagrankError
+    from tagrank.ranking import SCAN_DTYPE_ENV, scan_dtype
+
+    scan_dtype.cache_clear()
+    try:
+        monkeypatch.setenv(SCAN_DTYPE_ENV, "bfloat16")
+        assert scan_dtype() is torch.bfloat16
+        scan_dtype.cache_clear()
+        monkeypatch.setenv(SCAN_DTYPE_ENV, "float16")
+        with pytest.raises(TagrankError, match="float32 or bfloat16"):
+            scan_dtype()
+        scan_dtype.cache_clear()
+        monkeypatch.delenv(SCAN_DTYPE_ENV)
+        assert scan_dtype() in PRECISIONS  # measured
+    finally:
+        scan_dtype.cache_clear()

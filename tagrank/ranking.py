@@ -32,6 +32,8 @@ import time
 
 import torch
 
+from tagrank.errors import TagrankError
+
 BLOCK_ELEMENTS = 1 << 22
 """Elements of one block's working matrix (16 MiB of float32): large enough for an efficient GEMM,
 small enough to stay near the CPU caches."""
@@ -61,8 +63,6 @@ def scan_dtype() -> torch.dtype:
     chosen = os.environ.get(SCAN_DTYPE_ENV)
     if chosen:
         if chosen not in ("float32", "bfloat16"):
-            from tagrank.errors import TagrankError
-
             raise TagrankError(f"{SCAN_DTYPE_ENV} must be float32 or bfloat16, got {chosen!r}")
         return getattr(torch, chosen)
     generator = torch.Generator().manual_seed(0)

@@ -117,7 +117,8 @@ def calibrate(relevance: np.ndarray, truth: np.ndarray, reference: list[str], kn
     mask = np.ones(truth.shape, bool) if known is None else np.asarray(known, bool)
     calibration = Calibration(list(reference), fit_isotonic(z[mask], truth[mask]))
     halves = np.arange(len(z)) % 2 == 0
-    if len(z) >= 2 and all(truth[h][mask[h]].min() != truth[h][mask[h]].max() for h in (halves, ~halves)):
+    mixed = (lambda part: part.size > 0 and part.min() != part.max())  # a half the isotonic fit can be made on
+    if all(mixed(truth[h][mask[h]]) for h in (halves, ~halves)):
         scored, right = [], []
         for fit_on in (halves, ~halves):
             half = Calibration(list(reference), fit_isotonic(z[fit_on][mask[fit_on]], truth[fit_on][mask[fit_on]]))

@@ -52,6 +52,9 @@ def test_calibration_is_vocabulary_independent_and_skips_unknown_pairs():
     sure = fitted.confidence(z)
     assert (sure >= 0).all() and (sure <= 1).all() and (sure.diff() >= 0).all() and sure[-1] > sure[0]  # bounded, monotone
     assert Calibration.from_dict(fitted.to_dict()) == fitted and Calibration.from_dict(None) is None
+    # Too few photos to cross-fit (one photo, or a half with nothing relevant): reliability on the fit's pairs
+    few = calibrate(relevance[:1], truth[:1] | np.eye(1, 20, dtype=bool), [f"t{i}" for i in range(20)])
+    assert "on the fitted pairs" in few.fitted_on and few.ece is not None
 
 
 def test_trained_model_returns_confidences_users_can_threshold(tmp_path):

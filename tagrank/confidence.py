@@ -25,16 +25,28 @@ from tagrank.errors import TagrankError
 class Calibration:
     reference: list[str]  # the labels whose relevance standardises a photo's scores
     knots: list[list[float]] = field(default_factory=list)  # [z values (increasing), confidences (nondecreasing)]
+    # one curve per tag kind (the method's Method.tag_kinds: say, a tag that names an ImageNet class or not),
+    # each like `knots`; empty: `knots` for every tag
+    kind_knots: list[list[list[float]]] = field(default_factory=list)
     fitted_on: str = ""  # what the fit saw (photos, labels, pairs)
     ece: float | None = None  # expected calibration error, cross-fitted (10 equal-width bins)
     reliability: list[dict] = field(default_factory=list)  # per bin: mean confidence, accuracy, count
     slope: float | None = None  # the logistic of models calibrated before the isotonic fit
     intercept: float | None = None
 
-    def confidence(self, z: torch.Tensor) -> torch.Tensor:
+    def confidence(self, z: torch.Tensor, kinds: torch.Tensor | None = None) -> torch.Tensor:
+        """Confidence of standardised relevance ``z``; ``kinds`` (z's shape): each tag's kind, when fitted per kind."""
         if not self.knots:
             return torch.sigmoid(self.slope * z + self.intercept)
-        return interpolate(z, *(torch.tensor(k, dtype=z.dtype, device=z.device) for k in self.knots))
+        def curve(knots: list[list[float]]) -> torch.Tensor:
+            return interpolate(z, *(torch.tensor(k, dtype=z.dtype, device=z.device) for k in knots))
+
+        if not self.kind_knots or kinds is None:
+            return curve(self.knots)
+        out = torch.empty_like(z)
+        for kind, knots in enumerate(self.kind_knots):
+            out = torch.where(kinds == kind, curve(knots), out)
+        return out
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -103,10 +115,11 @@ def reliability(confidence: np.ndarray, y: np.ndarray, bins: int = 10) -> tuple[
 
 
 def calibrate(relevance: np.ndarray, truth: np.ndarray, reference: list[str], known: np.ndarray | None = None,
-              what: str = "validation photos") -> Calibration:
+              what: str = "validation photos", kinds: np.ndarray | None = None) -> Calibration:
     """Fit the calibration on ``relevance`` (N, L) of the reference labels with ``truth`` (N, L).
 
     ``known`` (N, L) leaves out the pairs whose truth is unknown (a mixture's other datasets' labels).
+    ``kinds`` (L,): each reference label's kind (:meth:`Method.tag_kinds`), one curve fitted per kind.
     The reliability recorded is cross-fitted: each half of the photos (alternate rows) scored by the
     fit on the other half, so it says how the fit does on photos it has not seen.
     """
@@ -115,21 +128,40 @@ def calibrate(relevance: np.ndarray, truth: np.ndarray, reference: list[str], kn
     z = ((rel - mean) / std).numpy()
     truth = np.asarray(truth)
     mask = np.ones(truth.shape, bool) if known is None else np.asarray(known, bool)
-    calibration = Calibration(list(reference), fit_isotonic(z[mask], truth[mask]))
+    kind = None if kinds is None else np.broadcast_to(np.asarray(kinds, np.int64), z.shape)
+    calibration = _fit(z, truth, mask, kind, reference)
     halves = np.arange(len(z)) % 2 == 0
-    mixed = (lambda part: part.size > 0 and part.min() != part.max())  # a half the isotonic fit can be made on
-    if all(mixed(truth[h][mask[h]]) for h in (halves, ~halves)):
+    if all(_mixed(truth[h][mask[h]]) for h in (halves, ~halves)):
         scored, right = [], []
         for fit_on in (halves, ~halves):
-            half = Calibration(list(reference), fit_isotonic(z[fit_on][mask[fit_on]], truth[fit_on][mask[fit_on]]))
-            scored.append(half.confidence(torch.from_numpy(z[~fit_on][mask[~fit_on]])).numpy())
-            right.append(truth[~fit_on][mask[~fit_on]])
+            rows = ~fit_on
+            half = _fit(z[fit_on], truth[fit_on], mask[fit_on], None if kind is None else kind[fit_on], reference)
+            sure = half.confidence(torch.from_numpy(z[rows]), None if kind is None else torch.from_numpy(kind[rows]))
+            scored.append(sure.numpy()[mask[rows]])
+            right.append(truth[rows][mask[rows]])
         how = "cross-fitted on halves of the photos"
         calibration.ece, calibration.reliability = reliability(np.concatenate(scored), np.concatenate(right))
     else:  # too few photos to halve: the fit's own pairs
         how = "on the fitted pairs"
-        calibration.ece, calibration.reliability = reliability(
-            calibration.confidence(torch.from_numpy(z[mask])).numpy(), truth[mask])
-    calibration.fitted_on = (f"{len(rel)} {what}, {len(reference)} labels, {int(mask.sum())} (photo, label) pairs; "
-                             f"reliability {how}")
+        sure = calibration.confidence(torch.from_numpy(z), None if kind is None else torch.from_numpy(kind))
+        calibration.ece, calibration.reliability = reliability(sure.numpy()[mask], truth[mask])
+    per_kind = f", a curve for each of {len(calibration.kind_knots)} tag kinds" if calibration.kind_knots else ""
+    calibration.fitted_on = (f"{len(rel)} {what}, {len(reference)} labels, {int(mask.sum())} (photo, label) pairs"
+                             f"{per_kind}; reliability {how}")
     return calibration
+
+
+def _mixed(truth: np.ndarray) -> bool:
+    """Whether pairs with this truth have both relevant and irrelevant ones (what an isotonic fit needs)."""
+    return truth.size > 0 and truth.min() != truth.max()
+
+
+def _fit(z: np.ndarray, truth: np.ndarray, mask: np.ndarray, kind: np.ndarray | None, reference: list[str]) -> Calibration:
+    """The pooled curve, and one per kind where that kind's pairs allow a fit (else the pooled one)."""
+    pooled = fit_isotonic(z[mask], truth[mask])
+    curves = []
+    if kind is not None:
+        for k in range(int(kind.max()) + 1):
+            inside = mask & (kind == k)
+            curves.append(fit_isotonic(z[inside], truth[inside]) if _mixed(truth[inside]) else pooled)
+    return Calibration(list(reference), pooled, curves)

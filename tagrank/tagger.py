@@ -42,6 +42,7 @@ class PreparedVocabulary:
     engine: object | None = None  # zero-shot methods: an engine of tagrank.search
     columns: torch.Tensor | None = None  # label-scoring methods: columns of the model's outputs
     oov: list[str] = field(default_factory=list)
+    kinds: torch.Tensor | None = None  # each tag's kind, where the confidence is calibrated per kind
 
 
 @dataclass
@@ -154,8 +155,9 @@ class Tagger:
 
             with torch.no_grad():
                 vectors = self.method.label_space(torch.from_numpy(raw))
+                kinds = self.method.tag_kinds(torch.from_numpy(raw))
             engine = make_engine(vectors, self.search, clusters, raw, self.method.label_space, self.method.reduce)
-            return PreparedVocabulary(tags, engine=engine, oov=oov)
+            return PreparedVocabulary(tags, engine=engine, oov=oov, kinds=kinds)
         tags = vocab.tags if isinstance(vocab, LabelIndex) else vocab
         from tagrank.datasets import resolve_labels
 
@@ -208,7 +210,8 @@ class Tagger:
         if self.calibration is not None:
             reference = self.prepare(self.calibration.reference)
             mean, std = reference_scale(self.method.relevance(self._scores(x, reference, factors)))
-            confidence = self.calibration.confidence((self.method.relevance(scores) - mean) / std)
+            kinds = vocab.kinds[indices] if vocab.kinds is not None else None
+            confidence = self.calibration.confidence((self.method.relevance(scores) - mean) / std, kinds)
         votes = None
         if explain:
             if not hasattr(self.method, "committee"):

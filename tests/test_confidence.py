@@ -57,6 +57,22 @@ def test_calibration_is_vocabulary_independent_and_skips_unknown_pairs():
     assert "on the fitted pairs" in few.fitted_on and few.ece is not None
 
 
+def test_a_curve_per_tag_kind():
+    # Two kinds of tags whose relevance means different things: kind 0 steep, kind 1 flat.
+    rng = np.random.default_rng(3)
+    relevance = rng.normal(size=(2000, 20))
+    kinds = np.arange(20) % 2
+    chance = np.where(kinds == 0, 1 / (1 + np.exp(-(4 * relevance - 4))), 1 / (1 + np.exp(-(relevance - 2))))
+    truth = rng.random(relevance.shape) < chance
+    fitted = calibrate(relevance, truth, [f"t{i}" for i in range(20)], kinds=kinds)
+    assert len(fitted.kind_knots) == 2 and "2 tag kinds" in fitted.fitted_on
+    z = torch.tensor([2.0, 2.0])
+    steep, flat = fitted.confidence(z, torch.tensor([0, 1])).tolist()
+    assert steep == pytest.approx(0.98, abs=0.05) and flat == pytest.approx(0.5, abs=0.1)
+    assert flat < float(fitted.confidence(z[:1])) < steep  # without kinds: the pooled curve
+    assert Calibration.from_dict(fitted.to_dict()) == fitted
+
+
 def test_trained_model_returns_confidences_users_can_threshold(tmp_path):
     from tagrank.tagger import Tagger
     from tagrank.train import train

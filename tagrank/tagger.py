@@ -155,7 +155,7 @@ class Tagger:
 
             with torch.no_grad():
                 vectors = self.method.label_space(torch.from_numpy(raw))
-                kinds = self.method.tag_kinds(torch.from_numpy(raw))
+                kinds = self.method.tag_kinds(vectors)
             engine = make_engine(vectors, self.search, clusters, raw, self.method.label_space, self.method.reduce)
             return PreparedVocabulary(tags, engine=engine, oov=oov, kinds=kinds)
         tags = vocab.tags if isinstance(vocab, LabelIndex) else vocab

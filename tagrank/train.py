@@ -313,7 +313,7 @@ def train(config: Config, data: Dataset, features: Features, vectors: LabelEncod
     if len(val_rows) and team.leader:  # confidence users can threshold, fitted on the held-out photos
         with torch.no_grad():
             relevance = _relevance(model.method.to(device), source, val_rows, label_vectors)
-            kinds = model.method.tag_kinds(label_vectors) if label_vectors is not None else None
+            kinds = model.method.tag_kinds(model.method.label_space(label_vectors)) if label_vectors is not None else None
         val_y = Y[torch.from_numpy(val_rows).to(device)].cpu().numpy()
         val_known = K[torch.from_numpy(val_rows).to(device)].cpu().numpy() if K is not None else None
         model.meta["confidence"] = calibrate(relevance, val_y, meta["labels"], val_known,

@@ -426,8 +426,8 @@ def test_name_row_gives_a_class_name_its_own_probability():
     expected = 4.0 * (1 - probs[0] @ phi).square()
     assert torch.allclose(added[0, 0], expected, atol=1e-3) and phi[c] == pytest.approx(1.0, abs=1e-5)
     # a class's name is its own kind of tag for the confidence; without the name row there is one kind
-    assert named.tag_kinds(name).tolist() == [1] and gated.tag_kinds(name) is None
-    assert named.tag_kinds(torch.cat([name, -name])).tolist() == [1, 0]
+    assert named.tag_kinds(named.label_space(name)).tolist() == [1] and gated.tag_kinds(gated.label_space(name)) is None
+    assert named.tag_kinds(named.label_space(torch.cat([name, -name]))).tolist() == [1, 0]
     # dominant, the row ranks the names of the classes by their probabilities
     dominant = type(gated)(dataclasses.replace(gated.options, name_weight=1e4, name_temperature=0.001), 24, 8, 5)
     dominant.load_state_dict(gated.state_dict())

@@ -128,9 +128,10 @@ class Method(nn.Module):
         """The vectors the factors act on (a method may normalise the raw word vectors)."""
         return label_vectors
 
-    def tag_kinds(self, label_vectors: torch.Tensor) -> torch.Tensor | None:
-        """(V,) the kind of each tag, for raw word vectors (V, d), where the method scores kinds of tags
-        differently enough that confidence is calibrated per kind (:mod:`tagrank.confidence`); None: one kind."""
+    def tag_kinds(self, space: torch.Tensor) -> torch.Tensor | None:
+        """(V,) the kind of each tag, from its vector in :meth:`label_space` (V, D), where the method scores kinds
+        of tags differently enough that confidence is calibrated per kind (:mod:`tagrank.confidence`); None:
+        one kind."""
         return None
 
     def scores(self, features: torch.Tensor, label_vectors: torch.Tensor | None = None) -> torch.Tensor:

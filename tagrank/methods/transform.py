@@ -284,15 +284,14 @@ class Transform(Method):
             parts.append(names)
         return torch.cat(parts, dim=1) if len(parts) > 1 else label_vectors
 
-    def tag_kinds(self, label_vectors: torch.Tensor) -> torch.Tensor | None:
+    def tag_kinds(self, space: torch.Tensor) -> torch.Tensor | None:
         """With the name row: 1 for a tag that names an ImageNet class (ranked by that class's probability),
         0 for the rest. The two kinds' scores mean different things (validation: one confidence curve for both
         left a correct 'cat' at 0.27 beside breed names at 0.90; a curve each cut the cross-fitted log loss
         0.0188 → 0.0171)."""
         if not self.named:
             return None
-        names = self.knowledge.name_match(F.normalize(label_vectors.float(), dim=1), self.options.name_temperature)
-        return (names.amax(dim=1) >= NAMED).long()
+        return (space[:, -NAMES:].amax(dim=1) >= NAMED).long()  # φ(w) is the label space's last columns
 
     def factors(self, features: torch.Tensor) -> torch.Tensor:
         A = self.matrices(features)

@@ -111,10 +111,14 @@ class Vocabulary:
     def cached(self) -> bool:
         return self._cacheable
 
-    def quadratic(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The quadratic features of tags start..stop in the scan's precision, and their float32 norms."""
+    def precision(self) -> torch.dtype:
+        """The quadratic scan's precision, decided at the first call when not given."""
         if self.dtype is None:
             self.dtype = scan_dtype() if len(self) >= LOW_PRECISION_MIN_TAGS else torch.float32
+        return self.dtype
+
+    def quadratic(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The quadratic features of tags start..stop in the scan's precision, and their float32 norms."""
         if self._cacheable:
             if self._quadratic is None:
                 self._quadratic = self._features(self.vectors)
@@ -123,7 +127,7 @@ class Vocabulary:
 
     def _features(self, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = quadratic_features(vectors)
-        return features.to(self.dtype), torch.linalg.vector_norm(features, dim=1)
+        return features.to(self.precision()), torch.linalg.vector_norm(features, dim=1)
 
     def top_k(self, factors: torch.Tensor, k: int, reduce: str) -> tuple[torch.Tensor, torch.Tensor]:
         return top_k(factors, self, k, reduce)
@@ -242,10 +246,10 @@ def quadratic_top_k(factors: torch.Tensor, vocabulary: Vocabulary, k: int,
     query = quadratic_query(factors)  # (n, B)
     if block is None:
         block = max(16, BLOCK_ELEMENTS // max(query.shape[0], batch))
-    features, _ = vocabulary.quadratic(0, min(block, len(vocabulary)))  # fixes the scan's precision
-    margin = rounding_bound(factors, query, features.dtype)
-    shrink = 1 - 2 * UNIT_ROUNDOFF[features.dtype]  # the result's own rounding (see rounding_bound)
-    scan_query = query.to(features.dtype)
+    precision = vocabulary.precision()
+    margin = rounding_bound(factors, query, precision)
+    shrink = 1 - 2 * UNIT_ROUNDOFF[precision]  # the result's own rounding (see rounding_bound)
+    scan_query = query.to(precision)
     stairs = staircase(factors)
     best_rel = torch.full((batch, 0), float("-inf"))  # the best so far: -‖F w‖, best first
     best_idx = torch.zeros((batch, 0), dtype=torch.long)
@@ -272,18 +276,20 @@ def quadratic_top_k(factors: torch.Tensor, vocabulary: Vocabulary, k: int,
         relevance[image, slot] = -exact_scores(factors, vectors[candidates], "norm", stairs)[image, slot]
         best_rel, best_idx = select(torch.cat([best_rel, relevance], dim=1), torch.cat([best_idx, candidates], dim=1),
                                     keep)
-    relevance = (-exact_scores(factors, vectors[best_idx], "norm", stairs)).masked_fill_(best_rel == float("-inf"),
-                                                                                       float("-inf"))
-    best_rel, best_idx = select(relevance, best_idx, k)  # padding (-inf) never makes it: ≥ k tags were admitted
-    return -best_rel, best_idx
+    # padding (-inf) never makes it: at least k tags were admitted
+    return finish(factors, vectors, best_idx, k, "norm", filled=best_rel > float("-inf"))
 
 
 def finish(factors: torch.Tensor, vectors: torch.Tensor, candidates: torch.Tensor, k: int,
-           reduce: str) -> tuple[torch.Tensor, torch.Tensor]:
+           reduce: str, filled: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The final order of candidate tags (B, C): their exact scores, the best ``k`` first, ties to the
-    lower vocabulary index. Every engine ends here, so engines that find the same candidates agree."""
+    lower vocabulary index; ``filled`` (B, C) marks the real candidates where rows are padded. Every
+    engine ends here, so engines that find the same candidates agree."""
     sign = -1.0 if reduce == "norm" else 1.0  # relevance: larger is better
-    relevance, indices = select(sign * exact_scores(factors, vectors[candidates], reduce), candidates, k)
+    relevance = sign * exact_scores(factors, vectors[candidates], reduce)
+    if filled is not None:
+        relevance = relevance.masked_fill(~filled, float("-inf"))
+    relevance, indices = select(relevance, candidates, k)
     return sign * relevance, indices
 
 

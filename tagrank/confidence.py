@@ -38,6 +38,7 @@ class Calibration:
         """Confidence of standardised relevance ``z``; ``kinds`` (z's shape): each tag's kind, when fitted per kind."""
         if not self.knots:
             return torch.sigmoid(self.slope * z + self.intercept)
+
         def curve(knots: list[list[float]]) -> torch.Tensor:
             return interpolate(z, *(torch.tensor(k, dtype=z.dtype, device=z.device) for k in knots))
 
@@ -79,7 +80,7 @@ def fit_isotonic(z: np.ndarray, y: np.ndarray, bins: int = 200) -> list[list[flo
     adjacent violators makes the bins' rates nondecreasing. Each knot is a pooled block's mean z and rate.
     """
     z, y = np.asarray(z, np.float64), np.asarray(y, np.float64)
-    if len(z) == 0 or y.min() == y.max():
+    if not _mixed(y):
         raise TagrankError("calibration needs both relevant and irrelevant (photo, tag) pairs")
     quantiles = np.linspace(0, 1, bins // 2 + 1)
     edges = np.unique(np.concatenate([np.quantile(z, quantiles), np.quantile(z[y > 0], quantiles)]))

@@ -46,8 +46,6 @@ def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     what = f"{path} is not a safetensors model file"
     if len(data) < 8:
         raise TagrankError(f"{what} ({'empty' if not data else f'{len(data)} bytes'})")
-    if data[:1] == b"\x80" or data[:2] == b"PK":  # a pickle, or torch.save's zip of pickles
-        raise TagrankError(f"{what} (it looks like a pickle or torch.save file, which tagrank never loads)")
     try:
         size = struct.unpack("<Q", data[:8])[0]
         if size > len(data) - 8:
@@ -56,6 +54,10 @@ def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
         meta = json.loads(header.get("__metadata__", {}).get(META_KEY, "{}"))
         return load(data), meta
     except (SafetensorError, ValueError, UnicodeDecodeError, AttributeError, struct.error) as exc:
+        # Asked only of a file that failed to parse: a safetensors header of 128 (mod 256) bytes starts with
+        # 0x80 too, as a pickle does.
+        if data[:1] == b"\x80" or data[:2] == b"PK":  # a pickle, or torch.save's zip of pickles
+            raise TagrankError(f"{what} (it looks like a pickle or torch.save file, which tagrank never loads)") from None
         raise TagrankError(f"{what} ({exc})") from None
 
 

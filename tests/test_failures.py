@@ -64,6 +64,22 @@ def test_weights_that_are_not_safetensors_are_named_so(cli, tmp_path):
         assert_one_error(cli("rank", photo, "--model", model), "not a safetensors model file")
 
 
+def test_a_safetensors_header_that_starts_like_a_pickle_loads(tmp_path):
+    import torch
+
+    from tagrank.model import load_tensors, save_tensors
+
+    # the header's length is the file's first 8 bytes, little-endian: 0x80 first, as a pickle starts
+    path = tmp_path / "weights.safetensors"
+    for padding in range(300):
+        save_tensors(path, {"a": torch.arange(3.0)}, {"note": "x" * padding})
+        if path.read_bytes()[:1] == b"\x80":
+            break
+    assert path.read_bytes()[:1] == b"\x80"
+    tensors, meta = load_tensors(path)
+    assert torch.equal(tensors["a"], torch.arange(3.0)) and meta["note"].startswith("x")
+
+
 def test_description_without_method_and_wrong_sizes_are_named(cli, tmp_path):
     import json
 

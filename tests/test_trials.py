@@ -12,3 +12,11 @@ def test_trial_log_reruns_only_new_or_changed_trials(tmp_path):
     assert again.wanted(trials) == [("a", {"x": 1})] and again.wanted(trials, only=["b"]) == [trials[1]]
     assert again.wanted([("b", "transform", {"y": 3})]) == [("b", "transform", {"y": 3})]  # settings changed
     assert [line.split('"')[3] for line in path.read_text().splitlines()] == ["old", "b"]  # unlisted first, none lost
+
+
+def test_two_runs_of_a_script_keep_each_others_trials(tmp_path):
+    path = tmp_path / "t.jsonl"
+    first, second = TrialLog(path, ["a", "b"]), TrialLog(path, ["a", "b"])
+    first.record({"name": "a", "settings": {}, "score": 1})
+    second.record({"name": "b", "settings": {}, "score": 2})
+    assert set(TrialLog(path, ["a", "b"]).done) == {"a", "b"}

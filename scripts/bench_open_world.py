@@ -64,7 +64,8 @@ RUNS = [
     ("open_world_zsl", "open_world", True, True, ENCODER, {}),
     ("fast0tag_zsl", "fast0tag", True, True, ENCODER, {"backbone.name": "lite0"}),  # Lite2 on Tiny ImageNet: too slow here
     ("previous_transform_zsl", "transform", True, False, "glove-6b-50d", {}),
-    ("open_world_corel5k", "open_world", False, False, ENCODER, {}),
+    # Corel5k alone is a fifth of the mixture: twice the epochs (validation: Corel F1@5 34.5 -> 36.8)
+    ("open_world_corel5k", "open_world", False, False, ENCODER, {"train.epochs": 40}),
     ("previous_transform", "transform", False, False, "glove-6b-50d", {}),
     ("warp", "warp", False, False, ENCODER, {}),
     ("bce", "bce", False, False, ENCODER, {}),
@@ -73,7 +74,7 @@ RUNS = [
 LABELS = {
     "open_world_zsl": "open world (transform + backbone block)", "fast0tag_zsl": "fast0tag",
     "previous_transform_zsl": "previous transform (configs/transform.toml, GloVe-50)",
-    "open_world_corel5k": "open world, trained on Corel5k alone", "default": "open world, the embedded default model",
+    "open_world_corel5k": "open world, trained on Corel5k alone (40 epochs)", "default": "open world, the embedded default model",
     "previous_transform": "previous transform (configs/transform.toml, GloVe-50)", "warp": "warp", "bce": "bce",
     "fast0tag": "fast0tag", "conse": f"ConSE ({ENCODER})",
 }
@@ -342,12 +343,12 @@ def tuning_table() -> str:
 
     rows = [[e["name"], e["settings"].get("vectors", ENCODER), pct(e["tiny_zsl_top1"]), pct(e["tiny_zsl_top5"]), pct(e["tiny_gzsl_top1"]),
              maybe(e, "tiny_gzsl_seen_top1"), maybe(e, "tiny_gzsl_H"), pct(e["corel_F1@5"]), e.get("corel_N+@5") or "",
-             pct(e["corel_zsl_mAP"]),
+             pct(e["corel_zsl_mAP"]), maybe(e, "corel_zsl_F1@5"),
              (pct(e["hub_share"]) + ("" if e.get("hub_vocabulary") == "everyday" else " †")) if "hub_share" in e else "n/a",
              e.get("best_epoch", ""),
              f"{e['seconds']:.0f}" if "seconds" in e else ""] for e in entries]
     return table(["trial", "label encoder", "Tiny ZSL top-1", "ZSL top-5", "GZSL top-1", "GZSL seen top-1", "H",
-                  "Corel F1@5", "N+@5", "Corel ZSL mAP",
+                  "Corel F1@5", "N+@5", "Corel ZSL mAP", "Corel ZSL F1@5",
                   "hub share", "best epoch", "seconds"], rows)
 
 

@@ -34,7 +34,7 @@ class Calibration:
     slope: float | None = None  # the logistic of models calibrated before the isotonic fit
     intercept: float | None = None
 
-    def confidence(self, z: torch.Tensor, kinds: torch.Tensor | None = None) -> torch.Tensor:
+    def confidence(self, z: torch.Tensor, kinds: torch.Tensor | np.ndarray | None = None) -> torch.Tensor:
         """Confidence of standardised relevance ``z``; ``kinds`` (z's shape): each tag's kind, when fitted per kind."""
         if not self.knots:
             return torch.sigmoid(self.slope * z + self.intercept)
@@ -44,7 +44,7 @@ class Calibration:
 
         if not self.kind_knots or kinds is None:
             return curve(self.knots)
-        out = torch.empty_like(z)
+        out, kinds = torch.empty_like(z), torch.as_tensor(kinds, device=z.device)
         for kind, knots in enumerate(self.kind_knots):
             out = torch.where(kinds == kind, curve(knots), out)
         return out
@@ -129,22 +129,27 @@ def calibrate(relevance: np.ndarray, truth: np.ndarray, reference: list[str], kn
     z = ((rel - mean) / std).numpy()
     truth = np.asarray(truth)
     mask = np.ones(truth.shape, bool) if known is None else np.asarray(known, bool)
-    kind = None if kinds is None else np.broadcast_to(np.asarray(kinds, np.int64), z.shape)
+    # a writable copy: torch reads it
+    kind = None if kinds is None else np.broadcast_to(np.asarray(kinds, np.int64), z.shape).copy()
     calibration = _fit(z, truth, mask, kind, reference)
+
+    def part(rows: np.ndarray) -> np.ndarray | None:
+        return None if kind is None else kind[rows]
+
     halves = np.arange(len(z)) % 2 == 0
     if all(_mixed(truth[h][mask[h]]) for h in (halves, ~halves)):
         scored, right = [], []
         for fit_on in (halves, ~halves):
             rows = ~fit_on
-            half = _fit(z[fit_on], truth[fit_on], mask[fit_on], None if kind is None else kind[fit_on], reference)
-            sure = half.confidence(torch.from_numpy(z[rows]), None if kind is None else torch.from_numpy(kind[rows]))
+            half = _fit(z[fit_on], truth[fit_on], mask[fit_on], part(fit_on), reference)
+            sure = half.confidence(torch.from_numpy(z[rows]), part(rows))
             scored.append(sure.numpy()[mask[rows]])
             right.append(truth[rows][mask[rows]])
         how = "cross-fitted on halves of the photos"
         calibration.ece, calibration.reliability = reliability(np.concatenate(scored), np.concatenate(right))
     else:  # too few photos to halve: the fit's own pairs
         how = "on the fitted pairs"
-        sure = calibration.confidence(torch.from_numpy(z), None if kind is None else torch.from_numpy(kind))
+        sure = calibration.confidence(torch.from_numpy(z), kind)
         calibration.ece, calibration.reliability = reliability(sure.numpy()[mask], truth[mask])
     per_kind = f", a curve for each of {len(calibration.kind_knots)} tag kinds" if calibration.kind_knots else ""
     calibration.fitted_on = (f"{len(rel)} {what}, {len(reference)} labels, {int(mask.sum())} (photo, label) pairs"

@@ -185,8 +185,9 @@ def top_k(factors: torch.Tensor, vocabulary: Vocabulary | torch.Tensor, k: int, 
     batch, m, d = factors.shape
     n_vectors = vectors.shape[0]
     width, tail = d, []
+    stairs = staircase(factors) if reduce == "norm" else None
     if reduce == "norm":
-        width, tail = staircase(factors)
+        width, tail = stairs
         query = factors[:, :, :width].reshape(batch * m, width).T.contiguous()  # (width, B·m)
         tail_query = factors[:, tail, width:].reshape(batch * len(tail), d - width).T.contiguous()
     else:
@@ -213,7 +214,7 @@ def top_k(factors: torch.Tensor, vocabulary: Vocabulary | torch.Tensor, k: int, 
         best_idx = torch.cat([best_idx, idx + start], dim=1)
         if best_rel.shape[1] > 4 * keep:  # keep the running candidate set small
             best_rel, best_idx = select(best_rel, best_idx, keep)
-    return finish(factors, vectors, best_idx, k, reduce)
+    return finish(factors, vectors, best_idx, k, reduce, stairs=stairs)
 
 
 def rounding_bound(factors: torch.Tensor, query: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -277,16 +278,18 @@ def quadratic_top_k(factors: torch.Tensor, vocabulary: Vocabulary, k: int,
         best_rel, best_idx = select(torch.cat([best_rel, relevance], dim=1), torch.cat([best_idx, candidates], dim=1),
                                     keep)
     # padding (-inf) never makes it: at least k tags were admitted
-    return finish(factors, vectors, best_idx, k, "norm", filled=best_rel > float("-inf"))
+    return finish(factors, vectors, best_idx, k, "norm", filled=best_rel > float("-inf"), stairs=stairs)
 
 
-def finish(factors: torch.Tensor, vectors: torch.Tensor, candidates: torch.Tensor, k: int,
-           reduce: str, filled: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def finish(factors: torch.Tensor, vectors: torch.Tensor, candidates: torch.Tensor, k: int, reduce: str,
+           filled: torch.Tensor | None = None,
+           stairs: tuple[int, list[int]] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The final order of candidate tags (B, C): their exact scores, the best ``k`` first, ties to the
-    lower vocabulary index; ``filled`` (B, C) marks the real candidates where rows are padded. Every
-    engine ends here, so engines that find the same candidates agree."""
+    lower vocabulary index; ``filled`` (B, C) marks the real candidates where rows are padded, ``stairs``
+    is the factors' :func:`staircase` when the caller has it. Every engine ends here, so engines that find
+    the same candidates agree."""
     sign = -1.0 if reduce == "norm" else 1.0  # relevance: larger is better
-    relevance = sign * exact_scores(factors, vectors[candidates], reduce)
+    relevance = sign * exact_scores(factors, vectors[candidates], reduce, stairs)
     if filled is not None:
         relevance = relevance.masked_fill(~filled, float("-inf"))
     relevance, indices = select(relevance, candidates, k)

@@ -111,6 +111,8 @@ def average_precision(scores: np.ndarray, truth: np.ndarray, axis: int = 0) -> n
 def _ap_rows(s: np.ndarray, y: np.ndarray) -> np.ndarray:
     """AP of each row of ``s`` (R, n) against boolean ``y`` (R, n)."""
     rows, n = s.shape
+    # torch warns on read-only arrays (pandas and pyarrow hand those out); a block is small to copy.
+    s, y = (a if a.flags.writeable else a.copy() for a in (s, y))
     n_pos = torch.from_numpy(y.sum(axis=1))
     m = int(n_pos.max()) if rows else 0
     if m == 0:

@@ -127,3 +127,14 @@ def test_average_precision_with_infinite_and_tied_scores_matches_sklearn():
         wanted = truth.T if axis == 0 else truth
         expected = [average_precision_score(t, s) if t.any() else np.nan for t, s in zip(wanted, rows)]
         np.testing.assert_allclose(ours, expected, atol=1e-12)
+
+
+@pytest.mark.filterwarnings("error::UserWarning")
+def test_average_precision_takes_read_only_arrays():
+    # score files come back from pandas/pyarrow read-only; torch warns on those unless they are copied
+    rng = np.random.default_rng(3)
+    scores, truth = rng.random((40, 6), dtype=np.float32), rng.random((40, 6)) < 0.3
+    expected = average_precision(scores, truth, axis=1)
+    scores.setflags(write=False)
+    truth.setflags(write=False)
+    np.testing.assert_array_equal(average_precision(scores, truth, axis=1), expected)

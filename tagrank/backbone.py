@@ -97,6 +97,12 @@ class Backbone(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled features (N, feature_dim) of a normalised NCHW batch."""
+        if len(x) == 1 and not torch.is_grad_enabled():
+            # oneDNN convolves a lone photo with other kernels than a batch (features differ by ~1e-6), so a
+            # photo's features would depend on what shared its batch: the cache on which photos were missing.
+            # Indexing keeps the layout (to_tensor's channels-last strides); repeat() would not, and the
+            # kernels differ by layout too.
+            return self.forward(x[[0, 0]])[:1]
         return self.model.forward_head(self.model.forward_features(x), pre_logits=True)
 
     def classify(self, features: torch.Tensor) -> torch.Tensor:

@@ -24,6 +24,18 @@ def test_backbone_recognises_real_photos(backbone, photos):
     assert top[0] in (281, 282, 285) and top[1] == 967  # tabby/tiger/Egyptian cat; espresso
 
 
+def test_a_photo_has_the_same_features_alone_and_in_a_batch(backbone, photos):
+    import torch
+
+    from tagrank.images import load_image
+
+    x = Backbone.to_tensor(np.stack([backbone.preprocess(load_image(photos[n])) for n in ("chelsea", "coffee", "rocket")]))
+    with torch.inference_mode():
+        together = backbone(x)
+        alone = torch.cat([backbone(x[i:i + 1]) for i in range(len(x))])
+    assert torch.equal(alone, together)  # bit for bit: cached features must not depend on their batch
+
+
 def test_cache_reuse_and_invalidation(backbone, photos, tmp_path, monkeypatch):
     paths = [str(photos[n]) for n in ("chelsea", "coffee", "rocket")]
     bad = tmp_path / "bad.jpg"

@@ -204,10 +204,13 @@ def goal_lines(figures: dict, supervised, zsl, share: float, examples: dict, tot
     beats_conse = ow["zsl"][1] > conse["zsl"][1] and ow["zsl"][5] > conse["zsl"][5]
     sup = {n: by_name(supervised, LABELS[n]).top_k[5].CF1 for n in ("open_world_corel5k", "warp", "bce")}
     sup["default"] = by_name(supervised, LABELS["default"]).top_k[5].CF1
-    z = {n: by_name(zsl, LABELS[n]) for n in ("open_world_zsl", "fast0tag_zsl")}
+    z = {n: by_name(zsl, LABELS[n]) for n in ("open_world_zsl", "previous_transform_zsl", "fast0tag_zsl")}
     z_conse = by_name(zsl, LABELS["conse"])
-    zsl_ok = all(z["open_world_zsl"].mAP > m.mAP and z["open_world_zsl"].top_k[5].CF1 > m.top_k[5].CF1
-                 for m in (z["fast0tag_zsl"], z_conse))
+
+    def above_baselines(model) -> bool:
+        return all(model.mAP > m.mAP and model.top_k[5].CF1 > m.top_k[5].CF1 for m in (z["fast0tag_zsl"], z_conse))
+
+    zsl_ok, paper_zsl_ok = above_baselines(z["open_world_zsl"]), above_baselines(z["previous_transform_zsl"])
     coffee = examples.get("coffee.jpg", [])[:3]
     best_sup = max(sup["open_world_corel5k"], sup["default"])
     return [
@@ -219,7 +222,9 @@ def goal_lines(figures: dict, supervised, zsl, share: float, examples: dict, tot
         f"- Corel5k zero-shot: {'met' if zsl_ok else 'not met'} — open world mAP/F1@5 "
         f"{pct(z['open_world_zsl'].mAP)}/{pct(z['open_world_zsl'].top_k[5].CF1)} against Fast0Tag "
         f"{pct(z['fast0tag_zsl'].mAP)}/{pct(z['fast0tag_zsl'].top_k[5].CF1)} and ConSE {pct(z_conse.mAP)}/"
-        f"{pct(z_conse.top_k[5].CF1)}.",
+        f"{pct(z_conse.top_k[5].CF1)}; the paper's transformation model without the block (configs/transform.toml, "
+        f"GloVe-50, Corel5k alone) {pct(z['previous_transform_zsl'].mAP)}/"
+        f"{pct(z['previous_transform_zsl'].top_k[5].CF1)}, {'above' if paper_zsl_ok else 'not above'} both.",
         f"- Hub share {'≤' if share <= 0.15 else '>'} 15 %: {pct(share)} %.",
         f"- examples/coffee.jpg top 3: {', '.join(coffee)} — "
         f"{'met' if {'coffee', 'espresso', 'cup', 'coffee cup', 'coffee mug'} & set(coffee) else 'not met'}.",
@@ -328,7 +333,9 @@ only" trains the recipe on Corel5k's seen words alone: Corel ZSL mAP 14.8, F1@5 
 The benchmark's open-world rows stay the mixture's, the recipe of the default model.
 Corel5k alone gives a fifth of the mixture's training steps at 20 epochs: at 40 its validation F1@5 rises
 34.5 → 36.8 (Corel ZSL mAP 14.8 → 14.6), so the benchmark's "trained on Corel5k alone" row trains 40; a
-2048-wide head with dropout 0.5 there scored 33.4. Tried and not kept (their code is not in the package):
+2048-wide head with dropout 0.5 there scored 33.4, 60 epochs 35.8, and Lite2 features (BCE's backbone,
+41.9 against 40.7 on Lite0 in the Corel5k tuning) 34.6: the transformation model's block reads the
+backbone's ImageNet classifier, and Lite2's did not serve it better here. Tried and not kept (their code is not in the package):
 a learned offset per training label added to the vector the learned rows read (the per-label freedom of
 BCE's and WARP's own weights; a tag equal to a training label read it at ranking time), with the offsets'
 squared norm weighted 0 or 1 in the loss: Corel F1@5 36.5 and 37.4 against 36.8, but the learned offsets

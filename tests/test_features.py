@@ -29,7 +29,8 @@ def test_a_photo_has_the_same_features_alone_and_in_a_batch(backbone, photos):
 
     from tagrank.images import load_image
 
-    x = Backbone.to_tensor(np.stack([backbone.preprocess(load_image(photos[n])) for n in ("chelsea", "coffee", "rocket")]))
+    names = ("chelsea", "coffee", "rocket")
+    x = Backbone.to_tensor(np.stack([backbone.preprocess(load_image(photos[n])) for n in names]))
     with torch.inference_mode():
         together = backbone(x)
         alone = torch.cat([backbone(x[i:i + 1]) for i in range(len(x))])

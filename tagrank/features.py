@@ -2,19 +2,22 @@
 
 With the backbone frozen (the default) every method trains on the same pooled features, so they are
 computed once per image and reused across runs and methods. A cache file holds one backbone +
-preprocessing signature; rows are keyed by absolute path, file size and mtime, so an edited photo is
-re-extracted. A row may also hold the features of the mirrored photo (NaN where never asked for).
+preprocessing signature; rows are keyed by absolute path, file size and mtime. A photo whose mtime
+changed is extracted again only if its content did (a digest of the file is kept with its row), so a
+folder copied over again or a touched photo keeps its features, and an edited photo does not.
+A row may also hold the features of the mirrored photo (NaN where never asked for).
 Decoding runs in a background thread while the CNN works on the previous batch.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -28,6 +31,22 @@ FLUSH_SECONDS = 30.0
 """How often a long extraction saves the cache (a write of a large cache takes about a second)."""
 
 DEFAULT_CACHE_DIR = Path(os.environ.get("TAGRANK_CACHE", Path.home() / ".cache" / "tagrank"))
+
+
+class _Row(NamedTuple):
+    size: int
+    mtime_ns: int
+    digest: bytes | None  # of the file's content; None in caches written before digests
+    feature: np.ndarray
+    flipped: np.ndarray | None
+
+
+def _digest(path: str) -> bytes:
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.digest()
 
 
 @dataclass
@@ -98,7 +117,7 @@ class FeatureCache:
         self.flip = flip
         self.dir = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
         self.path = self.dir / f"features-{backbone.signature}.parquet"
-        self._rows: dict[str, tuple[int, int, np.ndarray, np.ndarray | None]] = {}
+        self._rows: dict[str, _Row] = {}
         if self.path.is_file():
             self._read()
 
@@ -116,9 +135,10 @@ class FeatureCache:
         except Exception as exc:  # a damaged or foreign cache is rebuilt, never trusted
             log.warning("rebuilding the feature cache %s: %s", self.path, exc)
             return
+        digests = table.column("digest").to_pylist() if "digest" in table.column_names else [None] * len(table)
         for i, (p, size, mtime) in enumerate(zip(*(table.column(c).to_pylist() for c in ("path", "size", "mtime_ns")))):
             flipped = None if flips is None or np.isnan(flips[i, 0]) else flips[i]
-            self._rows[p] = (size, mtime, feats[i], flipped)
+            self._rows[p] = _Row(size, mtime, digests[i], feats[i], flipped)
 
     def _arrays(self, table) -> tuple[np.ndarray, np.ndarray | None]:
         """The feature (and mirrored-feature) matrices of a cache table, after checking its layout."""
@@ -146,21 +166,41 @@ class FeatureCache:
         dim = self.backbone.feature_dim
         columns = {
             "path": pa.array([p for p, _ in items], pa.string()),
-            "size": pa.array([r[0] for _, r in items], pa.int64()),
-            "mtime_ns": pa.array([r[1] for _, r in items], pa.int64()),
+            "size": pa.array([r.size for _, r in items], pa.int64()),
+            "mtime_ns": pa.array([r.mtime_ns for _, r in items], pa.int64()),
+            "digest": pa.array([r.digest for _, r in items], pa.binary(16)),
             "feature": pa.FixedSizeListArray.from_arrays(
-                pa.array(np.concatenate([r[2] for _, r in items]) if items else np.zeros(0, np.float32)), dim),
+                pa.array(np.concatenate([r.feature for _, r in items]) if items else np.zeros(0, np.float32)), dim),
         }
-        if any(r[3] is not None for _, r in items):
+        if any(r.flipped is not None for _, r in items):
             nan = np.full(dim, np.nan, np.float32)
             columns["flipped"] = pa.FixedSizeListArray.from_arrays(
-                pa.array(np.concatenate([nan if r[3] is None else r[3] for _, r in items])), dim)
+                pa.array(np.concatenate([nan if r.flipped is None else r.flipped for _, r in items])), dim)
         table = pa.table(columns, metadata={"signature": self.backbone.signature})
         with atomic_file(self.path) as f:
             pq.write_table(table, f)
 
     def __len__(self) -> int:
         return len(self._rows)
+
+    def _current(self, path: str, key: tuple[str, int, int]) -> bool:
+        """Whether the cached row of ``path`` (``key``: absolute path, size, mtime) holds its features now.
+
+        A new mtime with the same size (a copy, a folder provided again, a touch) asks the file's digest;
+        a row cached before digests gains one. Either updates the row, so the cache is written again.
+        """
+        abspath, size, mtime = key
+        row = self._rows.get(abspath)
+        if row is None or row.size != size or (self.flip and row.flipped is None):
+            return False
+        if row.mtime_ns == mtime and row.digest is not None:
+            return True
+        digest = _digest(path)
+        if row.mtime_ns != mtime and row.digest != digest:
+            return False
+        self._rows[abspath] = row._replace(mtime_ns=mtime, digest=digest)
+        self._updated = True
+        return True
 
     def get(self, paths: Sequence[str | os.PathLike], batch_size: int = 32, progress: bool = True) -> Features:
         """Features for ``paths`` in order, extracting (and caching) only what is missing or changed."""
@@ -172,9 +212,14 @@ class FeatureCache:
                 keys[p] = self._key(p)
             except OSError:
                 failed[p] = f"{p}: file not found"
-        missing = [p for p, (ap, size, mtime) in keys.items()
-                   if ap not in self._rows or self._rows[ap][:2] != (size, mtime)
-                   or (self.flip and self._rows[ap][3] is None)]
+        self._updated = False
+        missing = []
+        for p, key in keys.items():
+            try:
+                if not self._current(p, key):
+                    missing.append(p)
+            except OSError as exc:
+                failed[p] = f"{p}: {exc.strerror or exc}"
         if missing:
             log.info("extracting %s features for %d of %d images (cache: %s)",
                      self.backbone.signature, len(missing), len(paths), self.path)
@@ -185,17 +230,20 @@ class FeatureCache:
                 fresh = extract(self.backbone, chunk, batch_size, self.flip, bar=bar)
                 for i, p in enumerate(fresh.paths):
                     ap, size, mtime = keys[p]
-                    self._rows[ap] = (size, mtime, fresh.features[i], None if fresh.flipped is None else fresh.flipped[i])
+                    self._rows[ap] = _Row(size, mtime, _digest(p), fresh.features[i],
+                                          None if fresh.flipped is None else fresh.flipped[i])
                 failed.update(fresh.failed)
                 if time.monotonic() - last_write >= FLUSH_SECONDS:
                     self._write()
                     last_write = time.monotonic()
             self._write()
             bar.close()
+        elif self._updated:
+            self._write()
         good = [p for p in paths if p in keys and p not in failed]
         dim = self.backbone.feature_dim
-        feats = np.stack([self._rows[keys[p][0]][2] for p in good]) if good else np.zeros((0, dim), np.float32)
-        flips = (np.stack([self._rows[keys[p][0]][3] for p in good]) if good else np.zeros((0, dim), np.float32)) \
+        feats = np.stack([self._rows[keys[p][0]].feature for p in good]) if good else np.zeros((0, dim), np.float32)
+        flips = (np.stack([self._rows[keys[p][0]].flipped for p in good]) if good else np.zeros((0, dim), np.float32)) \
             if self.flip else None
         return Features(good, feats.astype(np.float32), flips, failed)
 

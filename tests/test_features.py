@@ -56,9 +56,39 @@ def test_cache_reuse_and_invalidation(backbone, photos, tmp_path, monkeypatch):
     again = FeatureCache(backbone, tmp_path / "cache").get(paths, progress=False)  # a new process, same cache file
     assert calls == [] and np.array_equal(again.features, first.features)
 
-    os.utime(paths[1], ns=(1, 1))  # the photo changed on disk: only it is extracted again
-    FeatureCache(backbone, tmp_path / "cache").get(paths, progress=False)
-    assert calls == [[paths[1]]]
+
+def test_a_photo_is_extracted_again_only_when_its_content_changed(backbone, tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    photos = [tmp_path / f"{i}.bmp" for i in range(2)]  # uncompressed: new pixels keep the file's size
+    for photo in photos:
+        Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(photo)
+    first = FeatureCache(backbone, tmp_path / "cache").get(photos, progress=False)
+    calls, digests = [], []
+    real_extract, real_digest = features_module.extract, features_module._digest
+    monkeypatch.setattr(features_module, "extract",
+                        lambda b, chunk, *a, **k: calls.append(chunk) or real_extract(b, chunk, *a, **k))
+    monkeypatch.setattr(features_module, "_digest", lambda p: digests.append(p) or real_digest(p))
+
+    os.utime(photos[0], ns=(1, 1))  # touched, or the folder provided again: same bytes, new mtime
+    again = FeatureCache(backbone, tmp_path / "cache").get(photos, progress=False)
+    assert calls == [] and digests == [str(photos[0])] and np.array_equal(again.features, first.features)
+    FeatureCache(backbone, tmp_path / "cache").get(photos, progress=False)  # the new mtime was saved
+    assert digests == [str(photos[0])]
+
+    Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(photos[1])  # edited, same size
+    os.utime(photos[1], ns=(2, 2))
+    edited = FeatureCache(backbone, tmp_path / "cache").get(photos, progress=False)
+    assert calls == [[str(photos[1])]] and not np.array_equal(edited.features[1], first.features[1])
+
+    # a cache written before digests: its rows are trusted while their mtime holds, and gain a digest
+    cache = FeatureCache(backbone, tmp_path / "cache").path
+    pq.write_table(pq.read_table(cache).drop_columns(["digest"]), cache)
+    calls.clear()
+    FeatureCache(backbone, tmp_path / "cache").get(photos, progress=False)
+    assert calls == [] and None not in pq.read_table(cache).column("digest").to_pylist()
 
 
 def test_flip_features_are_mirrored_and_share_the_cache(backbone, photos, tmp_path, monkeypatch):

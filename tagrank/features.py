@@ -3,8 +3,8 @@
 With the backbone frozen (the default) every method trains on the same pooled features, so they are
 computed once per image and reused across runs and methods. A cache file holds one backbone +
 preprocessing signature; rows are keyed by absolute path, file size and mtime. A photo whose mtime
-changed is extracted again only if its content did (a digest of the file is kept with its row), so a
-folder copied over again or a touched photo keeps its features, and an edited photo does not.
+changed, or that is new at its path, is extracted only if its content is new (a digest of the file is
+kept with its row): a folder provided again, moved or copied keeps its features, an edited photo does not.
 A row may also hold the features of the mirrored photo (NaN where never asked for).
 Decoding runs in a background thread while the CNN works on the previous batch.
 """
@@ -118,6 +118,7 @@ class FeatureCache:
         self.dir = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
         self.path = self.dir / f"features-{backbone.signature}.parquet"
         self._rows: dict[str, _Row] = {}
+        self._by_digest: dict[bytes, _Row] | None = None  # built when a photo is looked up by content
         if self.path.is_file():
             self._read()
 
@@ -183,24 +184,28 @@ class FeatureCache:
     def __len__(self) -> int:
         return len(self._rows)
 
-    def _current(self, path: str, key: tuple[str, int, int]) -> bool:
-        """Whether the cached row of ``path`` (``key``: absolute path, size, mtime) holds its features now.
+    def _current(self, path: str, key: tuple[str, int, int], digests: dict[str, bytes]) -> bool:
+        """Whether the cache holds ``path``'s features now (``key``: absolute path, size, mtime).
 
-        A new mtime with the same size (a copy, a folder provided again, a touch) asks the file's digest;
-        a row cached before digests gains one. Either updates the row, so the cache is written again.
+        A row whose size and mtime match is taken as it is. Otherwise the file's digest decides: the same
+        bytes under a new mtime (a touch, a folder provided again) or at another path (a moved or copied
+        library) keep their features, and a row cached before digests gains one; the row is updated, so
+        the cache is written again. ``digests`` keeps the digests computed, for the photos then extracted.
         """
         abspath, size, mtime = key
         row = self._rows.get(abspath)
-        if row is None or row.size != size or (self.flip and row.flipped is None):
-            return False
-        if row.mtime_ns == mtime and row.digest is not None:
-            return True
-        digest = _digest(path)
-        if row.mtime_ns != mtime and row.digest != digest:
-            return False
+        if row is not None and (row.size, row.mtime_ns) == (size, mtime) and row.digest is not None:
+            return not (self.flip and row.flipped is None)
+        digest = digests[path] = _digest(path)
+        if row is None or row.size != size or (row.mtime_ns != mtime and row.digest != digest):
+            if self._by_digest is None:
+                self._by_digest = {r.digest: r for r in self._rows.values() if r.digest is not None}
+            row = self._by_digest.get(digest)  # the same bytes, cached under another path
+            if row is None or row.size != size:
+                return False
         self._rows[abspath] = row._replace(mtime_ns=mtime, digest=digest)
         self._updated = True
-        return True
+        return not (self.flip and row.flipped is None)
 
     def get(self, paths: Sequence[str | os.PathLike], batch_size: int = 32, progress: bool = True) -> Features:
         """Features for ``paths`` in order, extracting (and caching) only what is missing or changed."""
@@ -212,11 +217,11 @@ class FeatureCache:
                 keys[p] = self._key(p)
             except OSError:
                 failed[p] = f"{p}: file not found"
-        self._updated = False
+        self._updated, self._by_digest, digests = False, None, {}
         missing = []
         for p, key in keys.items():
             try:
-                if not self._current(p, key):
+                if not self._current(p, key, digests):
                     missing.append(p)
             except OSError as exc:
                 failed[p] = f"{p}: {exc.strerror or exc}"
@@ -230,7 +235,7 @@ class FeatureCache:
                 fresh = extract(self.backbone, chunk, batch_size, self.flip, bar=bar)
                 for i, p in enumerate(fresh.paths):
                     ap, size, mtime = keys[p]
-                    self._rows[ap] = _Row(size, mtime, _digest(p), fresh.features[i],
+                    self._rows[ap] = _Row(size, mtime, digests.get(p) or _digest(p), fresh.features[i],
                                           None if fresh.flipped is None else fresh.flipped[i])
                 failed.update(fresh.failed)
                 if time.monotonic() - last_write >= FLUSH_SECONDS:

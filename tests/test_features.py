@@ -57,7 +57,7 @@ def test_cache_reuse_and_invalidation(backbone, photos, tmp_path, monkeypatch):
     assert calls == [] and np.array_equal(again.features, first.features)
 
 
-def test_a_photo_is_extracted_again_only_when_its_content_changed(backbone, tmp_path, monkeypatch):
+def test_a_photo_is_extracted_only_when_its_content_is_new(backbone, tmp_path, monkeypatch):
     import pyarrow.parquet as pq
     from PIL import Image
 
@@ -83,11 +83,17 @@ def test_a_photo_is_extracted_again_only_when_its_content_changed(backbone, tmp_
     edited = FeatureCache(backbone, tmp_path / "cache").get(photos, progress=False)
     assert calls == [[str(photos[1])]] and not np.array_equal(edited.features[1], first.features[1])
 
+    moved = tmp_path / "library" / "0.bmp"  # a library moved or copied elsewhere: the same bytes, a new path
+    moved.parent.mkdir()
+    moved.write_bytes(photos[0].read_bytes())
+    copied = FeatureCache(backbone, tmp_path / "cache").get([moved], progress=False)
+    assert calls == [[str(photos[1])]] and np.array_equal(copied.features[0], first.features[0])
+
     # a cache written before digests: its rows are trusted while their mtime holds, and gain a digest
     cache = FeatureCache(backbone, tmp_path / "cache").path
     pq.write_table(pq.read_table(cache).drop_columns(["digest"]), cache)
     calls.clear()
-    FeatureCache(backbone, tmp_path / "cache").get(photos, progress=False)
+    FeatureCache(backbone, tmp_path / "cache").get(photos + [moved], progress=False)
     assert calls == [] and None not in pq.read_table(cache).column("digest").to_pylist()
 
 

@@ -11,7 +11,6 @@ Decoding runs in a background thread while the CNN works on the previous batch.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +24,7 @@ import torch
 from tagrank._log import log, progress_bar
 from tagrank.atomic import atomic_file
 from tagrank.backbone import Backbone
+from tagrank.checksums import file_sha256
 from tagrank.images import ImageError, load_image
 
 FLUSH_SECONDS = 30.0
@@ -36,17 +36,9 @@ DEFAULT_CACHE_DIR = Path(os.environ.get("TAGRANK_CACHE", Path.home() / ".cache" 
 class _Row(NamedTuple):
     size: int
     mtime_ns: int
-    digest: bytes | None  # of the file's content; None in caches written before digests
+    digest: str | None  # file_sha256 of the photo; None in caches written before digests
     feature: np.ndarray
     flipped: np.ndarray | None
-
-
-def _digest(path: str) -> bytes:
-    h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.digest()
 
 
 @dataclass
@@ -118,7 +110,10 @@ class FeatureCache:
         self.dir = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
         self.path = self.dir / f"features-{backbone.signature}.parquet"
         self._rows: dict[str, _Row] = {}
-        self._by_digest: dict[bytes, _Row] | None = None  # built when a photo is looked up by content
+        # State of one get(): whether a row gained a new mtime or a digest (the cache is then written), and
+        # the rows by digest, built when a photo is first looked up by content.
+        self._updated = False
+        self._by_digest: dict[str, _Row] | None = None
         if self.path.is_file():
             self._read()
 
@@ -169,7 +164,7 @@ class FeatureCache:
             "path": pa.array([p for p, _ in items], pa.string()),
             "size": pa.array([r.size for _, r in items], pa.int64()),
             "mtime_ns": pa.array([r.mtime_ns for _, r in items], pa.int64()),
-            "digest": pa.array([r.digest for _, r in items], pa.binary(16)),
+            "digest": pa.array([r.digest for _, r in items], pa.string()),
             "feature": pa.FixedSizeListArray.from_arrays(
                 pa.array(np.concatenate([r.feature for _, r in items]) if items else np.zeros(0, np.float32)), dim),
         }
@@ -184,7 +179,7 @@ class FeatureCache:
     def __len__(self) -> int:
         return len(self._rows)
 
-    def _current(self, path: str, key: tuple[str, int, int], digests: dict[str, bytes]) -> bool:
+    def _current(self, path: str, key: tuple[str, int, int], digests: dict[str, str]) -> bool:
         """Whether the cache holds ``path``'s features now (``key``: absolute path, size, mtime).
 
         A row whose size and mtime match is taken as it is. Otherwise the file's digest decides: the same
@@ -196,7 +191,7 @@ class FeatureCache:
         row = self._rows.get(abspath)
         if row is not None and (row.size, row.mtime_ns) == (size, mtime) and row.digest is not None:
             return not (self.flip and row.flipped is None)
-        digest = digests[path] = _digest(path)
+        digest = digests[path] = file_sha256(path)
         if row is None or row.size != size or (row.mtime_ns != mtime and row.digest != digest):
             if self._by_digest is None:
                 self._by_digest = {r.digest: r for r in self._rows.values() if r.digest is not None}
@@ -235,7 +230,7 @@ class FeatureCache:
                 fresh = extract(self.backbone, chunk, batch_size, self.flip, bar=bar)
                 for i, p in enumerate(fresh.paths):
                     ap, size, mtime = keys[p]
-                    self._rows[ap] = _Row(size, mtime, digests.get(p) or _digest(p), fresh.features[i],
+                    self._rows[ap] = _Row(size, mtime, digests.get(p) or file_sha256(p), fresh.features[i],
                                           None if fresh.flipped is None else fresh.flipped[i])
                 failed.update(fresh.failed)
                 if time.monotonic() - last_write >= FLUSH_SECONDS:

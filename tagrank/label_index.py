@@ -24,6 +24,7 @@ import numpy as np
 from tagrank import __version__
 from tagrank._log import log
 from tagrank.atomic import atomic_directory, atomic_file, recover
+from tagrank.checksums import file_sha256
 from tagrank.errors import TagrankError
 from tagrank.encoders import LabelEncoder, normalise_tag
 
@@ -35,14 +36,6 @@ CACHED_VOCABULARY_MIN_TAGS = 500
 """Vocabularies this large or larger are cached on disk by :func:`embedded_vocabulary`."""
 CACHED_VOCABULARIES = 32
 """Entries the vocabulary cache keeps (the most recently written)."""
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _unit(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -180,7 +173,7 @@ class LabelIndex:
             # Written by Python, not faiss.write_index: a full disk is then an OSError naming the index.
             (tmp / FAISS_FILE).write_bytes(faiss.serialize_index(self.faiss).tobytes())
             self.table.to_parquet(tmp / TABLE_FILE, index=False)
-            manifest = dict(self.manifest, files={name: _sha256(tmp / name) for name in (FAISS_FILE, TABLE_FILE)})
+            manifest = dict(self.manifest, files={name: file_sha256(tmp / name) for name in (FAISS_FILE, TABLE_FILE)})
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         self.manifest = manifest
         return Path(directory)
@@ -214,7 +207,7 @@ class LabelIndex:
             path = directory / name
             if not path.is_file():
                 raise TagrankError(f"label index {directory} is missing {name}")
-            if _sha256(path) != digest:
+            if file_sha256(path) != digest:
                 raise TagrankError(f"corrupted label index: {path} does not match its checksum in {MANIFEST}")
         return manifest
 

@@ -67,10 +67,10 @@ def test_a_photo_is_extracted_only_when_its_content_is_new(backbone, tmp_path, m
         Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(photo)
     first = FeatureCache(backbone, tmp_path / "cache").get(photos, progress=False)
     calls, digests = [], []
-    real_extract, real_digest = features_module.extract, features_module._digest
+    real_extract, real_digest = features_module.extract, features_module.file_sha256
     monkeypatch.setattr(features_module, "extract",
                         lambda b, chunk, *a, **k: calls.append(chunk) or real_extract(b, chunk, *a, **k))
-    monkeypatch.setattr(features_module, "_digest", lambda p: digests.append(p) or real_digest(p))
+    monkeypatch.setattr(features_module, "file_sha256", lambda p: digests.append(p) or real_digest(p))
 
     os.utime(photos[0], ns=(1, 1))  # touched, or the folder provided again: same bytes, new mtime
     again = FeatureCache(backbone, tmp_path / "cache").get(photos, progress=False)

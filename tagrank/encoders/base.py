@@ -11,7 +11,6 @@ when the encoder truly has no vector for it) and how looked-up tags become vecto
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import unicodedata
@@ -21,25 +20,6 @@ import numpy as np
 
 from tagrank._log import log
 from tagrank.errors import TagrankError
-
-_FINGERPRINT_BLOCK = 1 << 20
-
-
-def file_fingerprint(path: str | os.PathLike, extra: str = "") -> str:
-    """A cheap content checksum: sha256 over the size and three 1 MiB samples of the file.
-
-    Hashing a 3.6 GB GoogleNews file fully would cost seconds at every load; sampling catches a
-    different or truncated file, which is what the check is for.
-    """
-    h = hashlib.sha256(extra.encode())
-    size = os.path.getsize(path)
-    h.update(str(size).encode())
-    with open(path, "rb") as f:
-        for offset in (0, max(0, size // 2 - _FINGERPRINT_BLOCK // 2), max(0, size - _FINGERPRINT_BLOCK)):
-            f.seek(offset)
-            h.update(f.read(_FINGERPRINT_BLOCK))
-    return h.hexdigest()[:16]
-
 
 def strip_tag(tag: str) -> str:
     """A tag as typed, minus surrounding space and a leading '#': the form looked up first."""

@@ -11,7 +11,8 @@ import os
 
 import numpy as np
 
-from tagrank.encoders.base import LabelEncoder, TagVector, file_fingerprint
+from tagrank.checksums import file_fingerprint
+from tagrank.encoders.base import LabelEncoder, TagVector
 from tagrank.errors import TagrankError
 
 NAME = "minilm"

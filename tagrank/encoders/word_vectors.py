@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tagrank.encoders.base import LabelEncoder, TagVector, file_fingerprint, strip_tag
+from tagrank.checksums import file_fingerprint
+from tagrank.encoders.base import LabelEncoder, TagVector, strip_tag
 from tagrank.errors import TagrankError
 
 DEFAULT_SOURCE = "glove-6b-50d"

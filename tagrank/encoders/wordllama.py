@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tagrank.encoders.base import LabelEncoder, TagVector, file_fingerprint
+from tagrank.checksums import file_fingerprint
+from tagrank.encoders.base import LabelEncoder, TagVector
 from tagrank.errors import TagrankError
 
 NAME = "wordllama"

@@ -8,7 +8,8 @@
    transformation model (configs/transform.toml, trained on Corel5k) for 64 Corel5k test photos), of the
    same 400k words embedded by wordllama under the embedded default model (its real A, D = 514, 16
    photos), and of 1M/3M random 300-d vectors (random A, k = 100, batches of 8): the exact torch scan (the reference),
-   the exact FAISS search (same top 10?) and, from 100k tags, the approximate search (tagrank.search):
+   the exact FAISS search (same top 10?) and, from 100k tags, the approximate search (tagrank.search),
+   after it has ranked --calibration Corel5k training photos exactly (random draws for a random A):
    time, speed-up and recall@5/@10 against the exact scan. GFLOP/s count the work of the form the scan
    takes, V·D(D+1)/2 (quadratic) or V·D·k (direct) multiply-adds per image, against a plain torch.mm peak
    (4096², float32) measured in the same run. --split validation uses Corel5k training photos instead (for choosing
@@ -18,7 +19,7 @@
    run fills the on-disk vocabulary cache (as any user's first run does).
 
     python scripts/bench_rank.py --cold-start-only
-    python scripts/bench_rank.py --ranking-only [--split validation] [--probes 0.03125,0.0625]
+    python scripts/bench_rank.py --ranking-only [--split validation] [--probes 0.03125,0.0625] [--calibration 256]
 """
 
 from __future__ import annotations
@@ -33,8 +34,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tagrank.search import CALIBRATION_PHOTOS, PROBED_SHARE
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
+SEARCHED_PHOTOS = 64
+"""Photos whose A is searched, at most (Corel5k test photos, or training photos with --split validation)."""
+
+
+def spread(paths: list[str], n: int) -> list[str]:
+    """``n`` of ``paths`` at an even stride."""
+    return paths[::max(1, len(paths) // n)][:n]
 
 
 def mm_peak() -> float:
@@ -56,8 +66,10 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench_rank")
     parser.add_argument("--split", choices=("validation", "test"), default="test",
                         help="photos whose A is searched: Corel5k training photos (to choose settings) or test photos")
-    parser.add_argument("--probes", type=lambda v: [float(x) for x in v.split(",")], default=[1 / 16],
+    parser.add_argument("--probes", type=lambda v: [float(x) for x in v.split(",")], default=[PROBED_SHARE],
                         help="shares of the clusters the approximate search probes (comma-separated)")
+    parser.add_argument("--calibration", type=int, default=CALIBRATION_PHOTOS,
+                        help="photos the approximate search ranks exactly first (Corel5k training photos)")
     args = parser.parse_args()
     if args.cold_start_only:
         cold_start()
@@ -65,7 +77,7 @@ def main() -> None:
     paths = sorted(glob.glob(str(args.shared / "data" / "corel5k" / "images" / "test" / "*.jpeg")))[: args.images]
     if not args.ranking_only:
         tagging(paths)
-    ranking(args, paths)
+    ranking(args)
     if not args.ranking_only:
         cold_start()
 
@@ -91,19 +103,30 @@ def tagging(paths: list[str]) -> None:
     print(f"  one photo at a time: {latency * 1000:.0f} ms per image (decode + CNN + ranking)")
 
 
-def ranking(args, paths: list[str]) -> None:
+def ranking(args) -> None:
     peak = mm_peak()
     print(f"ranking time per image (torch.mm peak this run: {peak:.0f} GFLOP/s)")
-    # Choosing photos (the approximate search's settings were picked on these) and reported photos apart.
-    photos = {"validation": sorted(glob.glob(str(args.shared / "data" / "corel5k" / "images" / "train" / "*.jpeg"))),
-              "test": paths}
+    # Choosing photos (the approximate search's settings were picked on these) and reported photos apart, each
+    # spread evenly over Corel5k's themes (its files go theme by theme).
+    corel = args.shared / "data" / "corel5k" / "images"
+    train = sorted(glob.glob(str(corel / "train" / "*.jpeg")))
+    photos = {"validation": spread(train, SEARCHED_PHOTOS),
+              "test": spread(sorted(glob.glob(str(corel / "test" / "*.jpeg"))), SEARCHED_PHOTOS)}
+    # The approximate search first ranks photos exactly to learn their frequent tags (tagrank.search): here
+    # Corel5k training photos other than the validation ones.
+    reference = spread(sorted(set(train) - set(photos["validation"])), args.calibration)
     for name, raw, tagger, batch in ranking_cases(args):
         if tagger is not None:
             factors, label_space = photo_factors(tagger, photos[args.split][:batch]), tagger.method.label_space
-        else:  # random A (a separate draw for each split)
+            calibration = (photo_factors(tagger, reference[i:i + batch]) for i in range(0, len(reference), batch))
+        else:  # random A (a separate draw for each split, and for the calibration)
             gen = torch.Generator().manual_seed(1 if args.split == "validation" else 2)
             factors, label_space = torch.randn(batch, 100, raw.shape[1], generator=gen), None
-        ranking_case(name, raw, label_space, factors, peak, approx=len(raw) >= 100_000, probes=args.probes)
+            gen = torch.Generator().manual_seed(3)
+            calibration = (torch.randn(min(batch, args.calibration - i), 100, raw.shape[1], generator=gen)
+                           for i in range(0, args.calibration, batch))
+        ranking_case(name, raw, label_space, factors, peak, approx=len(raw) >= 100_000, probes=args.probes,
+                     calibration=calibration)
 
 
 def ranking_cases(args):
@@ -154,7 +177,7 @@ def timed(fn, *args):
 
 
 def ranking_case(name: str, raw: torch.Tensor, label_space, factors: torch.Tensor, peak: float, approx: bool,
-                 probes: list[float]) -> None:
+                 probes: list[float], calibration) -> None:
     """Time the exact torch scan (the reference), the FAISS exact search and the approximate search."""
     from tagrank.ranking import Vocabulary, staircase
     from tagrank.search import FAISS_MAX_ELEMENTS, FaissVocabulary, make_engine, recall
@@ -181,14 +204,23 @@ def ranking_case(name: str, raw: torch.Tensor, label_space, factors: torch.Tenso
         return
     start = time.perf_counter()
     engine = make_engine(vectors, "approx", raw=raw, label_space=label_space)
+    len(engine.centroids)  # clusters now (else at the first approximate search), to time it apart
     built = time.perf_counter() - start
+    start = time.perf_counter()
+    calibrated = 0
+    for reference in calibration:  # ranked exactly: their top tags become the frequent ones
+        with torch.no_grad():
+            engine.calibrate(reference, 10, "norm")
+        calibrated += len(reference)
+    engine.calibration_photos = calibrated
+    learned = time.perf_counter() - start
     for share in probes:
         engine.probes = max(1, round(len(engine.centroids) * share))
         (_, found), approx_seconds = timed(engine.top_k, factors, 10, "norm")
-        print(f"  {'':<28} approx {engine.probes}/{len(engine.centroids)} clusters: {approx_seconds / batch * 1000:8.2f} "
-              f"ms/image, {seconds / approx_seconds:5.1f}x faster, recall@5 {recall(found, exact, 5):.3f} "
-              f"@10 {recall(found, exact, 10):.3f} "
-              f"(clustering: {built:.0f} s, once per index)")
+        print(f"  {'':<28} approx {engine.probes}/{len(engine.centroids)} clusters + {len(engine.frequent):,} frequent "
+              f"tags: {approx_seconds / batch * 1000:8.2f} ms/image, {seconds / approx_seconds:5.1f}x faster, "
+              f"recall@5 {recall(found, exact, 5):.3f} @10 {recall(found, exact, 10):.3f} "
+              f"(clustering: {built:.0f} s, once per index; {calibrated} photos ranked exactly first: {learned:.0f} s)")
 
 
 def cold_start(repeats: int = 5) -> None:

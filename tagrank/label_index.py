@@ -58,10 +58,10 @@ class LabelIndex:
             index = faiss.IndexFlatIP(self.unit.shape[1])
             index.add(self.unit)
         self.faiss = index
-        if self.clusters:  # a cosine search probes as many clusters as ranking does
-            from tagrank.search import probed
+        if self.clusters:
+            from tagrank.search import COSINE_PROBED_SHARE, probed
 
-            self.faiss.nprobe = probed(self.clusters)
+            self.faiss.nprobe = probed(self.clusters, COSINE_PROBED_SHARE)
         self.manifest.setdefault("index_type", index_type(index))
 
     # -- views -------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ def test_faiss_search_gives_the_torch_scan_results(reduce, m, ties):
 def test_approx_search_probing_every_cluster_is_exact(reduce, m, ties):
     factors, vectors = random_case(1, m=m, ties=ties)
     engine = make_engine(vectors, "approx", cluster_index(torch.nn.functional.normalize(vectors, dim=1).numpy(), 32))
-    engine.probes = 32
+    engine.probes, engine.calibration_photos = 32, 0
     expected = Vocabulary(vectors).top_k(factors, 9, reduce)
     scores, indices = engine.top_k(factors, 9, reduce)
     assert torch.equal(indices, expected[1])
@@ -45,7 +45,7 @@ def test_approx_search_finds_clustered_tags_with_few_probes():
     vectors = (centres.repeat_interleave(50, 0) + 0.05 * torch.randn(3200, 16, generator=gen))
     engine = make_engine(vectors, "approx")
     assert isinstance(engine, ClusteredVocabulary)
-    engine.probes = 2
+    engine.probes, engine.calibration_photos = 2, 0
     factors = torch.eye(16)[None] - centres[7][None, None, :] * centres[7][None, :, None]  # I - c cᵀ
     exact = Vocabulary(vectors).top_k(factors, 5, "norm")[1]
     assert torch.equal(engine.top_k(factors, 5, "norm")[1], exact)
@@ -55,10 +55,35 @@ def test_approx_search_finds_clustered_tags_with_few_probes():
 def test_approx_search_returns_k_tags_when_the_probed_clusters_hold_fewer():
     factors, vectors = random_case(3, n_vectors=200)
     assignment = np.arange(200) % 100  # 100 clusters of 2 tags
-    engine = ClusteredVocabulary(vectors, assignment, vectors[:100], probes=1)
+    engine = ClusteredVocabulary(vectors, lambda: (assignment, vectors[:100]), probes=1)
+    engine.calibration_photos = 0
     scores, indices = engine.top_k(factors, 7, "norm")
     assert indices.shape == (6, 7) and all(len(set(row)) == 7 for row in indices.tolist())
     assert bool((scores[:, 1:] >= scores[:, :-1]).all())  # best (smallest distance) first
+
+
+def test_approx_search_ranks_its_first_photos_exactly_and_then_scores_their_top_tags():
+    """Calibration photos get the exact scan's top K; afterwards their frequent tags are found even where no
+    probed cluster holds them, and a tag is never returned twice (frequent and in a probed cluster)."""
+    import tagrank.search as search
+
+    factors, vectors = random_case(4, n_vectors=2000, batch=8)
+    index = cluster_index(torch.nn.functional.normalize(vectors, dim=1).numpy(), 64)
+    calls = []
+    engine = ClusteredVocabulary(vectors, lambda: calls.append(1) or (cluster_assignment(index), vectors[:64]), probes=1)
+    engine.calibration_photos = 8
+    exact = Vocabulary(vectors).top_k(factors, 9, "norm")
+    calibration = engine.top_k(factors, 9, "norm")
+    assert torch.equal(calibration[1], exact[1]) and engine.calibrated == 8
+    assert not calls  # the clusters are made only for the first approximate search
+    assert set(engine.frequent.tolist()) == set(
+        Vocabulary(vectors).top_k(factors, search.FREQUENT_PER_PHOTO, "norm")[1].flatten().tolist())
+    scores, indices = engine.top_k(factors, 9, "norm")  # the same photos again, now approximately
+    assert torch.equal(indices, exact[1])  # their top 9 are frequent tags, whatever one cluster holds
+    torch.testing.assert_close(scores, exact[0], rtol=1e-5, atol=1e-5)
+    assert calls == [1]
+    everything = engine.top_k(factors, 2000, "norm")[1]
+    assert all(len(set(row)) == len(row) for row in everything.tolist())
 
 
 def test_auto_search_chooses_by_vocabulary_size(monkeypatch, caplog):

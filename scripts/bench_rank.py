@@ -5,7 +5,8 @@
 1. Tagging a folder of Corel5k photos with the embedded default model (decode, CNN, ranking of its
    everyday vocabulary) against a bare timm forward pass of the same backbone on in-memory tensors.
 2. Ranking alone, per image, for vocabularies of 1k-400k GloVe words (d = 50, the real A of the GloVe
-   transformation model (configs/transform.toml, trained on Corel5k) for 64 Corel5k test photos), of the
+   transformation model (configs/transform.toml, trained on Corel5k) for 64 Corel5k test photos spread
+   evenly over its themes), of the
    same 400k words embedded by wordllama under the embedded default model (its real A, D = 514, 16
    photos), and of 1M/3M random 300-d vectors (random A, k = 100, batches of 8): the exact torch scan (the reference),
    the exact FAISS search (same top 10?) and, from 100k tags, the approximate search (tagrank.search),

@@ -27,7 +27,8 @@ _UsageError = typer.BadParameter.__base__
 
 VectorsOpt = typer.Option(None, "--vectors", help="label encoder: wordllama, minilm, glove-6b-50d, or a word2vec/GloVe file")
 SearchOpt = typer.Option("auto", "--search", help="exact (torch scan), faiss (exact, in FAISS; GPU with faiss-gpu), "
-                                                 "approx (after exact first photos: their frequent top tags + probed clusters), auto (approx from 1,000,000 tags, faiss on "
+                                                 "approx (the first photos exact, then their frequent top tags + "
+                                                 "probed clusters), auto (approx from 1,000,000 tags, faiss on "
                                                  "a GPU, else exact)")
 
 

@@ -269,16 +269,23 @@ def quadratic_top_k(factors: torch.Tensor, vocabulary: Vocabulary, k: int,
         image, tag = (lower <= tau.square()[:, None]).nonzero(as_tuple=True)
         if len(image) == 0:
             continue
-        counts = torch.bincount(image, minlength=batch)
-        slot = torch.arange(len(image)) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
-        candidates = torch.zeros((batch, int(counts.max())), dtype=torch.long)
-        candidates[image, slot] = tag + start
+        candidates, slot = pad_rows(image, tag + start, batch)
         relevance = torch.full(candidates.shape, float("-inf"))
         relevance[image, slot] = -exact_scores(factors, vectors[candidates], "norm", stairs)[image, slot]
         best_rel, best_idx = select(torch.cat([best_rel, relevance], dim=1), torch.cat([best_idx, candidates], dim=1),
                                     keep)
     # padding (-inf) never makes it: at least k tags were admitted
     return finish(factors, vectors, best_idx, k, "norm", filled=best_rel > float("-inf"), stairs=stairs)
+
+
+def pad_rows(image: torch.Tensor, values: torch.Tensor, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-image lists as one (batch, longest list) matrix, 0 where padded: ``values[i]`` goes to row
+    ``image[i]`` (``image`` ascending), lists in their order. Returns the matrix and each value's column."""
+    counts = torch.bincount(image, minlength=batch)
+    slot = torch.arange(len(image)) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
+    padded = torch.zeros((batch, int(counts.max())), dtype=values.dtype)
+    padded[image, slot] = values
+    return padded, slot
 
 
 def finish(factors: torch.Tensor, vectors: torch.Tensor, candidates: torch.Tensor, k: int, reduce: str,

@@ -33,8 +33,8 @@ import torch
 
 from tagrank._log import log
 from tagrank.errors import TagrankError
-from tagrank.ranking import CANDIDATES_PER_RESULT, Vocabulary, exact_scores, finish, quadratic_features, \
-    quadratic_query, quadratic_width, select, top_k
+from tagrank.ranking import CANDIDATES_PER_RESULT, Vocabulary, exact_scores, finish, pad_rows, \
+    quadratic_features, quadratic_query, quadratic_width, select, top_k
 
 SEARCHES = ("auto", "exact", "faiss", "approx")
 APPROX_MIN_TAGS = 1_000_000
@@ -132,7 +132,7 @@ class ClusteredVocabulary:
         self._scan: Vocabulary | None = None  # the exact scan, while calibrating
         self.is_frequent = torch.zeros(len(self.vectors), dtype=torch.bool)
         self.frequent = torch.zeros(0, dtype=torch.long)  # the tags set in is_frequent, ascending
-        self._frequent_scan = Vocabulary(self.vectors[self.frequent])
+        self._frequent_scan: Vocabulary | None = None  # the exact scan of the frequent tags, once needed
 
     def _cluster(self) -> None:
         if self._clustering is None:
@@ -189,7 +189,7 @@ class ClusteredVocabulary:
         scores, indices = top_k(factors, self._scan, max(k, FREQUENT_PER_PHOTO), reduce)
         self.is_frequent[indices[:, :FREQUENT_PER_PHOTO].flatten()] = True
         self.frequent = self.is_frequent.nonzero().squeeze(1)
-        self._frequent_scan = Vocabulary(self.vectors[self.frequent])
+        self._frequent_scan = None
         self.calibrated += factors.shape[0]
         if self.calibrated >= self.calibration_photos:
             self._scan = None  # its cached quadratic features can take GBs
@@ -211,11 +211,8 @@ class ClusteredVocabulary:
                                                                          (torch.cumsum(sizes, 0) - sizes), sizes)
         image = torch.repeat_interleave(torch.arange(batch), sizes.view(batch, -1).sum(1))
         fresh = ~self.is_frequent[self.order[rows]]  # the frequent tags are scored for the whole batch below
-        rows, image = rows[fresh], image[fresh]
-        counts = torch.bincount(image, minlength=batch)
-        slot = torch.arange(len(image)) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
-        padded = torch.zeros((batch, int(counts.max())), dtype=torch.long)
-        padded[image, slot] = rows
+        image = image[fresh]
+        padded, slot = pad_rows(image, rows[fresh], batch)
         relevance = torch.full(padded.shape, float("-inf"))
         step = max(1, PROBED_ELEMENTS // max(1, padded.shape[1] * self.vectors.shape[1]))
         for b in range(0, batch, step):  # (photos, candidates, D) at a time, bounded
@@ -225,6 +222,8 @@ class ClusteredVocabulary:
             mine = (image >= b) & (image < b + step)
             relevance[image[mine], slot[mine]] = scores[image[mine] - b, slot[mine]]
         # The frequent tags' best, by the exact scan over them alone (one product for the whole batch).
+        if self._frequent_scan is None:
+            self._frequent_scan = Vocabulary(self.vectors[self.frequent])
         frequent_rel, frequent_idx = top_k(factors, self._frequent_scan, CANDIDATES_PER_RESULT * k, reduce)
         relevance = torch.cat([sign * frequent_rel, relevance], 1)
         tags = torch.cat([self.frequent[frequent_idx], self.order[padded]], 1)
@@ -305,7 +304,8 @@ def make_engine(vectors: torch.Tensor, search: str = "auto", clusters=None, raw:
         if len(vectors) >= APPROX_MIN_TAGS:
             search = "approx"
             log.warning("ranking %s tags approximately after the first %d photos (their top tags and the best "
-                        "clusters are scored); --search exact scores every tag", f"{len(vectors):,}", CALIBRATION_PHOTOS)
+                        "clusters are scored); --search exact scores every tag",
+                        f"{len(vectors):,}", CALIBRATION_PHOTOS)
         else:
             # FAISS holds quadratic features for ‖F w‖: too wide for some label spaces (the name row's)
             fits = reduce != "norm" or len(vectors) * quadratic_width(vectors) <= FAISS_MAX_ELEMENTS

@@ -70,7 +70,8 @@ def test_approx_search_ranks_its_first_photos_exactly_and_then_scores_their_top_
     factors, vectors = random_case(4, n_vectors=2000, batch=8)
     index = cluster_index(torch.nn.functional.normalize(vectors, dim=1).numpy(), 64)
     calls = []
-    engine = ClusteredVocabulary(vectors, lambda: calls.append(1) or (cluster_assignment(index), vectors[:64]), probes=1)
+    engine = ClusteredVocabulary(vectors, lambda: calls.append(1) or (cluster_assignment(index), vectors[:64]),
+                                 probes=1)
     engine.calibration_photos = 8
     exact = Vocabulary(vectors).top_k(factors, 9, "norm")
     calibration = engine.top_k(factors, 9, "norm")

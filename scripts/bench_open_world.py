@@ -350,9 +350,13 @@ share 12.4 → 16.0 %; on the mixture (the default's recipe) Tiny ZSL top-1 64.6
 F1@5 36.1 → 33.0, Corel ZSL mAP 12.7 → 17.2 (F1@5 9.1 → 18.5), hub share 8.8 → 11.6 %: ZSL + H + Corel F1
 152.3 against 152.8. Not kept for now: the supervised gap to WARP and BCE would widen by 3 points, and the
 default model would need the `minilm` extra (sentence-transformers, seconds to import) for any vocabulary
-not cached. "Fast0Tag (reference)" is configs/fast0tag.toml trained on the same zero-shot mixture, Lite0 and
-no mirrored photos as in this benchmark, scored like the trials: the reference for the Corel5k zero-shot goal
-on validation photos.
+not cached. Both encoders side by side (`wordllama+minilm`, each half unit length, 640-d) keep wordllama's
+supervised figure on Corel5k alone (40 epochs: Corel F1@5 36.6 against 36.8, Corel ZSL mAP 18.3, F1@5 11.4,
+but hub share 22.1 %: 'asia temple', 'gardening') and not on the mixture (Tiny ZSL top-1 65.8, H 51.8,
+Corel F1@5 33.0, Corel ZSL mAP 14.6, F1@5 14.6, hub share 10.5 %: ZSL + H + Corel F1 150.6). Not kept: below
+wordllama on the rule, and at d = 640 the default model's head alone would be 33 MB. "Fast0Tag (reference)"
+is configs/fast0tag.toml trained on the same zero-shot mixture, Lite0 and no mirrored photos as in this
+benchmark, scored like the trials: the reference for the Corel5k zero-shot goal on validation photos.
 
 {tuning_table()}
 """

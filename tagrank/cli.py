@@ -25,7 +25,8 @@ app.add_typer(index_app, name="index")
 # click's UsageError, whether typer vendors click (>= 0.24) or uses it (older): BadParameter's base.
 _UsageError = typer.BadParameter.__base__
 
-VectorsOpt = typer.Option(None, "--vectors", help="label encoder: wordllama, minilm, glove-6b-50d, or a word2vec/GloVe file")
+VectorsOpt = typer.Option(None, "--vectors", help="label encoder: wordllama, minilm, glove-6b-50d, names joined by + "
+                                                  "(wordllama+minilm), or a word2vec/GloVe file")
 SearchOpt = typer.Option("auto", "--search", help="exact (torch scan), faiss (exact, in FAISS; GPU with faiss-gpu), "
                                                  "approx (the first photos exact, then their frequent top tags + "
                                                  "probed clusters), auto (approx from 1,000,000 tags, faiss on "

@@ -79,7 +79,8 @@ def load_encoder(spec: str | os.PathLike | LabelEncoder | None = None) -> LabelE
     if len(parts) > 1 and all(part in ENCODERS for part in parts):
         return ConcatEncoder([load_encoder(part) for part in parts])
     if not os.path.exists(name):
-        raise TagrankError(f"unknown encoder {name!r}: choose from {', '.join(ENCODERS)} or give a word-vector file")
+        raise TagrankError(f"unknown encoder {name!r}: choose from {', '.join(ENCODERS)} (or names joined by "
+                           f"'{SEPARATOR}'), or give a word-vector file")
     from tagrank.encoders.word_vectors import WordVectors
 
     return WordVectors.from_file(name)

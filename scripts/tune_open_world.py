@@ -87,6 +87,11 @@ TRIALS: list[tuple[str, dict]] = [
     ("open world, Corel5k only, 40 epochs, wordllama+MiniLM", {"sources": ["corel5k"], "train.epochs": 40,
                                                                "vectors": "wordllama+minilm"}),
     ("open world, wordllama+MiniLM", {"vectors": "wordllama+minilm"}),
+    # The Corel5k-alone row is not held to the default model's 25 MB: the head the Corel5k tuning chose for the
+    # transformation model there (2048 wide, no dropout), and more learned rows.
+    ("open world, Corel5k only, 40 epochs, hidden 2048", {"sources": ["corel5k"], "train.epochs": 40,
+                                                          "method.hidden": [2048]}),
+    ("open world, Corel5k only, 40 epochs, k 50", {"sources": ["corel5k"], "train.epochs": 40, "method.k": 50}),
     # Fast0Tag (configs/fast0tag.toml on the Lite0 features the open-world model has, no mirrored photos, as
     # the benchmark trains it) on the same split, for reference: the Corel5k zero-shot goal is set against it.
     ("Fast0Tag (reference)", {"config": "fast0tag", "backbone.name": "lite0", "backbone.flip_features": False}),

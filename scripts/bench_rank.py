@@ -170,11 +170,17 @@ def photo_factors(tagger, paths: list[str]) -> torch.Tensor:
         return tagger.method.factors(torch.from_numpy(extract(tagger.backbone, paths, progress=False).features))
 
 
-def timed(fn, *args):
+def timed(fn, *args, repeats: int = 3):
+    """(fn's result, median seconds of ``repeats`` calls) after a warm call on two photos. The median,
+    because the first full-size call of a process pays one-off costs (the allocator's first large buffers:
+    the approximate search's first 64-photo batch ran ~1.8x its later ones) that a run of batches does not."""
     fn(*[a[:2] if isinstance(a, torch.Tensor) else a for a in args])  # warm (fills caches where they apply)
-    start = time.perf_counter()
-    out = fn(*args)
-    return out, time.perf_counter() - start
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn(*args)
+        seconds.append(time.perf_counter() - start)
+    return out, sorted(seconds)[len(seconds) // 2]
 
 
 def ranking_case(name: str, raw: torch.Tensor, label_space, factors: torch.Tensor, peak: float, approx: bool,

@@ -28,8 +28,8 @@ _UsageError = typer.BadParameter.__base__
 VectorsOpt = typer.Option(None, "--vectors", help="label encoder: wordllama, minilm, glove-6b-50d, names joined by + "
                                                   "(wordllama+minilm), or a word2vec/GloVe file")
 SearchOpt = typer.Option("auto", "--search", help="exact (torch scan), faiss (exact, in FAISS; GPU with faiss-gpu), "
-                                                 "approx (the first photos exact, then their frequent top tags + "
-                                                 "probed clusters), auto (approx from 1,000,000 tags, faiss on "
+                                                 "approx (the first photos exact until their top tags repeat, then "
+                                                 "only those frequent tags), auto (approx from 1,000,000 tags, faiss on "
                                                  "a GPU, else exact)")
 
 
@@ -75,8 +75,8 @@ def index_build(
     out: Path = typer.Option(..., "--out", help="directory to write labels.faiss, labels.parquet, manifest.json"),
     vectors: Optional[str] = VectorsOpt,
     strict: bool = typer.Option(False, "--strict", help="fail if any tag is not in the vectors"),
-    clusters: Optional[int] = typer.Option(None, "--clusters", help="cluster the index (IVF) for 'rank --search "
-                                                                   "approx': 0 = flat (default: clustered from "
+    clusters: Optional[int] = typer.Option(None, "--clusters", help="cluster the index (IVF) for fast nearest-tag "
+                                                                   "search: 0 = flat (default: clustered from "
                                                                    "1,000,000 tags)"),
 ) -> None:
     """Embed a vocabulary and write its FAISS label index."""

@@ -5,17 +5,19 @@
   sees one. For ‖F w‖ the index holds the quadratic features of the vectors and each image queries with
   its weighted Gram entries (the torch scan's quadratic form); candidates are re-scored exactly, so the
   results are the torch scan's.
-* ``approx`` - a clustered vocabulary (a FAISS IVF index of the unit label vectors, k-means on the
-  sphere) and the tags the model keeps ranking high. Each cluster's centroid is scored like any tag; the
-  members of the ``probes`` best clusters and the *frequent* tags are then scored exactly and the top K
-  taken from them. Per image that is clusters + probes·V/clusters + |frequent| scores instead of V:
-  sub-linear, and exact wherever the true top K lies among them (how often it does depends on the
-  vocabulary and the model: BENCHMARKS.md, *Engine*, has measured recall).
-  The frequent tags are learned from the photos ranked: the first :data:`CALIBRATION_PHOTOS` photos are
-  ranked *exactly* (every tag scored) and the top :data:`FREQUENT_PER_PHOTO` of each join them. A model's
-  best tags over a large vocabulary concentrate on a few thousand (GloVe's 400k words: the top 50 of
-  1,024 photos are 8k words holding 99.6 % of other photos' top 5), which cluster centres cannot see: a
-  centre's direction says little about its outlying members.
+* ``approx`` - the tags the model keeps ranking high (the *frequent* tags), scored exactly, and the top K
+  taken from them: |frequent| scores per image instead of V, exact wherever the true top K lies among them
+  (how often it does depends on the vocabulary and the model: BENCHMARKS.md, *Engine*, has measured recall).
+  The frequent tags are learned from the photos ranked: the first photos are ranked *exactly* (every tag
+  scored) and the top :data:`FREQUENT_PER_PHOTO` of each join them, until the frequent tags already held
+  :data:`TARGET_SHARE` of each new photo's exact top :data:`SHARE_AT` over the last :data:`SHARE_WINDOW`
+  photos (a running estimate of the search's recall on photos like them), or after
+  :data:`CALIBRATION_PHOTOS`. A model's best tags over a large vocabulary concentrate on a few thousand
+  (GloVe's 400k words: the top 50 of 2,048 photos are 10.6k words holding 99.3 % of other photos' top 5).
+  It can also probe a clustered vocabulary (a FAISS IVF index of the unit label vectors, k-means on the
+  sphere; each centre scored like a tag) and score the members of the ``probes`` best clusters; by default
+  it does so only where fewer than K tags are frequent: a centre's direction says little about its outlying
+  members, and on validation photos probing 1 or 2 of them found at most 0.1 % more of the top 5.
 * ``auto``   - ``approx`` from :data:`APPROX_MIN_TAGS` tags, else ``faiss`` where FAISS sees a GPU, else
   ``exact``.
 
@@ -26,6 +28,7 @@ contract: (scores, indices), best first, ties to the lower vocabulary index.
 from __future__ import annotations
 
 import math
+from collections import deque
 from typing import Callable
 
 import numpy as np
@@ -34,24 +37,34 @@ import torch
 from tagrank._log import log
 from tagrank.errors import TagrankError
 from tagrank.ranking import CANDIDATES_PER_RESULT, Vocabulary, exact_scores, finish, pad_rows, \
-    quadratic_features, quadratic_query, quadratic_width, select, top_k
+    quadratic_features, quadratic_query, quadratic_width, scan_dtype, select, top_k
 
 SEARCHES = ("auto", "exact", "faiss", "approx")
 APPROX_MIN_TAGS = 1_000_000
 """``auto`` searches approximately from this many tags (the exact scan then costs ≥ 0.3 s per photo at d=300)."""
-PROBED_SHARE = 1 / 512
-"""Share of the clusters ``approx`` probes by default, beside the frequent tags: chosen on Corel5k training
-photos with scripts/bench_rank.py --split validation, 512 calibration photos. GloVe model over GloVe's 400k
-words: recall@5 0.956, 0.966, 0.966 probing 1, 2 or 4 of 1,024 clusters, at 14x, 12x and 9.4x the exact
-scan's speed (AVX512-BF16 CPU, 2026-12-02); default model over 399k words: 0.925 at all three, 55x, 52x,
-33x. Probing stays for photos unlike the calibration ones, whose top tags are not frequent."""
+PROBED_SHARE = 0.0
+"""Share of the clusters ``approx`` probes by default beside the frequent tags: none. Chosen on Corel5k training
+photos (scripts/bench_rank.py --split validation, 2026-12-02): once the frequent tags are learned as above, the
+GloVe model over GloVe's 400k words finds 99.1 % of 256 photos' top 5 and 98.8 % of their top 10 probing 0, 1 or
+2 of 1,024 clusters alike, at 14.1x, 10.8x and 11.1x the exact scan's speed; over 100k words 98.0 % probing none
+and 98.1 % probing 1 of 512 (6.4x and 4.3x). (With 512 calibration photos and no
+more, probing 1, 2 or 4 had raised recall@5 from 0.956 to 0.966.) A cluster's centre says little about its
+outlying members, so probing is a thin net for photos unlike the calibration ones; ``probes`` sets it."""
 COSINE_PROBED_SHARE = 1 / 16
 """Share of the clusters a label index's cosine search (nearest tags) probes: it has no frequent tags."""
-CALIBRATION_PHOTOS = 512
-"""``approx`` ranks this many photos exactly first; their top tags become the frequent tags it always scores
-(validation, GloVe model over 400k words: recall@5 0.950 after 256, 0.959 after 512)."""
+CALIBRATION_PHOTOS = 2048
+"""``approx`` ranks at most this many photos exactly first; their top tags become the frequent tags it always
+scores. It stops sooner where the running share below reaches :data:`TARGET_SHARE` (scripts/bench_rank.py,
+Corel5k training photos in random order: the GloVe model over 400k words after 1,600 photos, 63 s; the default
+model over 399k words, whose exact scan takes ~1 s per photo, after 1,152, 22 min)."""
 FREQUENT_PER_PHOTO = 50
 """How many of each calibration photo's exact top tags join the frequent tags."""
+SHARE_AT, SHARE_WINDOW, TARGET_SHARE = 10, 256, 0.985
+"""Calibration ends once the frequent tags held 98.5 % of the exact top 10 of the last 256 photos ranked
+exactly (each batch checked against the frequent tags before it joined them). Validation, GloVe model over
+400k words, Corel5k training photos in random order: that share was 0.920, 0.975, 0.983, 0.988 after 512,
+1,024, 1,536 and 2,048 photos, and the frequent tags alone then found 97.0, 98.4, 99.0 and 99.3 % of 256
+other photos' top 5."""
 KMEANS_ITERATIONS = 20
 KMEANS_POINTS_PER_CLUSTER = 64
 """k-means trains on at most this many vectors per cluster (a sample; every vector is then assigned)."""
@@ -72,7 +85,7 @@ def default_clusters(n_vectors: int) -> int:
     return int(2 ** round(math.log2(max(2.0 * math.sqrt(n_vectors), 1.0))))
 
 
-def probed(clusters: int, share: float = PROBED_SHARE) -> int:
+def probed(clusters: int, share: float) -> int:
     """How many of ``clusters`` a search probes by default: the ``share`` of them, at least one."""
     return max(1, round(clusters * share))
 
@@ -116,7 +129,7 @@ def cluster_centres(index) -> np.ndarray:
 
 
 class ClusteredVocabulary:
-    """Approximate search: score the frequent tags and the members of the best-scoring clusters exactly."""
+    """Approximate search: score the frequent tags (and the members of the best-scoring clusters) exactly."""
 
     def __init__(self, vectors: torch.Tensor, clustering: Callable[[], tuple[np.ndarray, torch.Tensor]],
                  probes: int | None = None):
@@ -127,8 +140,9 @@ class ClusteredVocabulary:
         self.vectors = vectors.float().contiguous()
         self._clustering: Callable[[], tuple[np.ndarray, torch.Tensor]] | None = clustering
         self._probes = probes
-        self.calibration_photos = CALIBRATION_PHOTOS
+        self.calibration_photos = CALIBRATION_PHOTOS  # at most
         self.calibrated = 0  # photos ranked exactly so far
+        self.shares: deque[float] = deque(maxlen=SHARE_WINDOW)  # of each one's top SHARE_AT, already frequent
         self._scan: Vocabulary | None = None  # the exact scan, while calibrating
         self.is_frequent = torch.zeros(len(self.vectors), dtype=torch.bool)
         self.frequent = torch.zeros(0, dtype=torch.long)  # the tags set in is_frequent, ascending
@@ -171,8 +185,10 @@ class ClusteredVocabulary:
 
     @property
     def probes(self) -> int:
-        """Clusters probed per photo (default: the :data:`PROBED_SHARE` of them)."""
-        return self._probes if self._probes is not None else probed(len(self.centroids))
+        """Clusters probed per photo (default: the :data:`PROBED_SHARE` of them; none without clustering)."""
+        if self._probes is not None:
+            return self._probes
+        return probed(len(self.centroids), PROBED_SHARE) if PROBED_SHARE > 0 else 0
 
     @probes.setter
     def probes(self, value: int) -> None:
@@ -181,36 +197,69 @@ class ClusteredVocabulary:
     def __len__(self) -> int:
         return self.vectors.shape[0]
 
+    @property
+    def share(self) -> float | None:
+        """The running share of the last calibration photos' exact top :data:`SHARE_AT` that were already
+        frequent tags (None before :data:`SHARE_WINDOW` photos): about the recall of the frequent tags alone."""
+        return sum(self.shares) / len(self.shares) if len(self.shares) == self.shares.maxlen else None
+
+    @property
+    def calibrating(self) -> bool:
+        """Whether the next photos are still ranked exactly (see :data:`TARGET_SHARE`)."""
+        share = self.share
+        return self.calibrated < self.calibration_photos and (share is None or share < TARGET_SHARE)
+
     def calibrate(self, factors: torch.Tensor, k: int, reduce: str) -> tuple[torch.Tensor, torch.Tensor]:
         """The exact top ``k`` (the torch scan's) of each photo; its top :data:`FREQUENT_PER_PHOTO` join the
         frequent tags."""
         if self._scan is None:
             self._scan = Vocabulary(self.vectors)
         scores, indices = top_k(factors, self._scan, max(k, FREQUENT_PER_PHOTO), reduce)
+        # checked before the batch joins: photos of one batch are often alike, and would vouch for each other
+        self.shares.extend(self.is_frequent[indices[:, :SHARE_AT]].float().mean(dim=1).tolist())
         self.is_frequent[indices[:, :FREQUENT_PER_PHOTO].flatten()] = True
         self.frequent = self.is_frequent.nonzero().squeeze(1)
         self._frequent_scan = None
         self.calibrated += factors.shape[0]
-        if self.calibrated >= self.calibration_photos:
+        if not self.calibrating:
             self._scan = None  # its cached quadratic features can take GBs
+            share = "" if self.share is None else f", which held {self.share:.1%} of the last {SHARE_WINDOW} photos' top {SHARE_AT}"
+            log.info("approximate search from here on: %s frequent tags learned from %d photos ranked exactly%s",
+                     f"{len(self.frequent):,}", self.calibrated, share)
         return scores[:, :k], indices[:, :k]
 
     def top_k(self, factors: torch.Tensor, k: int, reduce: str) -> tuple[torch.Tensor, torch.Tensor]:
         k = min(k, len(self))
-        if self.calibrated < self.calibration_photos:
+        if self.calibrating:
             return self.calibrate(factors, k, reduce)
         sign = -1.0 if reduce == "norm" else 1.0  # relevance: larger is better
+        # The frequent tags' best, by the exact scan over them alone (one product for the whole batch).
+        if self._frequent_scan is None:  # scanned for every batch: bfloat16 pays wherever it is faster
+            self._frequent_scan = Vocabulary(self.vectors[self.frequent], scan_dtype())
+        relevance, tags = top_k(factors, self._frequent_scan, CANDIDATES_PER_RESULT * k, reduce)
+        relevance, tags = sign * relevance, self.frequent[tags]
+        if self.probes > 0 or len(self.frequent) < k:
+            probed_relevance, probed_tags = self._probe(factors, k, reduce)
+            relevance, tags = torch.cat([relevance, probed_relevance], 1), torch.cat([tags, probed_tags], 1)
+        # topk first: ordering all candidates by (relevance, index) would cost more than scoring them
+        relevance, where = relevance.topk(min(tags.shape[1], CANDIDATES_PER_RESULT * k), dim=1)
+        relevance, indices = select(relevance, tags.gather(1, where), k)
+        return sign * relevance, indices
+
+    def _probe(self, factors: torch.Tensor, k: int, reduce: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(relevance, tags), (B, C) each, -inf where padded: the tags of each photo's best ``probes`` clusters
+        (and more while they hold fewer than k tags) that are not frequent tags, scored exactly."""
+        sign = -1.0 if reduce == "norm" else 1.0
         ranked = self._rank_centroids(factors, reduce)  # (clusters the vocabulary if not yet done)
-        probes, batch = self.probes, factors.shape[0]
-        # Each photo's best `probes` clusters, and more while they hold fewer than k tags.
-        wanted = ((torch.cumsum(self.sizes[ranked], 1) < k).sum(1) + 1).clamp(min=probes, max=ranked.shape[1])
+        batch = factors.shape[0]
+        wanted = ((torch.cumsum(self.sizes[ranked], 1) < k).sum(1) + 1).clamp(min=self.probes, max=ranked.shape[1])
         chosen = ranked[:, :int(wanted.max())]
         sizes = torch.where(torch.arange(chosen.shape[1]) < wanted[:, None], self.sizes[chosen], 0).flatten()
         # The rows of the chosen clusters in the cluster-sorted members, without a loop over clusters or photos.
         rows = torch.arange(int(sizes.sum())) + torch.repeat_interleave(self.starts[chosen].flatten() -
                                                                          (torch.cumsum(sizes, 0) - sizes), sizes)
         image = torch.repeat_interleave(torch.arange(batch), sizes.view(batch, -1).sum(1))
-        fresh = ~self.is_frequent[self.order[rows]]  # the frequent tags are scored for the whole batch below
+        fresh = ~self.is_frequent[self.order[rows]]  # the frequent tags are scored for the whole batch apart
         image = image[fresh]
         padded, slot = pad_rows(image, rows[fresh], batch)
         relevance = torch.full(padded.shape, float("-inf"))
@@ -221,16 +270,7 @@ class ClusteredVocabulary:
             scores = sign * exact_scores(factors[b:b + step], probed_vectors, reduce)
             mine = (image >= b) & (image < b + step)
             relevance[image[mine], slot[mine]] = scores[image[mine] - b, slot[mine]]
-        # The frequent tags' best, by the exact scan over them alone (one product for the whole batch).
-        if self._frequent_scan is None:
-            self._frequent_scan = Vocabulary(self.vectors[self.frequent])
-        frequent_rel, frequent_idx = top_k(factors, self._frequent_scan, CANDIDATES_PER_RESULT * k, reduce)
-        relevance = torch.cat([sign * frequent_rel, relevance], 1)
-        tags = torch.cat([self.frequent[frequent_idx], self.order[padded]], 1)
-        # topk first: ordering all candidates by (relevance, index) would cost more than scoring them
-        relevance, where = relevance.topk(min(tags.shape[1], CANDIDATES_PER_RESULT * k), dim=1)
-        relevance, indices = select(relevance, tags.gather(1, where), k)
-        return sign * relevance, indices
+        return relevance, self.order[padded]
 
 
 class FaissVocabulary:
@@ -303,8 +343,8 @@ def make_engine(vectors: torch.Tensor, search: str = "auto", clusters=None, raw:
     if check_search(search) == "auto":
         if len(vectors) >= APPROX_MIN_TAGS:
             search = "approx"
-            log.warning("ranking %s tags approximately after the first %d photos (their top tags and the best "
-                        "clusters are scored); --search exact scores every tag",
+            log.warning("ranking %s tags approximately once the first photos (up to %d) have taught it which tags "
+                        "rank high (those and the best clusters are scored); --search exact scores every tag",
                         f"{len(vectors):,}", CALIBRATION_PHOTOS)
         else:
             # FAISS holds quadratic features for ‖F w‖: too wide for some label spaces (the name row's)

@@ -5,12 +5,13 @@
 1. Tagging a folder of Corel5k photos with the embedded default model (decode, CNN, ranking of its
    everyday vocabulary) against a bare timm forward pass of the same backbone on in-memory tensors.
 2. Ranking alone, per image, for vocabularies of 1k-400k GloVe words (d = 50, the real A of the GloVe
-   transformation model (configs/transform.toml, trained on Corel5k) for 64 Corel5k test photos spread
-   evenly over its themes), of the
+   transformation model (configs/transform.toml, trained on Corel5k) for 256 Corel5k test photos spread
+   evenly over its themes, timed on the first 64), of the
    same 400k words embedded by wordllama under the embedded default model (its real A, D = 514, 16
    photos), and of 1M/3M random 300-d vectors (random A, k = 100, batches of 8): the exact torch scan (the reference),
    the exact FAISS search (same top 10?) and, from 100k tags, the approximate search (tagrank.search),
-   after it has ranked --calibration Corel5k training photos exactly (random draws for a random A):
+   after it has ranked Corel5k training photos in random order exactly until it stops doing so by itself, at
+   most --calibration (512 random draws for a random A, whose top tags share nothing):
    time, speed-up and recall@5/@10 against the exact scan. GFLOP/s count the work of the form the scan
    takes, V·D(D+1)/2 (quadratic) or V·D·k (direct) multiply-adds per image, against a plain torch.mm peak
    (4096², float32) measured in the same run. --split validation uses Corel5k training photos instead (for choosing
@@ -26,8 +27,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import glob
+import random
+import sys
 import subprocess
 import time
 from pathlib import Path
@@ -39,8 +41,12 @@ from tagrank.search import CALIBRATION_PHOTOS, PROBED_SHARE
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
-SEARCHED_PHOTOS = 64
-"""Photos whose A is searched, at most (Corel5k test photos, or training photos with --split validation)."""
+SEARCHED_PHOTOS = 256
+"""Photos whose A is searched, at most (Corel5k test photos, or training photos with --split validation);
+the engines are timed on the first batch of them, the recall counted over all."""
+RANDOM_CALIBRATION = 512
+"""Random draws of A the approximate search ranks exactly first for random vectors (their top tags share
+nothing, so it would otherwise go on to --calibration)."""
 
 
 def spread(paths: list[str], n: int) -> list[str]:
@@ -69,8 +75,10 @@ def main() -> None:
                         help="photos whose A is searched: Corel5k training photos (to choose settings) or test photos")
     parser.add_argument("--probes", type=lambda v: [float(x) for x in v.split(",")], default=[PROBED_SHARE],
                         help="shares of the clusters the approximate search probes (comma-separated)")
+    parser.add_argument("--without-default-model", action="store_true",
+                        help="skip the default model over 399k words (its exact scan takes ~1 s per photo)")
     parser.add_argument("--calibration", type=int, default=CALIBRATION_PHOTOS,
-                        help="photos the approximate search ranks exactly first (Corel5k training photos)")
+                        help="photos the approximate search ranks exactly first, at most (Corel5k training photos)")
     args = parser.parse_args()
     if args.cold_start_only:
         cold_start()
@@ -114,38 +122,43 @@ def ranking(args) -> None:
     photos = {"validation": spread(train, SEARCHED_PHOTOS),
               "test": spread(sorted(glob.glob(str(corel / "test" / "*.jpeg"))), SEARCHED_PHOTOS)}
     # The approximate search first ranks photos exactly to learn their frequent tags (tagrank.search): here
-    # Corel5k training photos other than the validation ones.
-    reference = spread(sorted(set(train) - set(photos["validation"])), args.calibration)
-    for name, raw, tagger, batch in ranking_cases(args):
+    # Corel5k training photos other than the validation ones, in random order (as a user's photos would come,
+    # not theme by theme).
+    reference = sorted(set(train) - set(photos["validation"]))
+    random.Random(0).shuffle(reference)
+    reference = reference[:args.calibration]
+    for name, raw, tagger, batch, searched in ranking_cases(args):
         if tagger is not None:
-            factors, label_space = photo_factors(tagger, photos[args.split][:batch]), tagger.method.label_space
+            factors, label_space = photo_factors(tagger, photos[args.split][:searched]), tagger.method.label_space
             calibration = (photo_factors(tagger, reference[i:i + batch]) for i in range(0, len(reference), batch))
         else:  # random A (a separate draw for each split, and for the calibration)
             gen = torch.Generator().manual_seed(1 if args.split == "validation" else 2)
-            factors, label_space = torch.randn(batch, 100, raw.shape[1], generator=gen), None
+            factors, label_space = torch.randn(searched, 100, raw.shape[1], generator=gen), None
             gen = torch.Generator().manual_seed(3)
-            calibration = (torch.randn(min(batch, args.calibration - i), 100, raw.shape[1], generator=gen)
-                           for i in range(0, args.calibration, batch))
-        ranking_case(name, raw, label_space, factors, peak, approx=len(raw) >= 100_000, probes=args.probes,
+            calibration = (torch.randn(min(batch, RANDOM_CALIBRATION - i), 100, raw.shape[1], generator=gen)
+                           for i in range(0, RANDOM_CALIBRATION, batch))
+        ranking_case(name, raw, label_space, factors, batch, peak, approx=len(raw) >= 100_000, probes=args.probes,
                      calibration=calibration)
 
 
 def ranking_cases(args):
-    """(name, raw label vectors, tagger whose A ranks them or None for a random A, photos per batch), one
-    at a time (the large ones take GBs)."""
+    """(name, raw label vectors, tagger whose A ranks them or None for a random A, photos per batch, photos
+    searched), one at a time (the large ones take GBs)."""
     glove = glove_tagger(args.shared, args.runs)
     words = torch.from_numpy(np.array(glove.vectors.keyed.vectors, dtype=np.float32))
     for n in (1000, 10000, 100000, 400000):
-        yield f"{n // 1000}k GloVe words, d=50", words[:n], glove, 64
+        yield f"{n // 1000}k GloVe words, d=50", words[:n], glove, 64, SEARCHED_PHOTOS
     # Realistic at d = 514: the default model (wordllama, gated) over the GloVe words that wordllama embeds.
     from tagrank.tagger import Tagger
 
+    if args.without_default_model:
+        return
     default = Tagger.load()
     names = [w for w in glove.vectors.keyed.index_to_key if any(c.isalnum() for c in w)]
-    yield f"{len(names) // 1000}k words, default model", torch.from_numpy(default.vectors.encode(names)), default, 16
+    yield f"{len(names) // 1000}k words, default model", torch.from_numpy(default.vectors.encode(names)), default, 16, 16
     gen = torch.Generator().manual_seed(0)
     for n in (int(v) for v in args.big.split(",") if v):
-        yield f"{n / 1e6:g}M random vectors, d=300", torch.randn(n, 300, generator=gen), None, 8
+        yield f"{n / 1e6:g}M random vectors, d=300", torch.randn(n, 300, generator=gen), None, 8, 8
 
 
 def glove_tagger(shared: Path, runs: Path):
@@ -183,20 +196,23 @@ def timed(fn, *args, repeats: int = 3):
     return out, sorted(seconds)[len(seconds) // 2]
 
 
-def ranking_case(name: str, raw: torch.Tensor, label_space, factors: torch.Tensor, peak: float, approx: bool,
-                 probes: list[float], calibration) -> None:
-    """Time the exact torch scan (the reference), the FAISS exact search and the approximate search."""
+def ranking_case(name: str, raw: torch.Tensor, label_space, factors: torch.Tensor, batch: int, peak: float,
+                 approx: bool, probes: list[float], calibration) -> None:
+    """Time the exact torch scan (the reference), the FAISS exact search and the approximate search on the
+    first ``batch`` photos of ``factors``; the approximate search's recall over all of them."""
     from tagrank.ranking import Vocabulary, staircase
     from tagrank.search import FAISS_MAX_ELEMENTS, FaissVocabulary, make_engine, recall
 
     with torch.no_grad():
         vectors = label_space(raw) if label_space is not None else raw
-    batch, m, d = factors.shape
+    timed_factors = factors[:batch]
+    _, m, d = factors.shape
     scan = Vocabulary(vectors)
-    (_, exact), seconds = timed(scan.top_k, factors, 10, "norm")
+    (_, exact), seconds = timed(scan.top_k, timed_factors, 10, "norm")
+    exact = torch.cat([exact] + [scan.top_k(factors[i:i + batch], 10, "norm")[1] for i in range(batch, len(factors), batch)])
     quadratic = len(vectors) * d * (d + 1) // 2  # the quadratic form's multiply-adds per image
-    form = scan.uses_quadratic_form(factors, "norm")
-    width, tail = staircase(factors)  # the direct product skips the columns only the tail rows read
+    form = scan.uses_quadratic_form(timed_factors, "norm")
+    width, tail = staircase(timed_factors)  # the direct product skips the columns only the tail rows read
     work = quadratic if form else len(vectors) * (m * width + len(tail) * (d - width))  # what the scan computes
     how = (f"quadratic form, V·D(D+1)/2, selected in {str(scan.dtype).removeprefix('torch.')}" if form
            else "direct, V·(D·k less the skipped zeros)")
@@ -204,9 +220,9 @@ def ranking_case(name: str, raw: torch.Tensor, label_space, factors: torch.Tenso
           f"{2 * work * batch / seconds / 1e9:6.0f} GFLOP/s = {2 * work * batch / seconds / 1e9 / peak:.0%} of the "
           f"float32 mm peak ({how})")
     if quadratic <= FAISS_MAX_ELEMENTS:
-        (_, found), faiss_seconds = timed(FaissVocabulary(vectors).top_k, factors, 10, "norm")
+        (_, found), faiss_seconds = timed(FaissVocabulary(vectors).top_k, timed_factors, 10, "norm")
         print(f"  {'':<28} faiss exact {faiss_seconds / batch * 1000:8.2f} ms/image ({seconds / faiss_seconds:.2f}x "
-              f"the torch scan's speed), same top 10: {bool(torch.equal(found, exact))}")
+              f"the torch scan's speed), same top 10: {bool(torch.equal(found, exact[:batch]))}")
     if not approx:
         return
     start = time.perf_counter()
@@ -214,20 +230,24 @@ def ranking_case(name: str, raw: torch.Tensor, label_space, factors: torch.Tenso
     len(engine.centroids)  # clusters now (else at the first approximate search), to time it apart
     built = time.perf_counter() - start
     start = time.perf_counter()
-    calibrated = 0
     for reference in calibration:  # ranked exactly: their top tags become the frequent ones
+        if not engine.calibrating:
+            break
         with torch.no_grad():
             engine.calibrate(reference, 10, "norm")
-        calibrated += len(reference)
-    engine.calibration_photos = calibrated
+    engine.calibration_photos = engine.calibrated  # (the random cases stop where their draws end)
     learned = time.perf_counter() - start
-    for share in probes:
-        engine.probes = max(1, round(len(engine.centroids) * share))
-        (_, found), approx_seconds = timed(engine.top_k, factors, 10, "norm")
+    share = "" if engine.share is None else f", the last {len(engine.shares)}'s top 10 {engine.share:.1%} frequent"
+    for fraction in probes:
+        engine.probes = max(0, round(len(engine.centroids) * fraction))
+        (_, found), approx_seconds = timed(engine.top_k, timed_factors, 10, "norm")
+        found = torch.cat([found] + [engine.top_k(factors[i:i + batch], 10, "norm")[1]
+                                     for i in range(batch, len(factors), batch)])
         print(f"  {'':<28} approx {engine.probes}/{len(engine.centroids)} clusters + {len(engine.frequent):,} frequent "
               f"tags: {approx_seconds / batch * 1000:8.2f} ms/image, {seconds / approx_seconds:5.1f}x faster, "
-              f"recall@5 {recall(found, exact, 5):.3f} @10 {recall(found, exact, 10):.3f} "
-              f"(clustering: {built:.0f} s, once per index; {calibrated} photos ranked exactly first: {learned:.0f} s)")
+              f"recall@5 {recall(found, exact, 5):.3f} @10 {recall(found, exact, 10):.3f} over {len(factors)} photos "
+              f"(clustering: {built:.0f} s, once per index; {engine.calibrated} photos ranked exactly first: "
+              f"{learned:.0f} s{share})")
 
 
 def cold_start(repeats: int = 5) -> None:

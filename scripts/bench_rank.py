@@ -29,8 +29,8 @@ from __future__ import annotations
 import argparse
 import glob
 import random
-import sys
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -148,11 +148,11 @@ def ranking_cases(args):
     words = torch.from_numpy(np.array(glove.vectors.keyed.vectors, dtype=np.float32))
     for n in (1000, 10000, 100000, 400000):
         yield f"{n // 1000}k GloVe words, d=50", words[:n], glove, 64, SEARCHED_PHOTOS
+    if args.without_default_model:
+        return
     # Realistic at d = 514: the default model (wordllama, gated) over the GloVe words that wordllama embeds.
     from tagrank.tagger import Tagger
 
-    if args.without_default_model:
-        return
     default = Tagger.load()
     names = [w for w in glove.vectors.keyed.index_to_key if any(c.isalnum() for c in w)]
     yield f"{len(names) // 1000}k words, default model", torch.from_numpy(default.vectors.encode(names)), default, 16, 16

@@ -343,8 +343,8 @@ def make_engine(vectors: torch.Tensor, search: str = "auto", clusters=None, raw:
     if check_search(search) == "auto":
         if len(vectors) >= APPROX_MIN_TAGS:
             search = "approx"
-            log.warning("ranking %s tags approximately once the first photos (up to %d) have taught it which tags "
-                        "rank high (those and the best clusters are scored); --search exact scores every tag",
+            log.warning("ranking %s tags approximately once the first photos (up to %d, ranked exactly) have shown "
+                        "which tags rank high (then only those are scored); --search exact scores every tag",
                         f"{len(vectors):,}", CALIBRATION_PHOTOS)
         else:
             # FAISS holds quadratic features for ‖F w‖: too wide for some label spaces (the name row's)

@@ -223,10 +223,22 @@ class ClusteredVocabulary:
         self.calibrated += factors.shape[0]
         if not self.calibrating:
             self._scan = None  # its cached quadratic features can take GBs
-            share = "" if self.share is None else f", which held {self.share:.1%} of the last {SHARE_WINDOW} photos' top {SHARE_AT}"
-            log.info("approximate search from here on: %s frequent tags learned from %d photos ranked exactly%s",
-                     f"{len(self.frequent):,}", self.calibrated, share)
+            self._report()
         return scores[:, :k], indices[:, :k]
+
+    def _report(self) -> None:
+        """Say how the approximate search starts: a warning where its frequent tags never came to hold the
+        new photos' top tags (photos with little in common, or too few photos to tell)."""
+        learned = f"{len(self.frequent):,} frequent tags learned from {self.calibrated} photos ranked exactly"
+        share = self.share
+        if share is not None and share >= TARGET_SHARE:
+            log.info("approximate search from here on: %s, which held %.1f%% of the last %d photos' top %d",
+                     learned, 100 * share, SHARE_WINDOW, SHARE_AT)
+            return
+        held = (f"too few to tell how often they hold a photo's top {SHARE_AT} tags" if share is None else
+                f"which held only {share:.1%} of the last {SHARE_WINDOW} photos' top {SHARE_AT} tags")
+        log.warning("approximate search from here on: %s, %s, so it may miss some of the best tags; --search exact "
+                    "scores every tag", learned, held)
 
     def top_k(self, factors: torch.Tensor, k: int, reduce: str) -> tuple[torch.Tensor, torch.Tensor]:
         k = min(k, len(self))

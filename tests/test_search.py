@@ -1,3 +1,5 @@
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -87,12 +89,13 @@ def test_approx_search_ranks_its_first_photos_exactly_and_then_scores_their_top_
     assert all(len(set(row)) == len(row) for row in everything.tolist())
 
 
-def test_approx_search_stops_ranking_exactly_once_the_frequent_tags_hold_the_new_photos_top_tags(monkeypatch):
+def test_approx_search_stops_ranking_exactly_once_the_frequent_tags_hold_the_new_photos_top_tags(monkeypatch, caplog):
     """Photos alike: the second batch's top 10 are all frequent already, and once a window of such photos
     says so the search goes approximate by itself, long before its limit of photos."""
     import tagrank.search as search
 
     monkeypatch.setattr(search, "SHARE_WINDOW", 8)
+    caplog.set_level(logging.INFO, logger="tagrank")
     factors, vectors = random_case(5, n_vectors=2000, batch=1)
     photos = factors.expand(4, -1, -1)  # four photos alike per batch
     engine = ClusteredVocabulary(vectors, lambda: (np.zeros(2000, dtype=np.int64), vectors[:1]), probes=0)
@@ -103,11 +106,12 @@ def test_approx_search_stops_ranking_exactly_once_the_frequent_tags_hold_the_new
         assert torch.equal(engine.top_k(photos, 10, "norm")[1], exact[1])
     # shares: 0 for the first batch (nothing was frequent yet), then 1: the window of 8 reaches 1 at 12 photos
     assert engine.calibrated == 12 and engine.share == 1.0 and not engine.calibrating
+    assert "held 100.0% of the last 8 photos' top 10" in caplog.text
     assert len(engine.frequent) == search.FREQUENT_PER_PHOTO
     assert torch.equal(engine.top_k(photos, 10, "norm")[1], exact[1]) and engine.calibrated == 12
 
 
-def test_approx_search_ranks_photos_with_nothing_in_common_exactly_up_to_its_limit(monkeypatch):
+def test_approx_search_ranks_photos_with_nothing_in_common_exactly_up_to_its_limit(monkeypatch, caplog):
     import tagrank.search as search
 
     monkeypatch.setattr(search, "SHARE_WINDOW", 8)
@@ -118,6 +122,8 @@ def test_approx_search_ranks_photos_with_nothing_in_common_exactly_up_to_its_lim
     assert engine.calibrating  # the window is not full yet
     engine.top_k(random_case(8, n_vectors=3000, dim=24, m=3, batch=8)[0], 10, "norm")  # others again
     assert engine.calibrated == 16 and engine.share < search.TARGET_SHARE and not engine.calibrating
+    # the user is told that the approximate search will miss tags, and how to get every tag scored
+    assert "which held only" in caplog.text and "--search exact" in caplog.text
 
 
 def test_approx_search_without_probes_scores_only_the_frequent_tags_and_never_clusters():

@@ -148,14 +148,14 @@ def ranking_cases(args):
     words = torch.from_numpy(np.array(glove.vectors.keyed.vectors, dtype=np.float32))
     for n in (1000, 10000, 100000, 400000):
         yield f"{n // 1000}k GloVe words, d=50", words[:n], glove, 64, SEARCHED_PHOTOS
-    if args.without_default_model:
-        return
-    # Realistic at d = 514: the default model (wordllama, gated) over the GloVe words that wordllama embeds.
-    from tagrank.tagger import Tagger
+    if not args.without_default_model:
+        # Realistic at d = 514: the default model (wordllama, gated) over the GloVe words that wordllama embeds.
+        from tagrank.tagger import Tagger
 
-    default = Tagger.load()
-    names = [w for w in glove.vectors.keyed.index_to_key if any(c.isalnum() for c in w)]
-    yield f"{len(names) // 1000}k words, default model", torch.from_numpy(default.vectors.encode(names)), default, 16, 16
+        default = Tagger.load()
+        names = [w for w in glove.vectors.keyed.index_to_key if any(c.isalnum() for c in w)]
+        vectors = torch.from_numpy(default.vectors.encode(names))
+        yield f"{len(names) // 1000}k words, default model", vectors, default, 16, 16
     gen = torch.Generator().manual_seed(0)
     for n in (int(v) for v in args.big.split(",") if v):
         yield f"{n / 1e6:g}M random vectors, d=300", torch.randn(n, 300, generator=gen), None, 8, 8
@@ -209,7 +209,8 @@ def ranking_case(name: str, raw: torch.Tensor, label_space, factors: torch.Tenso
     _, m, d = factors.shape
     scan = Vocabulary(vectors)
     (_, exact), seconds = timed(scan.top_k, timed_factors, 10, "norm")
-    exact = torch.cat([exact] + [scan.top_k(factors[i:i + batch], 10, "norm")[1] for i in range(batch, len(factors), batch)])
+    rest = range(batch, len(factors), batch)  # the recall's other photos
+    exact = torch.cat([exact] + [scan.top_k(factors[i:i + batch], 10, "norm")[1] for i in rest])
     quadratic = len(vectors) * d * (d + 1) // 2  # the quadratic form's multiply-adds per image
     form = scan.uses_quadratic_form(timed_factors, "norm")
     width, tail = staircase(timed_factors)  # the direct product skips the columns only the tail rows read
@@ -241,8 +242,7 @@ def ranking_case(name: str, raw: torch.Tensor, label_space, factors: torch.Tenso
     for fraction in probes:
         engine.probes = max(0, round(len(engine.centroids) * fraction))
         (_, found), approx_seconds = timed(engine.top_k, timed_factors, 10, "norm")
-        found = torch.cat([found] + [engine.top_k(factors[i:i + batch], 10, "norm")[1]
-                                     for i in range(batch, len(factors), batch)])
+        found = torch.cat([found] + [engine.top_k(factors[i:i + batch], 10, "norm")[1] for i in rest])
         print(f"  {'':<28} approx {engine.probes}/{len(engine.centroids)} clusters + {len(engine.frequent):,} frequent "
               f"tags: {approx_seconds / batch * 1000:8.2f} ms/image, {seconds / approx_seconds:5.1f}x faster, "
               f"recall@5 {recall(found, exact, 5):.3f} @10 {recall(found, exact, 10):.3f} over {len(factors)} photos "

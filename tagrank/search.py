@@ -14,6 +14,8 @@
   photos (a running estimate of the search's recall on photos like them), or after
   :data:`CALIBRATION_PHOTOS`. A model's best tags over a large vocabulary concentrate on a few thousand
   (GloVe's 400k words: the top 50 of 2,048 photos are 10.6k words holding 99.3 % of other photos' top 5).
+  The frequent tags are kept on disk (:class:`FrequentTagMemory`, keyed by model and vocabulary), so the
+  next process starts from them and needs only the :data:`SHARE_WINDOW` photos that re-check them.
   It can also probe a clustered vocabulary (a FAISS IVF index of the unit label vectors, k-means on the
   sphere; each centre scored like a tag) and score the members of the ``probes`` best clusters; by default
   it does so only where fewer than K tags are frequent: a centre's direction says little about its outlying
@@ -27,8 +29,11 @@ contract: (scores, indices), best first, ties to the lower vocabulary index.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from collections import deque
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -72,6 +77,8 @@ PROBED_ELEMENTS = 1 << 24
 """``approx`` gathers the probed tags' vectors for this many elements (64 MiB) of photos × tags × D at a time."""
 FAISS_MAX_ELEMENTS = 1 << 30
 """The flat FAISS index of quadratic features is refused beyond this many floats (4 GiB)."""
+REMEMBERED_VOCABULARIES = 16
+"""Entries the frequent-tag memory keeps (the most recently written)."""
 
 
 def check_search(search: str) -> str:
@@ -128,15 +135,66 @@ def cluster_centres(index) -> np.ndarray:
     return ivf.quantizer.reconstruct_n(0, ivf.nlist)
 
 
+class FrequentTagMemory:
+    """The frequent tags an ``approx`` search learned, on disk for the next process that ranks the same
+    vocabulary with the same model (``path`` is keyed by both): learning them again takes ~20 min for the
+    default model over 399k words.
+
+    Recalled tags are only a head start: a run still ranks its first :data:`SHARE_WINDOW` photos exactly and
+    goes approximate only once the tags held :data:`TARGET_SHARE` of their top tags, so photos unlike the
+    earlier ones (or a stale entry) make it learn on as if from scratch. Tags learned join the stored ones.
+    A damaged or unwritable entry is ignored."""
+
+    def __init__(self, path: str | os.PathLike, size: int):
+        self.path = Path(path)
+        self.size = size  # the vocabulary's tags: an entry for another size is not this vocabulary's
+
+    def recall(self) -> torch.Tensor | None:
+        """The stored frequent tags (ascending indices), or None."""
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(self.path), framework="pt") as f:
+                size = json.loads(f.metadata()["tagrank"])["vocabulary_size"]
+                frequent = f.get_tensor("frequent").long()
+        except FileNotFoundError:
+            return None
+        except Exception as exc:  # never trusted when damaged: learned again
+            log.debug("frequent tags %s not recalled: %s", self.path, exc)
+            return None
+        if size != self.size or frequent.ndim != 1 or (len(frequent) and not 0 <= int(frequent.min()) <= int(frequent.max()) < size):
+            log.debug("frequent tags %s are not this vocabulary's: learned again", self.path)
+            return None
+        return frequent
+
+    def keep(self, frequent: torch.Tensor) -> None:
+        """Store the frequent tags (atomically; the least recently written entries beyond
+        :data:`REMEMBERED_VOCABULARIES` go)."""
+        from safetensors.torch import save
+
+        from tagrank.atomic import atomic_file
+
+        meta = {"tagrank": json.dumps({"vocabulary_size": self.size})}
+        try:
+            with atomic_file(self.path) as f:
+                f.write(save({"frequent": frequent.to(torch.int32).contiguous()}, metadata=meta))
+            entries = sorted(self.path.parent.glob("*.safetensors"), key=lambda e: e.stat().st_mtime, reverse=True)
+            for old in entries[REMEMBERED_VOCABULARIES:]:
+                old.unlink(missing_ok=True)
+        except (OSError, TagrankError) as exc:
+            log.debug("frequent tags not kept (%s)", exc)
+
+
 class ClusteredVocabulary:
     """Approximate search: score the frequent tags (and the members of the best-scoring clusters) exactly."""
 
     def __init__(self, vectors: torch.Tensor, clustering: Callable[[], tuple[np.ndarray, torch.Tensor]],
-                 probes: int | None = None):
+                 probes: int | None = None, memory: FrequentTagMemory | None = None):
         """``clustering()`` gives (assignment, centroids): (V,) each tag's cluster and (clusters, D) each
         cluster's centre in the engine's space (the method's label space of the unit mean direction), scored
         like a tag. It is called when the first photo is searched approximately: the calibration photos
-        before it do not need the clusters (k-means takes minutes at millions of tags)."""
+        before it do not need the clusters (k-means takes minutes at millions of tags). ``memory``: where
+        the frequent tags of an earlier process are recalled from and the ones learned here are kept."""
         self.vectors = vectors.float().contiguous()
         self._clustering: Callable[[], tuple[np.ndarray, torch.Tensor]] | None = clustering
         self._probes = probes
@@ -147,6 +205,14 @@ class ClusteredVocabulary:
         self.is_frequent = torch.zeros(len(self.vectors), dtype=torch.bool)
         self.frequent = torch.zeros(0, dtype=torch.long)  # the tags set in is_frequent, ascending
         self._frequent_scan: Vocabulary | None = None  # the exact scan of the frequent tags, once needed
+        self.memory = memory
+        recalled = memory.recall() if memory is not None else None
+        self.recalled = 0 if recalled is None else len(recalled)  # frequent tags an earlier run learned
+        if self.recalled:
+            self.is_frequent[recalled] = True
+            self.frequent = self.is_frequent.nonzero().squeeze(1)
+            log.info("recalled %s frequent tags of an earlier run: checking them on the first %d photos, "
+                     "ranked exactly", f"{len(self.frequent):,}", SHARE_WINDOW)
 
     def _cluster(self) -> None:
         if self._clustering is None:
@@ -217,9 +283,12 @@ class ClusteredVocabulary:
         scores, indices = top_k(factors, self._scan, max(k, FREQUENT_PER_PHOTO), reduce)
         # checked before the batch joins: photos of one batch are often alike, and would vouch for each other
         self.shares.extend(self.is_frequent[indices[:, :SHARE_AT]].float().mean(dim=1).tolist())
+        known = len(self.frequent)
         self.is_frequent[indices[:, :FREQUENT_PER_PHOTO].flatten()] = True
         self.frequent = self.is_frequent.nonzero().squeeze(1)
         self._frequent_scan = None
+        if self.memory is not None and len(self.frequent) > known:  # kept as learned: a run may stop any time
+            self.memory.keep(self.frequent)
         self.calibrated += factors.shape[0]
         if not self.calibrating:
             self._scan = None  # its cached quadratic features can take GBs
@@ -230,6 +299,8 @@ class ClusteredVocabulary:
         """Say how the approximate search starts: a warning where its frequent tags never came to hold the
         new photos' top tags (photos with little in common, or too few photos to tell)."""
         learned = f"{len(self.frequent):,} frequent tags learned from {self.calibrated} photos ranked exactly"
+        if self.recalled:
+            learned += f" and an earlier run (which gave {self.recalled:,})"
         share = self.share
         if share is not None and share >= TARGET_SHARE:
             log.info("approximate search from here on: %s, which held %.1f%% of the last %d photos' top %d",
@@ -343,9 +414,14 @@ def recall(found: torch.Tensor, exact: torch.Tensor, at: int) -> float:
 
 
 def make_engine(vectors: torch.Tensor, search: str = "auto", clusters=None, raw: np.ndarray | None = None,
-                label_space: Callable[[torch.Tensor], torch.Tensor] | None = None, reduce: str | None = None):
+                label_space: Callable[[torch.Tensor], torch.Tensor] | None = None, reduce: str | None = None,
+                memory_key: Callable[[], str] | None = None, memory_dir: str | os.PathLike | None = None):
     """The engine for label vectors (V, D) in the method's space, ``label_space(raw)``, scored by
     ``reduce`` (when given, ``faiss`` builds its index now).
+
+    ``memory_key()``: a key that names the model and the vocabulary, under which ``approx`` keeps its frequent
+    tags in ``memory_dir`` (default: ``frequent-tags`` in the cache folder, ``TAGRANK_CACHE``) for the next
+    process (called only for ``approx``).
 
     ``approx`` uses ``clusters`` (the IVF index of a label index) or clusters the unit ``raw`` vectors
     (default: ``vectors``) when it first searches approximately; the centres, unit mean directions of raw
@@ -377,4 +453,11 @@ def make_engine(vectors: torch.Tensor, search: str = "auto", clusters=None, raw:
             centres = label_space(centres) if label_space is not None else centres
         return cluster_assignment(index), centres
 
-    return ClusteredVocabulary(vectors, clustering)
+    memory = None
+    if memory_key is not None:
+        if memory_dir is None:
+            from tagrank.features import DEFAULT_CACHE_DIR
+
+            memory_dir = DEFAULT_CACHE_DIR / "frequent-tags"
+        memory = FrequentTagMemory(Path(memory_dir) / f"{memory_key()}.safetensors", len(vectors))
+    return ClusteredVocabulary(vectors, clustering, memory=memory)

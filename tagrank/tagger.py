@@ -56,7 +56,8 @@ class Tagger:
     """Backbone + method + word vectors, ready to tag photos."""
 
     def __init__(self, method, backbone, vectors: LabelEncoder, meta: dict, default_tags: list[str],
-                 search: str = "auto"):
+                 search: str = "auto", model_file: Path | None = None):
+        """``model_file``: the trained model's weights, which name it (ConSE has none)."""
         from tagrank.search import check_search
 
         self.search = check_search(search)  # how zero-shot methods search a vocabulary (tagrank.search)
@@ -64,6 +65,7 @@ class Tagger:
         self.backbone = backbone
         self.vectors = vectors
         self.meta = meta
+        self.model_file = model_file
         self.default_tags = default_tags
         self.calibration = Calibration.from_dict(meta.get("confidence"))
         self._prepared: OrderedDict[tuple, PreparedVocabulary] = OrderedDict()
@@ -115,7 +117,7 @@ class Tagger:
             tags = load_vocabulary(trained.meta["default_vocabulary"])
         else:
             tags = trained.labels if model is not None else default_tags
-        return cls(trained.method, backbone, word_vectors, trained.meta, tags, search)
+        return cls(trained.method, backbone, word_vectors, trained.meta, tags, search, directory / "model.safetensors")
 
     @property
     def name(self) -> str:
@@ -156,7 +158,8 @@ class Tagger:
             with torch.no_grad():
                 vectors = self.method.label_space(torch.from_numpy(raw))
                 kinds = self.method.tag_kinds(vectors)
-            engine = make_engine(vectors, self.search, clusters, raw, self.method.label_space, self.method.reduce)
+            engine = make_engine(vectors, self.search, clusters, raw, self.method.label_space, self.method.reduce,
+                                 memory_key=lambda: self._vocabulary_key(tags))
             return PreparedVocabulary(tags, engine=engine, oov=oov, kinds=kinds)
         tags = vocab.tags if isinstance(vocab, LabelIndex) else vocab
         from tagrank.datasets import resolve_labels
@@ -172,6 +175,22 @@ class Tagger:
         where = {label: j for j, label in enumerate(labels)}
         known = list(dict.fromkeys(known))
         return PreparedVocabulary(known, columns=torch.tensor([where[t] for t in known]), oov=unknown)
+
+    def _vocabulary_key(self, tags: Sequence[str]) -> str:
+        """A name for this model ranking these tags (the approx search keeps its frequent tags under it): the
+        model's weights file (or, without one, its description), the label encoder and the tags."""
+        import hashlib
+        import json
+
+        model = hashlib.sha256()
+        if self.model_file is not None:
+            with open(self.model_file, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    model.update(chunk)
+        else:
+            model.update(json.dumps(self.meta, sort_keys=True, default=str).encode())
+        key = "\0".join([model.hexdigest(), self.vectors.checksum, *tags])
+        return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:24]
 
     # -- ranking -----------------------------------------------------------------------------------
 

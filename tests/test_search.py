@@ -6,8 +6,8 @@ import torch
 
 from tagrank.errors import TagrankError
 from tagrank.ranking import Vocabulary
-from tagrank.search import ClusteredVocabulary, FaissVocabulary, cluster_assignment, cluster_index, make_engine, \
-    recall
+from tagrank.search import ClusteredVocabulary, FaissVocabulary, FrequentTagMemory, cluster_assignment, \
+    cluster_index, make_engine, recall
 
 
 def random_case(seed: int, n_vectors: int = 3000, dim: int = 12, m: int = 5, batch: int = 6, ties: bool = False):
@@ -109,6 +109,47 @@ def test_approx_search_stops_ranking_exactly_once_the_frequent_tags_hold_the_new
     assert "held 100.0% of the last 8 photos' top 10" in caplog.text
     assert len(engine.frequent) == search.FREQUENT_PER_PHOTO
     assert torch.equal(engine.top_k(photos, 10, "norm")[1], exact[1]) and engine.calibrated == 12
+
+
+def test_approx_search_recalls_the_frequent_tags_of_an_earlier_run_and_checks_them_first(tmp_path, monkeypatch,
+                                                                                          caplog):
+    """A second process with the same model and vocabulary starts from the first one's frequent tags: it goes
+    approximate once one window of photos confirms them, instead of learning them again."""
+    import tagrank.search as search
+
+    monkeypatch.setattr(search, "SHARE_WINDOW", 8)
+    caplog.set_level(logging.INFO, logger="tagrank")
+    factors, vectors = random_case(5, n_vectors=2000, batch=1)
+    photos = factors.expand(4, -1, -1)
+    exact = Vocabulary(vectors).top_k(photos, 10, "norm")
+
+    def engine(memory):
+        made = ClusteredVocabulary(vectors, lambda: (np.zeros(2000, dtype=np.int64), vectors[:1]), probes=0,
+                                   memory=memory)
+        made.calibration_photos = 1000
+        return made
+
+    memory = FrequentTagMemory(tmp_path / "frequent" / "key.safetensors", len(vectors))
+    first = engine(memory)
+    while first.calibrating:
+        first.top_k(photos, 10, "norm")
+    assert first.calibrated == 12 and torch.equal(memory.recall(), first.frequent)
+    second = engine(FrequentTagMemory(memory.path, len(vectors)))
+    assert second.recalled == search.FREQUENT_PER_PHOTO and "recalled 50 frequent tags" in caplog.text
+    for batch in range(2):
+        assert second.calibrating  # still checked on a window of photos, ranked exactly
+        assert torch.equal(second.top_k(photos, 10, "norm")[1], exact[1])
+    assert second.calibrated == 8 and not second.calibrating and "and an earlier run (which gave 50)" in caplog.text
+    assert torch.equal(second.top_k(photos, 10, "norm")[1], exact[1])
+    # photos unlike the remembered ones: the window says so and it learns on (the new tags join the stored ones)
+    others = engine(FrequentTagMemory(memory.path, len(vectors)))
+    for seed in (11, 12):
+        others.top_k(random_case(seed, n_vectors=2000, batch=4)[0], 10, "norm")
+    assert others.calibrating and len(memory.recall()) > search.FREQUENT_PER_PHOTO
+    # an entry for another vocabulary, or a damaged one, is not trusted
+    assert FrequentTagMemory(memory.path, len(vectors) + 1).recall() is None
+    memory.path.write_bytes(b"not safetensors")
+    assert memory.recall() is None and engine(memory).recalled == 0
 
 
 def test_approx_search_ranks_photos_with_nothing_in_common_exactly_up_to_its_limit(monkeypatch, caplog):

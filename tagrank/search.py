@@ -162,7 +162,8 @@ class FrequentTagMemory:
         except Exception as exc:  # never trusted when damaged: learned again
             log.debug("frequent tags %s not recalled: %s", self.path, exc)
             return None
-        if size != self.size or frequent.ndim != 1 or (len(frequent) and not 0 <= int(frequent.min()) <= int(frequent.max()) < size):
+        in_range = frequent.ndim == 1 and (len(frequent) == 0 or (frequent.min() >= 0 and frequent.max() < size))
+        if size != self.size or not in_range:
             log.debug("frequent tags %s are not this vocabulary's: learned again", self.path)
             return None
         return frequent

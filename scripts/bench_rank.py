@@ -260,10 +260,12 @@ def ranking_case(name: str, raw: torch.Tensor, label_space, factors: torch.Tenso
 def learn(engine, calibration) -> float:
     """Rank calibration photos exactly until the engine stops by itself (or they run out); seconds taken."""
     start = time.perf_counter()
-    for reference in calibration:  # ranked exactly: their top tags become the frequent ones
-        if not engine.calibrating:
+    calibration = iter(calibration)
+    while engine.calibrating:  # checked first: a batch is made only when it will be ranked
+        reference = next(calibration, None)
+        if reference is None:
             break
-        with torch.no_grad():
+        with torch.no_grad():  # ranked exactly: their top tags become the frequent ones
             engine.calibrate(reference, 10, "norm")
     engine.calibration_photos = engine.calibrated  # (the random cases stop where their draws end)
     return time.perf_counter() - start

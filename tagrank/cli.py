@@ -29,7 +29,8 @@ VectorsOpt = typer.Option(None, "--vectors", help="label encoder: wordllama, min
                                                   "(wordllama+minilm), or a word2vec/GloVe file")
 SearchOpt = typer.Option("auto", "--search", help="exact (torch scan), faiss (exact, in FAISS; GPU with faiss-gpu), "
                                                  "approx (the first photos exact until their top tags repeat, then "
-                                                 "only those frequent tags), auto (approx from 1,000,000 tags, faiss on "
+                                                 "only those frequent tags, kept in the cache folder for the next "
+                                                 "run), auto (approx from 1,000,000 tags, faiss on "
                                                  "a GPU, else exact)")
 
 

@@ -123,6 +123,14 @@ def atomic_file(path: str | os.PathLike, mode: str = "wb") -> Iterator:
         raise
 
 
+def keep_newest(folder: str | os.PathLike, pattern: str, count: int) -> None:
+    """A bounded cache: delete the files of ``folder`` matching ``pattern`` beyond the ``count`` most recently
+    written."""
+    entries = sorted(Path(folder).glob(pattern), key=lambda e: e.stat().st_mtime, reverse=True)
+    for old in entries[count:]:
+        old.unlink(missing_ok=True)
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     with atomic_file(path, "w") as f:
         f.write(text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from typing import Sequence
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -13,6 +14,11 @@ def file_sha256(path: str | os.PathLike) -> str:
         for block in iter(lambda: f.read(1 << 22), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def text_key(parts: Sequence[str]) -> str:
+    """A short key (24 hex digits of sha256) naming a cache entry by ``parts`` (checksums, tags, ...)."""
+    return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:24]
 
 
 _FINGERPRINT_BLOCK = 1 << 20

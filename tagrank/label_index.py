@@ -14,7 +14,6 @@ given the vectors a caller uses, that they are the ones the index was built from
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -23,8 +22,8 @@ import numpy as np
 
 from tagrank import __version__
 from tagrank._log import log
-from tagrank.atomic import atomic_directory, atomic_file, recover
-from tagrank.checksums import file_sha256
+from tagrank.atomic import atomic_directory, atomic_file, keep_newest, recover
+from tagrank.checksums import file_sha256, text_key
 from tagrank.errors import TagrankError
 from tagrank.encoders import LabelEncoder, normalise_tag
 
@@ -311,7 +310,7 @@ def embedded_vocabulary(tags: list[str], encoder: LabelEncoder,
     if len(tags) < CACHED_VOCABULARY_MIN_TAGS:  # cheap to embed again (and a service sees many such lists)
         index = LabelIndex.build(tags, encoder, clusters=0)  # only its vectors are used
         return index.tags, index.vectors, index.oov
-    key = hashlib.sha256("\0".join([encoder.checksum, *tags]).encode("utf-8", "surrogatepass")).hexdigest()[:24]
+    key = text_key([encoder.checksum, *tags])
     path = Path(cache_dir if cache_dir is not None else DEFAULT_CACHE_DIR) / "vocabularies" / f"{key}.safetensors"
     try:
         with safe_open(str(path), framework="np") as f:
@@ -331,9 +330,7 @@ def embedded_vocabulary(tags: list[str], encoder: LabelEncoder,
     try:
         with atomic_file(path) as f:
             f.write(save({"vectors": np.ascontiguousarray(index.vectors)}, metadata=meta))
-        entries = sorted(path.parent.glob("*.safetensors"), key=lambda e: e.stat().st_mtime, reverse=True)
-        for old in entries[CACHED_VOCABULARIES:]:  # a bounded cache: the least recently written go
-            old.unlink(missing_ok=True)
+        keep_newest(path.parent, "*.safetensors", CACHED_VOCABULARIES)
     except (OSError, TagrankError) as exc:
         log.debug("vocabulary cache not written (%s)", exc)
     return index.tags, index.vectors, index.oov

@@ -173,15 +173,13 @@ class FrequentTagMemory:
         :data:`REMEMBERED_VOCABULARIES` go)."""
         from safetensors.torch import save
 
-        from tagrank.atomic import atomic_file
+        from tagrank.atomic import atomic_file, keep_newest
 
         meta = {"tagrank": json.dumps({"vocabulary_size": self.size})}
         try:
             with atomic_file(self.path) as f:
                 f.write(save({"frequent": frequent.to(torch.int32).contiguous()}, metadata=meta))
-            entries = sorted(self.path.parent.glob("*.safetensors"), key=lambda e: e.stat().st_mtime, reverse=True)
-            for old in entries[REMEMBERED_VOCABULARIES:]:
-                old.unlink(missing_ok=True)
+            keep_newest(self.path.parent, "*.safetensors", REMEMBERED_VOCABULARIES)
         except (OSError, TagrankError) as exc:
             log.debug("frequent tags not kept (%s)", exc)
 

@@ -179,15 +179,13 @@ class Tagger:
     def _vocabulary_key(self, tags: Sequence[str]) -> str:
         """A name for this model ranking these tags (the approx search keeps its frequent tags under it): the
         model's weights file (or, without one, its description), the label encoder and the tags."""
-        import hashlib
         import json
 
-        from tagrank.checksums import file_sha256
+        from tagrank.checksums import file_sha256, text_key
 
         model = file_sha256(self.model_file) if self.model_file is not None else \
-            hashlib.sha256(json.dumps(self.meta, sort_keys=True, default=str).encode()).hexdigest()
-        key = "\0".join([model, self.vectors.checksum, *tags])
-        return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+            json.dumps(self.meta, sort_keys=True, default=str)
+        return text_key([model, self.vectors.checksum, *tags])
 
     # -- ranking -----------------------------------------------------------------------------------
 

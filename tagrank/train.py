@@ -117,6 +117,15 @@ def _epoch_seed(seed: int, epoch: int) -> int:
     return seed * 1_000_003 + epoch
 
 
+def adam(params, lr: float, weight_decay: float = 0.0) -> torch.optim.Adam:
+    """Adam, as one fused kernel per step where PyTorch has one (CPU, CUDA): its default on CPU loops over the
+    parameters op by op, a third of the training time of a head with 13 M weights (k = 100, Corel5k)."""
+    groups = list(params)
+    tensors = [p for g in groups for p in (g["params"] if isinstance(g, dict) else [g])]
+    fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in tensors) or None
+    return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay, fused=fused)
+
+
 def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
     state = optimizer.state_dict()
     tensors = {f"optim.{i}.{name}": value for i, entry in state["state"].items() for name, value in entry.items()}
@@ -210,7 +219,7 @@ def train(config: Config, data: Dataset, features: Features, vectors: LabelEncod
     groups = [{"params": trained, "scale": 1.0}]
     if finetune:
         groups.append({"params": list(backbone.parameters()), "scale": config.backbone.lr_scale})
-    optimizer = torch.optim.Adam(groups, lr=config.train.lr, weight_decay=config.train.weight_decay)
+    optimizer = adam(groups, config.train.lr, config.train.weight_decay)
     meta = {
         "method": config.method, "options": config.to_dict()["method"], "config": config.to_dict(),
         "feature_dim": source.dim, "dim": vectors.dim, "labels": list(data.labels),

@@ -10,7 +10,7 @@ from tagrank.datasets import Dataset, filter_tags
 from tagrank.errors import TagrankError
 from tagrank.features import Features
 from tagrank.model import TaggingModel
-from tagrank.train import train
+from tagrank.train import adam, train
 from tagrank.encoders.word_vectors import WordVectors
 from tests.conftest import synthetic_features, write_word2vec_text
 
@@ -109,6 +109,24 @@ def test_same_seed_same_model(toy, tmp_path):
     config.train.seed = 1
     c = train(config, data, features, vectors, tmp_path / "c", progress=False)
     assert not torch.equal(c.model.method.state_dict()["head.0.weight"], a.model.method.state_dict()["head.0.weight"])
+
+
+def test_adam_is_fused_on_cpu_and_takes_the_same_steps():
+    """The fused kernel only regroups Adam's arithmetic: weights after some steps agree with the per-tensor loop."""
+    results = []
+    for fused in (True, False):
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 8))
+        groups = [{"params": list(net.parameters()), "scale": 1.0}]
+        optimizer = adam(groups, 1e-2, 1e-3) if fused else torch.optim.Adam(groups, lr=1e-2, weight_decay=1e-3)
+        assert optimizer.defaults["fused"] is (True if fused else None)
+        x = torch.randn(64, 16, generator=torch.Generator().manual_seed(1))
+        for _ in range(20):
+            optimizer.zero_grad(set_to_none=True)
+            net(x).square().mean().backward()
+            optimizer.step()
+        results.append(torch.cat([p.detach().flatten() for p in net.parameters()]))
+    assert torch.allclose(results[0], results[1], atol=1e-6)
 
 
 def test_resume_after_interruption_equals_uninterrupted(toy, tmp_path, monkeypatch):

@@ -33,6 +33,27 @@ def hinge_rank_loss(distances: torch.Tensor, positives: torch.Tensor, negatives:
     return per_image[has_positive].mean() if has_positive.any() else distances.sum() * 0
 
 
+def softmax_rank_loss(distances: torch.Tensor, positives: torch.Tensor, candidates: torch.Tensor,
+                      temperature: float = 1.0, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Each positive against *every* negative at once: log(1 + Σ_n exp((d_p − d_n)/T)), averaged over an
+    image's positives, then over images with a positive.
+
+    ``distances`` (B, V) are ``‖A w‖₂``; ``candidates`` (B, V) bool marks the labels that may serve as
+    negatives (every label the image's dataset annotates); ``weights`` (V,) weight each label as a positive.
+    Unlike the hinge on sampled negatives it sees the whole label set each step, as BCE does.
+    """
+    logits = -distances / temperature
+    negative = candidates & ~positives
+    spread = logits.masked_fill(~negative, -torch.inf).logsumexp(dim=1, keepdim=True)  # (B, 1)
+    spread = torch.where(negative.any(dim=1, keepdim=True), spread, torch.full_like(spread, -torch.inf))
+    per_positive = F.softplus(spread - logits).nan_to_num(0.0)  # −log(e^{l_p} / (e^{l_p} + Σ_n e^{l_n}))
+    w = positives * (weights[None, :] if weights is not None else 1.0)
+    counts = positives.sum(dim=1)
+    per_image = (per_positive * w).sum(dim=1) / counts.clamp_min(1)
+    has_positive = counts > 0
+    return per_image[has_positive].mean() if has_positive.any() else distances.sum() * 0
+
+
 def pairwise_ranking_loss(scores: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor,
                           weights: torch.Tensor | None = None) -> torch.Tensor:
     """RankNet loss log(1 + exp(s_n − s_p)) over every (positive, sampled negative) pair (Fast0Tag).

@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from tagrank.losses import hinge_rank_loss, pairwise_ranking_loss, warp_loss
+from tagrank.losses import hinge_rank_loss, pairwise_ranking_loss, softmax_rank_loss, warp_loss
 
 
 def test_hinge_rank_loss_matches_hand_computation():
@@ -44,6 +44,27 @@ def test_hinge_rank_loss_averages_images_and_masks_positive_draws():
     positives = torch.tensor([[True, False, False], [False, False, False]])  # image 2 has no positive: ignored
     negatives = torch.tensor([[1, 0], [0, 1]])  # the draw of label 0 for image 1 is a positive: masked
     assert math.isclose(hinge_rank_loss(distances, positives, negatives, 1.5).item(), max(0, 1.5 + 1 - 2))
+
+
+def test_softmax_rank_loss_by_hand_over_every_candidate_negative():
+    distances = torch.tensor([[1.0, 3.0, 2.0, 4.0, 0.5], [1.0, 1.0, 1.0, 1.0, 1.0]])
+    positives = torch.tensor([[True, True, False, False, False], [False] * 5])  # image 2: no positive, ignored
+    candidates = torch.tensor([[True, True, True, True, False], [True] * 5])  # label 4 unknown for image 1
+    negatives = math.exp(-2.0) + math.exp(-4.0)  # T = 1: e^{-d} of labels 2 and 3
+    per_positive = [math.log1p(negatives / math.exp(-d)) for d in (1.0, 3.0)]
+    loss = softmax_rank_loss(distances, positives, candidates)
+    assert math.isclose(loss.item(), sum(per_positive) / 2, rel_tol=1e-6)
+    weights = torch.tensor([3.0, 1.0, 9.0, 9.0, 9.0])
+    weighted = softmax_rank_loss(distances, positives, candidates, weights=weights)
+    assert math.isclose(weighted.item(), (3 * per_positive[0] + per_positive[1]) / 2, rel_tol=1e-6)
+    # the temperature divides the distances; an image with no candidate negative costs nothing
+    halved = softmax_rank_loss(distances * 2, positives, candidates, temperature=2.0)
+    assert math.isclose(halved.item(), loss.item(), rel_tol=1e-6)
+    lone = softmax_rank_loss(distances, positives, positives)
+    assert lone.item() == 0.0
+    distances.requires_grad_(True)
+    softmax_rank_loss(distances, positives, positives).backward()
+    assert torch.isfinite(distances.grad).all()
 
 
 def test_pairwise_ranking_loss_hand_value():

@@ -61,7 +61,7 @@ def test_each_method_trains_and_improves(method, toy, tmp_path):
     assert len(lines) == 7 and json.loads(lines[-1])["epoch"] == 6
 
 
-@pytest.mark.parametrize("loss", ["hinge", "warp"])
+@pytest.mark.parametrize("loss", ["hinge", "warp", "softmax"])
 def test_tuned_transform_trains_and_improves(loss, toy, tmp_path):
     config = small_config("transform", epochs=6)
     config.method_options.loss = loss

@@ -48,12 +48,12 @@ import torch
 import torch.nn.functional as F
 
 from tagrank.errors import TagrankError
-from tagrank.losses import PAIRINGS, hinge_rank_loss, warp_loss
+from tagrank.losses import PAIRINGS, hinge_rank_loss, softmax_rank_loss, warp_loss
 from tagrank.methods.base import HeadOptions, Method, mlp, register, sample_negatives
 from tagrank.methods.conse import ImagenetKnowledge
 
 
-LOSSES = ("hinge", "warp")
+LOSSES = ("hinge", "warp", "softmax")
 NAMES = 1000  # ImageNet-1k classes: the name row's coordinates
 SAME_WORD = 1e-5  # the gate counts a cosine this close to 1 as the training label itself
 NAMED = 0.5  # a tag with name match max_c φ_c(w) at least this names a class (its own calibration curve)
@@ -67,8 +67,10 @@ class TransformOptions(HeadOptions):
     normalize_vectors: bool = False  # rank unit-length word vectors instead of raw ones
     pairing: str = "mean"  # "mean": hinge on the average positive distance (paper); "each": every positive
     # "hinge": the paper's hinge rank loss; "warp": WARP's rank-weighted hinge on −‖A w‖ (negatives
-    # are then the draws that estimate each positive's rank)
+    # are then the draws that estimate each positive's rank); "softmax": each positive against all of the
+    # image's negatives at once, log(1 + Σ_n exp((‖A p‖ − ‖A n‖)/T)) (no sampling, no margin)
     loss: str = "hinge"
+    temperature: float = 1.0  # T of the softmax loss
     word_hidden: int = 0  # width of a learned residual layer on the word vectors (0: none, as in the paper)
     affine: bool = False  # rank ‖A [w; 1]‖: a learned offset per image, so the origin word need not be best
     # The backbone's ImageNet knowledge as a fixed block of A (ranks unit word vectors):
@@ -309,12 +311,16 @@ class Transform(Method):
     def loss(self, features, positives, label_vectors, generator, known=None):
         learned = self.learned(features)
         distances = self._distances(features, learned, self.label_space(label_vectors))
-        negatives = sample_negatives(positives, self.options.negatives, generator, known)
-        if self.options.loss == "warp":
-            loss = warp_loss(-distances, positives, negatives, self.options.margin, self.label_weight)
+        if self.options.loss == "softmax":
+            candidates = known if known is not None else torch.ones_like(positives)
+            loss = softmax_rank_loss(distances, positives, candidates, self.options.temperature, self.label_weight)
         else:
-            loss = hinge_rank_loss(distances, positives, negatives, self.options.margin, self.label_weight,
-                                   self.options.pairing)
+            negatives = sample_negatives(positives, self.options.negatives, generator, known)
+            if self.options.loss == "warp":
+                loss = warp_loss(-distances, positives, negatives, self.options.margin, self.label_weight)
+            else:
+                loss = hinge_rank_loss(distances, positives, negatives, self.options.margin, self.label_weight,
+                                       self.options.pairing)
         if self.wants_background and self.background is not None:
             rows = torch.randint(len(self.background), (self.options.background_words,), generator=generator)
             words = self.label_space(self.background[rows].to(features.device))

@@ -386,10 +386,11 @@ hidden 2048", validation F1@5 36.4): each tag's squared distance less λ times i
 photos nearest to it (CSLS's hub correction, which favours a tag where a photo is unusually close to it),
 n 5-50, λ 0.25-1: 34.9-37.8 over 12 settings, with no trend to choose from (n 20: 36.6, 37.8, 36.6 for λ
 0.25, 0.5, 1); z-scoring each tag over the training photos: 31.2 and 32.9. Not kept.
-A softmax loss (2026-12-02, `method.loss = "softmax"`: each positive against every negative label of the photo
-at once, as BCE sees every label, instead of the hinge on 40 sampled negatives; trials "..., softmax loss T 1"
-and "T 4" below): validation F1@5 37.0 and 37.2 against the hinge's 36.8 (trained with Adam's earlier kernel), best epochs 17 of 40, but hub share
-37 % and 39 % against 12 %, and Corel ZSL mAP 13.9 and 12.1 against 14.6. Not kept.
+A softmax loss (2026-12-02, `method.loss = "softmax"`: each positive against every negative label of the
+photo at once, as BCE sees every label, instead of the hinge on 40 sampled negatives; trials "..., softmax
+loss T 1" and "T 4" below): validation F1@5 37.0 and 37.2 against the hinge's 36.8 (trained with Adam's
+earlier kernel), best epochs 17 of 40, but hub share 37 % and 39 % against 12 %, and Corel ZSL mAP 13.9 and
+12.1 against 14.6. Not kept.
 
 {tuning_table()}
 """

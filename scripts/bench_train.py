@@ -93,5 +93,6 @@ def main() -> None:
         label = name + (f" k={k}" if k is not None else "")
         print(f"  {label:<15} {rates[0]:8.0f} samples/s (default Adam {rates[1]:6.0f}: {rates[0] / rates[1]:.2f}x)")
 
+
 if __name__ == "__main__":
     main()

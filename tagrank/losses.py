@@ -44,9 +44,9 @@ def softmax_rank_loss(distances: torch.Tensor, positives: torch.Tensor, candidat
     """
     logits = -distances / temperature
     negative = candidates & ~positives
+    # log Σ_n e^{l_n} over the image's negatives (−inf, so a loss of 0, for an image with none)
     spread = logits.masked_fill(~negative, -torch.inf).logsumexp(dim=1, keepdim=True)  # (B, 1)
-    spread = torch.where(negative.any(dim=1, keepdim=True), spread, torch.full_like(spread, -torch.inf))
-    per_positive = F.softplus(spread - logits).nan_to_num(0.0)  # −log(e^{l_p} / (e^{l_p} + Σ_n e^{l_n}))
+    per_positive = F.softplus(spread - logits)  # −log(e^{l_p} / (e^{l_p} + Σ_n e^{l_n}))
     w = positives * (weights[None, :] if weights is not None else 1.0)
     counts = positives.sum(dim=1)
     per_image = (per_positive * w).sum(dim=1) / counts.clamp_min(1)

@@ -29,8 +29,7 @@ def hinge_rank_loss(distances: torch.Tensor, positives: torch.Tensor, negatives:
         per_image = (hinge.sum(dim=2) * w).sum(dim=1) / counts.clamp_min(1)
     else:
         raise ValueError(f"unknown pairing {pairing!r} (mean, each)")
-    has_positive = counts > 0
-    return per_image[has_positive].mean() if has_positive.any() else distances.sum() * 0
+    return _mean_over_images_with_positive(per_image, counts)
 
 
 def softmax_rank_loss(distances: torch.Tensor, positives: torch.Tensor, candidates: torch.Tensor,
@@ -50,8 +49,14 @@ def softmax_rank_loss(distances: torch.Tensor, positives: torch.Tensor, candidat
     w = positives * (weights[None, :] if weights is not None else 1.0)
     counts = positives.sum(dim=1)
     per_image = (per_positive * w).sum(dim=1) / counts.clamp_min(1)
+    return _mean_over_images_with_positive(per_image, counts)
+
+
+def _mean_over_images_with_positive(per_image: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """The ranking losses' average of ``per_image`` (B,) over the images with a positive (``counts`` (B,) > 0);
+    0, still on the graph, for a batch without one."""
     has_positive = counts > 0
-    return per_image[has_positive].mean() if has_positive.any() else distances.sum() * 0
+    return per_image[has_positive].mean() if has_positive.any() else per_image.sum() * 0
 
 
 def pairwise_ranking_loss(scores: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor,

@@ -392,6 +392,9 @@ photo at once, as BCE sees every label, instead of the hinge on 40 sampled negat
 loss T 1" and "T 4" below): validation F1@5 37.0 and 37.2 against the hinge's 36.8 (trained with Adam's
 earlier kernel), best epochs 17 of 40, but hub share 37 % and 39 % against 12 %, and Corel ZSL mAP 13.9 and
 12.1 against 14.6. Not kept.
+Mirrored photos (2026-12-02, `backbone.flip_features`: BCE and WARP train on a mirrored copy of each photo
+half the time, the open-world recipe did not; trials "..., mirrored photos" below): validation F1@5 36.5 at
+40 epochs and 36.4 at 60, against 36.8 without; Corel ZSL mAP 14.0 and 13.5 against 14.6. Not kept.
 
 {tuning_table()}
 """

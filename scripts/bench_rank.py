@@ -70,7 +70,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
     parser.add_argument("--images", type=int, default=256)
-    parser.add_argument("--big", default="1000000,3000000")
+    parser.add_argument("--big", default="1000000,3000000", help="sizes of random 300-d vocabularies (random A)")
+    parser.add_argument("--phrases", default="3000000",
+                        help="sizes of GloVe-word and everyday-tag-pair vocabularies embedded by wordllama (real A)")
     parser.add_argument("--cold-start-only", action="store_true")
     parser.add_argument("--ranking-only", action="store_true")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench_rank")
@@ -150,7 +152,7 @@ def ranking(args) -> None:
 def ranking_cases(args):
     """(name, raw label vectors, tagger whose A ranks them or None for a random A, photos per batch, photos
     searched), one at a time (the large ones take GBs)."""
-    glove = glove_tagger(args.shared, args.runs)
+    glove = transform_tagger(args.shared, args.runs)
     words = torch.from_numpy(np.array(glove.vectors.keyed.vectors, dtype=np.float32))
     for n in (1000, 10000, 100000, 400000):
         yield f"{n // 1000}k GloVe words, d=50", words[:n], glove, 64, SEARCHED_PHOTOS
@@ -162,24 +164,48 @@ def ranking_cases(args):
         names = [w for w in glove.vectors.keyed.index_to_key if any(c.isalnum() for c in w)]
         vectors = torch.from_numpy(default.vectors.encode(names))
         yield f"{len(names) // 1000}k words, default model", vectors, default, 16, 16
+    for n in (int(v) for v in args.phrases.split(",") if v):
+        # Realistic at millions of tags: GloVe's words and pairs of everyday tags ("dog beach"), as hashtag or
+        # phrase vocabularies are, embedded by wordllama (d = 256) and ranked by the transformation model
+        # trained on those vectors (configs/transform.toml): real A, real label geometry.
+        tagger = transform_tagger(args.shared, args.runs, "wordllama")
+        names = phrase_vocabulary(glove.vectors.keyed.index_to_key, n)
+        vectors = torch.from_numpy(tagger.vectors.encode(names))
+        yield f"{n / 1e6:g}M words and phrases, wordllama", vectors, tagger, 16, SEARCHED_PHOTOS
     gen = torch.Generator().manual_seed(0)
     for n in (int(v) for v in args.big.split(",") if v):
         yield f"{n / 1e6:g}M random vectors, d=300", torch.randn(n, 300, generator=gen), None, 8, 8
 
 
-def glove_tagger(shared: Path, runs: Path):
-    """The previous transformation recipe (configs/transform.toml, GloVe-50) trained on Corel5k: a real A
-    for 50-d vectors. Trained here (about a minute with cached features) unless runs/ already holds it."""
+def transform_tagger(shared: Path, runs: Path, encoder: str = "glove-6b-50d"):
+    """The previous transformation recipe (configs/transform.toml) trained on Corel5k with ``encoder``'s
+    vectors: a real A for them. Trained here (a minute or two with cached features) unless runs/ holds it."""
     from tagrank.config import load_config
     from tagrank.encoders import load_encoder
     from tagrank.tagger import Tagger
     from tagrank.train import run_training
 
-    out = runs / "transform_glove"
+    out = runs / ("transform_glove" if encoder == "glove-6b-50d" else f"transform_{encoder}")
     if not (out / "model.safetensors").is_file():
         run_training("corel5k", shared / "data" / "corel5k", load_config(ROOT / "configs" / "transform.toml"), out,
-                     load_encoder("glove-6b-50d"), progress=False)
+                     load_encoder(encoder), progress=False)
     return Tagger.load(out)
+
+
+def phrase_vocabulary(words: list[str], n: int) -> list[str]:
+    """``n`` tags: ``words`` (those with a letter or digit) first, then distinct pairs of everyday tags drawn
+    at random (seed 0) until there are ``n``."""
+    from tagrank.vocab import load_vocabulary
+
+    names = [w for w in words if any(c.isalnum() for c in w)][:n]
+    tags = load_vocabulary("everyday")
+    rng = np.random.default_rng(0)
+    pairs: set[str] = set()
+    while len(names) + len(pairs) < n:
+        for a, b in rng.integers(len(tags), size=(n - len(names) - len(pairs), 2)):
+            if a != b:
+                pairs.add(f"{tags[a]} {tags[b]}")
+    return names + sorted(pairs)[: n - len(names)]
 
 
 def photo_factors(tagger, paths: list[str]) -> torch.Tensor:

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tagrank.markdown import pct, sections, table
+from tagrank.evaluation.markdown import pct, sections, table
 
 ROOT = Path(__file__).resolve().parent.parent
 K_SWEEP = (10, 25, 50, 100)
@@ -107,8 +107,8 @@ def tuning_rows() -> list[list]:
 def train(config_name: str, root: Path, out: Path, unseen: Path | None = None, k: int | None = None,
           quick: bool = False, threads: int | None = None) -> float:
     """Train configs/<config_name>.toml into ``out``; returns the wall time in seconds."""
-    from tagrank.train import run_training
-    from tagrank.encoders.word_vectors import WordVectors
+    from tagrank.training.trainer import run_training
+    from tagrank.labels.encoders.word_vectors import WordVectors
 
     if threads is not None:
         torch.set_num_threads(threads)
@@ -128,9 +128,9 @@ def train(config_name: str, root: Path, out: Path, unseen: Path | None = None, k
 
 def voting(model_dir: Path, root: Path, cache_dir) -> list[list]:
     """The paper's Table 5: committee of the k rows of A (top-N votes) against the full ranking."""
-    from tagrank.datasets import load_dataset
-    from tagrank.features import FeatureCache
-    from tagrank.metrics import evaluate_scores
+    from tagrank.images.datasets import load_dataset
+    from tagrank.images.features import FeatureCache
+    from tagrank.evaluation.metrics import evaluate_scores
     from tagrank.tagger import Tagger
 
     tagger = Tagger.load(model_dir)
@@ -170,10 +170,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 epochs each: checks the script, not the numbers")
     parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
     args = parser.parse_args()
-    from tagrank.backbone import Backbone
-    from tagrank.datasets import load_dataset
-    from tagrank.evaluate import evaluate
-    from tagrank.features import FeatureCache
+    from tagrank.images.backbone import Backbone
+    from tagrank.images.datasets import load_dataset
+    from tagrank.evaluation.protocols import evaluate
+    from tagrank.images.features import FeatureCache
 
     started = time.perf_counter()
     root = args.shared / "data" / "corel5k"
@@ -261,7 +261,7 @@ Machine: {platform.machine()}, {torch.get_num_threads()} torch threads ({args.jo
 {threads} each), Python {platform.python_version()},
 torch {torch.__version__}. Total wall time: {total / 60:.1f} min.
 
-Conventions (see `tagrank/metrics.py`): per-word P/R are the means over the test words with a positive
+Conventions (see `tagrank/evaluation/metrics.py`): per-word P/R are the means over the test words with a positive
 (the Corel5k convention, = C-P/C-R), F1 = 2PR/(P+R) of those means, N+ = words with recall > 0; overall
 O-P/O-R/O-F1 pool all predictions; mAP is class-wise with per-image standardised scores for the
 word-vector methods. Published rows use 5 tags per image: JEC 27/32/F1 29.3/N+ 139 · TagProp

@@ -16,7 +16,7 @@ import torch
 
 
 def main() -> None:
-    from tagrank.metrics import evaluate_scores
+    from tagrank.evaluation.metrics import evaluate_scores
 
     rng = np.random.default_rng(0)
     n, L = 107859, 1006

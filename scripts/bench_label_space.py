@@ -26,11 +26,11 @@ def timed(fn, repeats=5):
 
 def main() -> None:
     cold = subprocess.run([sys.executable, "-c", "import time; t=time.perf_counter(); "
-                           "from tagrank.encoders.word_vectors import WordVectors; WordVectors.default(); "
+                           "from tagrank.labels.encoders.word_vectors import WordVectors; WordVectors.default(); "
                            "print(time.perf_counter()-t)"], capture_output=True, text=True, check=True)
-    from tagrank import vectors as vectors_module
-    from tagrank.label_index import LabelIndex
-    from tagrank.encoders.word_vectors import WordVectors
+    from tagrank.labels.encoders import word_vectors as vectors_module
+    from tagrank.labels.index import LabelIndex
+    from tagrank.labels.encoders.word_vectors import WordVectors
 
     def fresh_load():
         vectors_module._default_cache = None

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from tagrank.markdown import pct, replace_section, table
+from tagrank.evaluation.markdown import pct, replace_section, table
 
 ROOT = Path(__file__).resolve().parent.parent
 ENCODER = "wordllama"
@@ -87,8 +87,8 @@ LABELS = {
 
 def train_run(name: str, config_name: str, zero_shot: bool, mixture: bool, encoder: str, settings: dict,
               shared: str, runs: str) -> tuple[str, float]:
-    from tagrank.encoders import load_encoder
-    from tagrank.train import run_training
+    from tagrank.labels.encoders import load_encoder
+    from tagrank.training.trainer import run_training
 
     torch.set_num_threads(1)  # runs side by side, one core each
     out = Path(runs) / name
@@ -102,9 +102,9 @@ def train_run(name: str, config_name: str, zero_shot: bool, mixture: bool, encod
 
 def extract_features(shared: Path) -> dict[str, float]:
     """Fill the feature cache once, before runs train side by side (they would race to write it)."""
-    from tagrank.backbone import Backbone
-    from tagrank.datasets import load_dataset
-    from tagrank.features import FeatureCache
+    from tagrank.images.backbone import Backbone
+    from tagrank.images.datasets import load_dataset
+    from tagrank.images.features import FeatureCache
 
     corel = load_dataset("corel5k", shared / "data" / "corel5k", "all").paths
     tiny = load_dataset("tinyimagenet", shared / "data" / "tiny-imagenet", "all").paths
@@ -117,9 +117,9 @@ def extract_features(shared: Path) -> dict[str, float]:
 
 
 def tiny_rows(shared: Path, runs: Path) -> tuple[list[list], list[list], dict]:
-    from tagrank.datasets import load_dataset, read_tag_list
-    from tagrank.evaluate import label_accuracy
-    from tagrank.metrics import top_k_accuracy
+    from tagrank.images.datasets import load_dataset, read_tag_list
+    from tagrank.evaluation.protocols import label_accuracy
+    from tagrank.evaluation.metrics import top_k_accuracy
     from tagrank.tagger import Tagger
 
     root = shared / "data" / "tiny-imagenet"
@@ -156,7 +156,7 @@ def tiny_rows(shared: Path, runs: Path) -> tuple[list[list], list[list], dict]:
 
 
 def corel_reports(shared: Path, runs: Path) -> tuple[object, object]:
-    from tagrank.evaluate import evaluate
+    from tagrank.evaluation.protocols import evaluate
 
     from tagrank.tagger import DEFAULT_MODEL
 
@@ -194,8 +194,8 @@ def by_name(report, name: str):
 
 
 def hubs_and_examples(shared: Path) -> tuple[float, list, dict]:
-    from tagrank.datasets import load_dataset
-    from tagrank.evaluate import vocabulary_hub_share
+    from tagrank.images.datasets import load_dataset
+    from tagrank.evaluation.protocols import vocabulary_hub_share
     from tagrank.tagger import Tagger
 
     tagger = Tagger.load()
@@ -307,7 +307,7 @@ all 202 classes).
 
 ### Hub share and the example photos
 
-The default model ranking the everyday vocabulary (tagrank/vocabularies/everyday.txt) over the
+The default model ranking the everyday vocabulary (tagrank/labels/vocabularies/everyday.txt) over the
 Tiny ImageNet validation and Corel5k test photos: the 10 most frequent tags take **{pct(share)} %** of all top-5
 slots ({', '.join(f'{t} {n}' for t, n in hubs)}).
 

@@ -9,11 +9,11 @@
    evenly over its themes, timed on the first 64), of the
    same 400k words embedded by wordllama under the embedded default model (its real A, D = 514, 16
    photos), and of 1M/3M random 300-d vectors (random A, k = 100, batches of 8): the exact torch scan (the reference),
-   the exact FAISS search (same top 10?) and, from 100k tags, the approximate search (tagrank.search),
+   the exact FAISS search (same top 10?) and, from 100k tags, the approximate search (tagrank.ranking.search),
    after it has ranked Corel5k training photos in random order exactly until it stops doing so by itself, at
    most --calibration (512 random draws for a random A, whose top tags share nothing):
    time, speed-up and recall@5/@10 against the exact scan; for the real models also the next process,
-   which recalls those frequent tags (tagrank.search.FrequentTagMemory) and ranks the next training photos
+   which recalls those frequent tags (tagrank.ranking.search.FrequentTagMemory) and ranks the next training photos
    exactly until it stops by itself. GFLOP/s count the work of the form the scan
    takes, V·D(D+1)/2 (quadratic) or V·D·k (direct) multiply-adds per image, against a plain torch.mm peak
    (4096², float32) measured in the same run. --split validation uses Corel5k training photos instead (for choosing
@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tagrank.search import CALIBRATION_PHOTOS, PROBED_SHARE
+from tagrank.ranking.search import CALIBRATION_PHOTOS, PROBED_SHARE
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -126,7 +126,7 @@ def ranking(args) -> None:
     train = sorted(glob.glob(str(corel / "train" / "*.jpeg")))
     photos = {"validation": spread(train, SEARCHED_PHOTOS),
               "test": spread(sorted(glob.glob(str(corel / "test" / "*.jpeg"))), SEARCHED_PHOTOS)}
-    # The approximate search first ranks photos exactly to learn their frequent tags (tagrank.search): here
+    # The approximate search first ranks photos exactly to learn their frequent tags (tagrank.ranking.search): here
     # Corel5k training photos other than the validation ones, in random order (as a user's photos would come,
     # not theme by theme).
     reference = sorted(set(train) - set(photos["validation"]))
@@ -181,9 +181,9 @@ def transform_tagger(shared: Path, runs: Path, encoder: str = "glove-6b-50d"):
     """The previous transformation recipe (configs/transform.toml) trained on Corel5k with ``encoder``'s
     vectors: a real A for them. Trained here (a minute or two with cached features) unless runs/ holds it."""
     from tagrank.config import load_config
-    from tagrank.encoders import load_encoder
+    from tagrank.labels.encoders import load_encoder
     from tagrank.tagger import Tagger
-    from tagrank.train import run_training
+    from tagrank.training.trainer import run_training
 
     out = runs / ("transform_glove" if encoder == "glove-6b-50d" else f"transform_{encoder}")
     if not (out / "model.safetensors").is_file():
@@ -209,7 +209,7 @@ def phrase_vocabulary(words: list[str], n: int) -> list[str]:
 
 
 def photo_factors(tagger, paths: list[str]) -> torch.Tensor:
-    from tagrank.features import extract
+    from tagrank.images.features import extract
 
     with torch.no_grad():
         return tagger.method.factors(torch.from_numpy(extract(tagger.backbone, paths, progress=False).features))
@@ -234,8 +234,8 @@ def ranking_case(name: str, raw: torch.Tensor, label_space, factors: torch.Tenso
     first ``batch`` photos of ``factors``; the approximate search's recall over all of them. With ``recheck``
     (other calibration photos), the same for a second engine that recalls the first one's frequent tags, as
     the next process would."""
-    from tagrank.ranking import Vocabulary, staircase
-    from tagrank.search import FAISS_MAX_ELEMENTS, FaissVocabulary, cluster_index, default_clusters, make_engine, \
+    from tagrank.ranking.engine import Vocabulary, staircase
+    from tagrank.ranking.search import FAISS_MAX_ELEMENTS, FaissVocabulary, cluster_index, default_clusters, make_engine, \
         recall
 
     with torch.no_grad():

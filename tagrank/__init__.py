@@ -1,33 +1,34 @@
 """tagrank: rank any vocabulary of tags for a photo, including tags never seen in training.
 
-The modules follow the data:
+The subpackages follow the data:
 
-    encoders/, vocab      label encoders and vocabulary files        (tags -> vectors)
-    label_index           the FAISS label index                      (vectors, precomputed)
-    images, backbone      decoding and the pretrained CNN            (photos -> features)
-    features, datasets    the feature cache and dataset readers
-    methods/              heads and losses, one registered class per method
-    config, train         configuration dataclasses and the one trainer
-    model, ranking        saved models and the top-K ranking engine
-    tagger                the Python API users call
-    metrics, evaluate     NUS-WIDE style metrics and protocols
-    cli                   the `tagrank` command, a thin layer over the above
+    labels/       label encoders, vocabularies, the FAISS label index   (tags -> vectors)
+    images/       photo decoding, the pretrained CNN, the feature cache, dataset readers (photos -> features)
+    methods/      heads and losses, one registered class per method      (features, vectors -> scores)
+    training/     the one trainer (one process or many), the trial log
+    ranking/      the top-K engine, exact or approximate search, confidences
+    evaluation/   NUS-WIDE style metrics and protocols, benchmark reports
+    serve/        the HTTP service
+
+and around them: ``config`` (configs/*.toml as dataclasses), ``model`` (saved models), ``tagger`` (the
+Python API users call), ``output`` and ``batch`` (writing ranked tags, batch runs), ``cli`` (the
+``tagrank`` command, a thin layer over the API).
 """
 
 __version__ = "0.1.0"
 
 # The public API, imported on first use so that `tagrank --help` does not pay for torch and gensim.
 _EXPORTS = {
-    "LabelIndex": "tagrank.label_index",
+    "LabelIndex": "tagrank.labels.index",
     "Tagger": "tagrank.tagger",
     "TaggingModel": "tagrank.model",
-    "evaluate": "tagrank.evaluate",
+    "evaluate": "tagrank.evaluation.protocols",
     "TagrankError": "tagrank.errors",
-    "LabelEncoder": "tagrank.encoders",
-    "WordVectors": "tagrank.encoders.word_vectors",
-    "load_encoder": "tagrank.encoders",
-    "read_vocabulary": "tagrank.vocab",
-    "load_vocabulary": "tagrank.vocab",
+    "LabelEncoder": "tagrank.labels.encoders",
+    "WordVectors": "tagrank.labels.encoders.word_vectors",
+    "load_encoder": "tagrank.labels.encoders",
+    "read_vocabulary": "tagrank.labels.vocab",
+    "load_vocabulary": "tagrank.labels.vocab",
 }
 
 __all__ = [*_EXPORTS, "__version__"]

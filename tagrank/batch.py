@@ -39,7 +39,7 @@ class BatchJob:
     top: int = 5
     threshold: float | None = None
     batch_size: int = 32
-    search: str = "auto"  # how vocabularies are searched (tagrank.search)
+    search: str = "auto"  # how vocabularies are searched (tagrank.ranking.search)
 
     def load_tagger(self):
         """The tagger this job describes (once per process, or per Ray actor)."""
@@ -50,7 +50,7 @@ class BatchJob:
 
 def list_photos(inputs: list[str]) -> tuple[list[str], list[str]]:
     """Photos named by folders, globs and files, or listed in a Parquet/CSV file's ``path`` column."""
-    from tagrank.images import find_images
+    from tagrank.images.photos import find_images
 
     listed, rest = [], []
     for item in inputs:
@@ -76,7 +76,7 @@ def tag_shard(job: BatchJob, index: int, paths: list[str], tagger) -> dict:
     """Tag one shard's photos with ``tagger`` and write its two Parquet files; returns counts for the summary."""
     import pandas as pd
 
-    from tagrank.vocab import load_vocabulary
+    from tagrank.labels.vocab import load_vocabulary
 
     started = time.perf_counter()
     vocab = load_vocabulary(job.vocab) if job.vocab else None

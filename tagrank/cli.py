@@ -51,8 +51,8 @@ def similar(
     top: int = typer.Option(10, "--top", help="how many neighbours"),
 ) -> None:
     """Nearest tags to TAG by cosine similarity, through FAISS."""
-    from tagrank.encoders import load_encoder
-    from tagrank.label_index import LabelIndex
+    from tagrank.labels.encoders import load_encoder
+    from tagrank.labels.index import LabelIndex
 
     _positive("--top", top)
     if index is not None:
@@ -60,7 +60,7 @@ def similar(
         word_vectors = load_encoder(vectors if vectors is not None else manifest["vector_source"])
         label_index = LabelIndex.load(index, word_vectors)
     else:
-        from tagrank.vocab import DEFAULT_VOCABULARY, load_vocabulary
+        from tagrank.labels.vocab import DEFAULT_VOCABULARY, load_vocabulary
 
         word_vectors = load_encoder(vectors)
         label_index = LabelIndex.from_vectors(word_vectors) if hasattr(word_vectors, "keyed") else \
@@ -82,9 +82,9 @@ def index_build(
 ) -> None:
     """Embed a vocabulary and write its FAISS label index."""
     from tagrank.atomic import check_output_dir
-    from tagrank.encoders import load_encoder
-    from tagrank.label_index import MANIFEST, LabelIndex
-    from tagrank.vocab import load_vocabulary
+    from tagrank.labels.encoders import load_encoder
+    from tagrank.labels.index import MANIFEST, LabelIndex
+    from tagrank.labels.vocab import load_vocabulary
 
     if clusters is not None and clusters < 0:
         raise TagrankError(f"--clusters must be 0 (a flat index) or more, got {clusters}")
@@ -99,7 +99,7 @@ def index_build(
 @index_app.command("info")
 def index_info(directory: Path = typer.Argument(..., help="label index directory")) -> None:
     """Print a label index's manifest, after verifying its files' checksums."""
-    from tagrank.label_index import LabelIndex
+    from tagrank.labels.index import LabelIndex
 
     manifest = LabelIndex.verify(directory)
     typer.echo(json.dumps(manifest, indent=2, ensure_ascii=False))
@@ -133,9 +133,9 @@ def train(
     """Train a tagging method on a dataset's training split."""
     from tagrank.atomic import check_output_dir
     from tagrank.config import load_config, override
-    from tagrank.encoders import load_encoder
-    from tagrank.features import DEFAULT_CACHE_DIR
-    from tagrank.train import run_training
+    from tagrank.labels.encoders import load_encoder
+    from tagrank.images.features import DEFAULT_CACHE_DIR
+    from tagrank.training.trainer import run_training
 
     cfg = load_config(config, method)
     override(cfg.train, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, device=device)
@@ -181,12 +181,12 @@ def rank(
 ) -> None:
     """Rank a vocabulary of tags for each photo; smaller distance (transform) = more relevant."""
     from tagrank.atomic import check_writable
-    from tagrank.images import find_images
-    from tagrank.label_index import LabelIndex
+    from tagrank.images.photos import find_images
+    from tagrank.labels.index import LabelIndex
     from tagrank.output import FORMATS, write_results
-    from tagrank.search import check_search
+    from tagrank.ranking.search import check_search
     from tagrank.tagger import Tagger
-    from tagrank.vocab import load_vocabulary
+    from tagrank.labels.vocab import load_vocabulary
 
     # Everything that can be checked is checked before the first photo is decoded.
     _positive("--top", top)
@@ -253,7 +253,7 @@ def batch(
 ) -> None:
     """Tag a large photo set into Parquet shards; rerun to resume (finished shards are skipped)."""
     from tagrank.batch import BatchJob, run_batch
-    from tagrank.search import check_search
+    from tagrank.ranking.search import check_search
 
     _positive("--top", top)
     _positive("--batch-size", batch_size)
@@ -290,9 +290,9 @@ def serve(
         from tagrank.serve import ServeSettings, create_app
     except ImportError as exc:
         raise TagrankError(f"tagrank serve needs the serve extra (pip install 'tagrank[serve]'): {exc.name} is missing") from None
-    from tagrank.search import check_search
+    from tagrank.ranking.search import check_search
     from tagrank.tagger import Tagger
-    from tagrank.vocab import load_vocabulary
+    from tagrank.labels.vocab import load_vocabulary
 
     _positive("--batch-size", batch_size)
     _positive("--port", port)
@@ -332,7 +332,7 @@ def eval_(
 ) -> None:
     """Evaluate models, ConSE or a score file: per-class and overall P/R/F1 at K, mAP, N+."""
     from tagrank.atomic import check_output_dir
-    from tagrank.evaluate import REPORT_MARKER, evaluate, format_table, write_report
+    from tagrank.evaluation.protocols import REPORT_MARKER, evaluate, format_table, write_report
 
     models = list(model or [])
     if runs:

@@ -19,7 +19,7 @@ from safetensors.torch import load, save
 from tagrank import __version__
 from tagrank.atomic import atomic_file, write_text_atomic
 from tagrank.errors import TagrankError, os_reason
-from tagrank.label_index import check_vector_match
+from tagrank.labels.index import check_vector_match
 from tagrank.methods import Method, get_method
 
 WEIGHTS = "model.safetensors"

@@ -4,7 +4,7 @@ A Tagger joins a backbone, a method (a trained model, the embedded default, or t
 and word vectors. Zero-shot methods rank any vocabulary through the ranking engine; label-scoring
 methods (BCE, WARP) rank the part of a vocabulary that is among their training labels.
 Results are plain data: one dict per image with its top tags, their scores, ranks and confidences
-(:mod:`tagrank.confidence`: the chance a tag is right, fitted on validation photos).
+(:mod:`tagrank.ranking.confidence`: the chance a tag is right, fitted on validation photos).
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ import torch
 
 from tagrank._log import log
 from tagrank.errors import TagrankError
-from tagrank.label_index import LabelIndex, embedded_vocabulary
-from tagrank.confidence import Calibration, reference_scale
-from tagrank.ranking import exact_scores, explain_votes, rank_scores
-from tagrank.encoders import LabelEncoder, load_encoder
-from tagrank.vocab import DEFAULT_VOCABULARY, load_vocabulary, read_vocabulary
+from tagrank.labels.index import LabelIndex, embedded_vocabulary
+from tagrank.ranking.confidence import Calibration, reference_scale
+from tagrank.ranking.engine import exact_scores, explain_votes, rank_scores
+from tagrank.labels.encoders import LabelEncoder, load_encoder
+from tagrank.labels.vocab import DEFAULT_VOCABULARY, load_vocabulary, read_vocabulary
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default"
 CONSE_DESCRIPTION = Path(__file__).resolve().parent / "models" / "conse" / "model.json"
@@ -39,7 +39,7 @@ class PreparedVocabulary:
     """A vocabulary ready for one method: tag names plus engine vectors or label columns."""
 
     tags: list[str]
-    engine: object | None = None  # zero-shot methods: an engine of tagrank.search
+    engine: object | None = None  # zero-shot methods: an engine of tagrank.ranking.search
     columns: torch.Tensor | None = None  # label-scoring methods: columns of the model's outputs
     oov: list[str] = field(default_factory=list)
     kinds: torch.Tensor | None = None  # each tag's kind, where the confidence is calibrated per kind
@@ -58,9 +58,9 @@ class Tagger:
     def __init__(self, method, backbone, vectors: LabelEncoder, meta: dict, default_tags: list[str],
                  search: str = "auto", model_file: Path | None = None):
         """``model_file``: the trained model's weights, which name it (ConSE has none)."""
-        from tagrank.search import check_search
+        from tagrank.ranking.search import check_search
 
-        self.search = check_search(search)  # how zero-shot methods search a vocabulary (tagrank.search)
+        self.search = check_search(search)  # how zero-shot methods search a vocabulary (tagrank.ranking.search)
         self.method = method.eval()
         self.backbone = backbone
         self.vectors = vectors
@@ -76,8 +76,8 @@ class Tagger:
     def load(cls, model: str | os.PathLike | None = None, method: str | None = None,
              vectors: str | os.PathLike | LabelEncoder | None = None, search: str = "auto") -> "Tagger":
         """A trained model directory, the embedded default (``model=None``), or ``method="conse"``;
-        ``search``: how vocabularies are searched (:mod:`tagrank.search`)."""
-        from tagrank.backbone import Backbone
+        ``search``: how vocabularies are searched (:mod:`tagrank.ranking.search`)."""
+        from tagrank.images.backbone import Backbone
         from tagrank.model import TaggingModel
 
         if method is not None and method != "conse" and model is None:
@@ -145,7 +145,7 @@ class Tagger:
     def _prepare(self, vocab) -> PreparedVocabulary:
         if self.method.zero_shot:
             if isinstance(vocab, LabelIndex):
-                from tagrank.label_index import check_vector_match
+                from tagrank.labels.index import check_vector_match
 
                 check_vector_match(vocab.manifest, self.vectors, "label index")
                 tags, raw, oov = vocab.tags, vocab.vectors, vocab.oov
@@ -153,7 +153,7 @@ class Tagger:
             else:
                 tags, raw, oov = embedded_vocabulary(vocab, self.vectors)
                 clusters = None
-            from tagrank.search import make_engine
+            from tagrank.ranking.search import make_engine
 
             with torch.no_grad():
                 vectors = self.method.label_space(torch.from_numpy(raw))
@@ -162,7 +162,7 @@ class Tagger:
                                  memory_key=lambda: self._vocabulary_key(tags))
             return PreparedVocabulary(tags, engine=engine, oov=oov, kinds=kinds)
         tags = vocab.tags if isinstance(vocab, LabelIndex) else vocab
-        from tagrank.datasets import resolve_labels
+        from tagrank.images.datasets import resolve_labels
 
         labels = self.meta["labels"]
         known, unknown = resolve_labels(tags, labels)
@@ -250,7 +250,7 @@ class Tagger:
                   explain: bool = False, batch_size: int = 32, progress: bool = False) -> Iterator[dict]:
         """Yield, image by image in input order, ``{"image", "tags"}`` or ``{"image", "error"}``."""
         from tagrank._log import progress_bar
-        from tagrank.features import extract
+        from tagrank.images.features import extract
 
         prepared = self.prepare(vocab)
         if top <= 0:

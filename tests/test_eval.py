@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from tagrank.evaluate import write_score_file
+from tagrank.evaluation.protocols import write_score_file
 from tests.conftest import assert_one_error
 from tests.test_datasets import make_nuswide
 
@@ -109,8 +109,8 @@ def test_eval_corel_layout_with_models_all_protocols(cli, photos, tmp_path):
 
 
 def test_label_accuracy_scores_only_the_chosen_classes_photos(monkeypatch):
-    import tagrank.evaluate as ev
-    from tagrank.datasets import Dataset
+    import tagrank.evaluation.protocols as ev
+    from tagrank.images.datasets import Dataset
     from tagrank.errors import TagrankError
 
     data = Dataset("toy", ["a", "b", "c"], ["/a", "/b", "/c"], ["cat", "dog", "fish"],

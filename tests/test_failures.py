@@ -131,9 +131,9 @@ def test_output_locations_are_checked_before_the_work(cli, tmp_path, monkeypatch
     unrelated = tmp_path / "unrelated"
     unrelated.mkdir()
     (unrelated / "notes.txt").write_text("mine")
-    import tagrank.evaluate
+    import tagrank.evaluation.protocols
 
-    monkeypatch.setattr(tagrank.evaluate, "evaluate", lambda *a, **k: pytest.fail("evaluated before checking --out"))
+    monkeypatch.setattr(tagrank.evaluation.protocols, "evaluate", lambda *a, **k: pytest.fail("evaluated before checking --out"))
     for out, needle in ((ro / "rep", "cannot write output folder"), (unrelated, "refusing to overwrite")):
         assert_one_error(cli("eval", "corel5k", "--root", tmp_path, "--method", "conse", "--out", out), needle)
 
@@ -141,7 +141,7 @@ def test_output_locations_are_checked_before_the_work(cli, tmp_path, monkeypatch
 def test_full_disk_is_one_line_and_the_previous_files_stay(cli, tmp_path, monkeypatch):
     import errno
 
-    from tagrank.label_index import LabelIndex
+    from tagrank.labels.index import LabelIndex
     from tagrank.output import write_results
 
     (tmp_path / "vocab.txt").write_text("cat\ndog\n")

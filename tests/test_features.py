@@ -3,9 +3,9 @@ import os
 import numpy as np
 import pytest
 
-import tagrank.features as features_module
-from tagrank.backbone import Backbone
-from tagrank.features import FeatureCache
+import tagrank.images.features as features_module
+from tagrank.images.backbone import Backbone
+from tagrank.images.features import FeatureCache
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +16,7 @@ def backbone():
 def test_backbone_recognises_real_photos(backbone, photos):
     import torch
 
-    from tagrank.images import load_image
+    from tagrank.images.photos import load_image
 
     batch = np.stack([backbone.preprocess(load_image(photos[n])) for n in ("chelsea", "coffee")])
     with torch.no_grad():
@@ -27,7 +27,7 @@ def test_backbone_recognises_real_photos(backbone, photos):
 def test_a_photo_has_the_same_features_alone_and_in_a_batch(backbone, photos):
     import torch
 
-    from tagrank.images import load_image
+    from tagrank.images.photos import load_image
 
     names = ("chelsea", "coffee", "rocket")
     x = Backbone.to_tensor(np.stack([backbone.preprocess(load_image(photos[n])) for n in names]))
@@ -149,7 +149,7 @@ def test_own_efficientnet_lite_gives_timms_features_and_class_names(name):
     import torch
 
     from tagrank._compat import ensure_torchvision_importable
-    from tagrank.backbone import BACKBONES, imagenet_class_names
+    from tagrank.images.backbone import BACKBONES, imagenet_class_names
 
     ensure_torchvision_importable()
     timm = pytest.importorskip("timm")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tagrank.images import ImageError, find_images, load_image
+from tagrank.images.photos import ImageError, find_images, load_image
 
 
 def test_modes_are_converted(tmp_path):
@@ -38,10 +38,10 @@ def test_broken_files_name_their_path(tmp_path, photos):
 
 
 def test_decompression_bomb_rejected(tmp_path, monkeypatch):
-    import tagrank.images
+    import tagrank.images.photos
 
     Image.new("RGB", (100, 100)).save(tmp_path / "big.png")
-    monkeypatch.setattr(tagrank.images, "MAX_PIXELS", 5000)
+    monkeypatch.setattr(tagrank.images.photos, "MAX_PIXELS", 5000)
     with pytest.raises(ImageError, match="too large"):
         load_image(tmp_path / "big.png")
 

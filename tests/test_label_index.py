@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from tagrank.errors import TagrankError
-from tagrank.label_index import LabelIndex
-from tagrank.encoders.word_vectors import WordVectors
+from tagrank.labels.index import LabelIndex
+from tagrank.labels.encoders.word_vectors import WordVectors
 from tests.conftest import write_word2vec_text
 
 
@@ -84,10 +84,10 @@ def test_save_is_atomic_and_refuses_foreign_directories(tiny_vectors_file, tmp_p
 
 
 def test_embedded_vocabulary_is_cached_on_disk_and_rebuilt_when_damaged(tiny_vectors_file, tmp_path, monkeypatch, caplog):
-    import tagrank.label_index
-    from tagrank.label_index import embedded_vocabulary
+    import tagrank.labels.index
+    from tagrank.labels.index import embedded_vocabulary
 
-    monkeypatch.setattr(tagrank.label_index, "CACHED_VOCABULARY_MIN_TAGS", 1)  # cache even this tiny one
+    monkeypatch.setattr(tagrank.labels.index, "CACHED_VOCABULARY_MIN_TAGS", 1)  # cache even this tiny one
     v = WordVectors.from_file(tiny_vectors_file)
     built_by_index = LabelIndex.build
     tags = ["dog", "ice cream", "zebra", "#Sunset"]
@@ -102,7 +102,7 @@ def test_embedded_vocabulary_is_cached_on_disk_and_rebuilt_when_damaged(tiny_vec
     monkeypatch.setattr(LabelIndex, "build", built_by_index)
     assert embedded_vocabulary(["dog"], v, tmp_path)[0] == ["dog"]  # another vocabulary, another entry
     assert len(list((tmp_path / "vocabularies").iterdir())) == 2
-    monkeypatch.setattr(tagrank.label_index, "CACHED_VOCABULARIES", 2)
+    monkeypatch.setattr(tagrank.labels.index, "CACHED_VOCABULARIES", 2)
     embedded_vocabulary(["cat"], v, tmp_path)  # a third: the oldest entry goes
     assert len(list((tmp_path / "vocabularies").iterdir())) == 2 and not entry.exists()
     embedded_vocabulary(tags, v, tmp_path)  # written again: now the newest entry

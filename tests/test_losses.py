@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from tagrank.losses import hinge_rank_loss, pairwise_ranking_loss, softmax_rank_loss, warp_loss
+from tagrank.methods.losses import hinge_rank_loss, pairwise_ranking_loss, softmax_rank_loss, warp_loss
 
 
 def test_hinge_rank_loss_matches_hand_computation():

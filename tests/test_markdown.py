@@ -1,4 +1,4 @@
-from tagrank.markdown import pct, replace_section, section, sections, table
+from tagrank.evaluation.markdown import pct, replace_section, section, sections, table
 
 
 def test_table_and_pct():

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from tagrank.errors import TagrankError
-from tagrank.metrics import average_precision, evaluate_scores, top_k_matrix, top_k_metrics
+from tagrank.evaluation.metrics import average_precision, evaluate_scores, top_k_matrix, top_k_metrics
 from tests.conftest import SHARED, needs_shared
 
 
@@ -77,8 +77,8 @@ def test_against_sklearn_on_synthetic_data_with_ties():
 @needs_shared
 @pytest.mark.parametrize("kind", ["random", "prior"])
 def test_against_sklearn_on_real_nuswide_test_labels(kind):
-    from tagrank.datasets import load_dataset
-    from tagrank.evaluate import prior_scores
+    from tagrank.images.datasets import load_dataset
+    from tagrank.evaluation.protocols import prior_scores
 
     test = load_dataset("nuswide", SHARED / "nuswide", "test")
     assert test.matrix.shape == (107859, 81)
@@ -97,7 +97,7 @@ def test_average_precision_both_axes_agree_with_transpose():
 
 
 def test_top_k_accuracy_follows_the_tie_rule():
-    from tagrank.metrics import top_k_accuracy
+    from tagrank.evaluation.metrics import top_k_accuracy
 
     scores = np.array([[0.9, 0.1, 0.5], [0.2, 0.2, 0.2], [0.1, 0.3, 0.2]])
     truth = np.array([0, 1, 0])
@@ -107,7 +107,7 @@ def test_top_k_accuracy_follows_the_tie_rule():
 
 
 def test_hub_share_counts_the_most_frequent_tags():
-    from tagrank.metrics import hub_share
+    from tagrank.evaluation.metrics import hub_share
 
     top = np.array([[0, 1, 2], [0, 1, 3], [0, 4, 5], [0, 1, 6]])
     share, hubs = hub_share(top, hubs=2)

@@ -51,11 +51,11 @@ def test_label_scoring_model_ranks_only_training_labels(tmp_path, photos):
     from tests.test_train import LABELS, small_config  # noqa: F401  (reuses the toy trainer setup)
     import numpy as np
 
-    from tagrank.backbone import Backbone
-    from tagrank.datasets import Dataset
-    from tagrank.features import FeatureCache
-    from tagrank.train import train
-    from tagrank.encoders.word_vectors import WordVectors
+    from tagrank.images.backbone import Backbone
+    from tagrank.images.datasets import Dataset
+    from tagrank.images.features import FeatureCache
+    from tagrank.training.trainer import train
+    from tagrank.labels.encoders.word_vectors import WordVectors
 
     names = ["chelsea", "coffee", "astronaut", "rocket"]
     labels = ["cat", "coffee", "person", "sky"]

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from tagrank.ranking import Vocabulary, exact_scores, explain_votes, rank_scores, select, top_k
+from tagrank.ranking.engine import Vocabulary, exact_scores, explain_votes, rank_scores, select, top_k
 
 PRECISIONS = [torch.float32, torch.bfloat16]
 
@@ -49,7 +49,7 @@ def test_transform_matrices_rank_by_norm_of_Aw():
 
 
 def test_quadratic_path_and_direct_path_agree(monkeypatch):
-    import tagrank.ranking as ranking
+    import tagrank.ranking.engine as ranking
 
     torch.manual_seed(1)
     factors, vectors = torch.randn(64, 20, 20), torch.randn(4000, 20)
@@ -95,7 +95,7 @@ def test_tied_groups_cut_by_k_keep_their_lowest_indices(reduce, dtype):
 
 
 def test_columns_only_some_rows_read_are_skipped_with_the_same_ranking():
-    from tagrank.ranking import staircase
+    from tagrank.ranking.engine import staircase
 
     torch.manual_seed(4)
     factors = torch.randn(3, 6, 40)
@@ -136,7 +136,7 @@ def test_the_scan_precision_never_changes_the_ranking(dtype):
 
 
 def test_rounding_bound_holds_for_every_tag():
-    from tagrank.ranking import UNIT_ROUNDOFF, quadratic_features, quadratic_query, rounding_bound
+    from tagrank.ranking.engine import UNIT_ROUNDOFF, quadratic_features, quadratic_query, rounding_bound
 
     gen = torch.Generator().manual_seed(6)
     factors, vectors = torch.randn(16, 10, 30, generator=gen), torch.randn(5000, 30, generator=gen)
@@ -150,7 +150,7 @@ def test_rounding_bound_holds_for_every_tag():
 
 def test_scan_precision_can_be_fixed_by_environment(monkeypatch):
     from tagrank.errors import TagrankError
-    from tagrank.ranking import SCAN_DTYPE_ENV, scan_dtype
+    from tagrank.ranking.engine import SCAN_DTYPE_ENV, scan_dtype
 
     scan_dtype.cache_clear()
     try:

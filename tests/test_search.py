@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from tagrank.errors import TagrankError
-from tagrank.ranking import Vocabulary
-from tagrank.search import ClusteredVocabulary, FaissVocabulary, FrequentTagMemory, cluster_assignment, \
+from tagrank.ranking.engine import Vocabulary
+from tagrank.ranking.search import ClusteredVocabulary, FaissVocabulary, FrequentTagMemory, cluster_assignment, \
     cluster_index, make_engine, recall
 
 
@@ -67,7 +67,7 @@ def test_approx_search_returns_k_tags_when_the_probed_clusters_hold_fewer():
 def test_approx_search_ranks_its_first_photos_exactly_and_then_scores_their_top_tags():
     """Calibration photos get the exact scan's top K; afterwards their frequent tags are found even where no
     probed cluster holds them, and a tag is never returned twice (frequent and in a probed cluster)."""
-    import tagrank.search as search
+    import tagrank.ranking.search as search
 
     factors, vectors = random_case(4, n_vectors=2000, batch=8)
     index = cluster_index(torch.nn.functional.normalize(vectors, dim=1).numpy(), 64)
@@ -92,7 +92,7 @@ def test_approx_search_ranks_its_first_photos_exactly_and_then_scores_their_top_
 def test_approx_search_stops_ranking_exactly_once_the_frequent_tags_hold_the_new_photos_top_tags(monkeypatch, caplog):
     """Photos alike: the second batch's top 10 are all frequent already, and once a window of such photos
     says so the search goes approximate by itself, long before its limit of photos."""
-    import tagrank.search as search
+    import tagrank.ranking.search as search
 
     monkeypatch.setattr(search, "SHARE_WINDOW", 8)
     caplog.set_level(logging.INFO, logger="tagrank")
@@ -115,7 +115,7 @@ def test_approx_search_recalls_the_frequent_tags_of_an_earlier_run_and_checks_th
                                                                                           caplog):
     """A second process with the same model and vocabulary starts from the first one's frequent tags: it goes
     approximate once one window of photos confirms them, instead of learning them again."""
-    import tagrank.search as search
+    import tagrank.ranking.search as search
 
     monkeypatch.setattr(search, "SHARE_WINDOW", 8)
     caplog.set_level(logging.INFO, logger="tagrank")
@@ -153,7 +153,7 @@ def test_approx_search_recalls_the_frequent_tags_of_an_earlier_run_and_checks_th
 
 
 def test_approx_search_ranks_photos_with_nothing_in_common_exactly_up_to_its_limit(monkeypatch, caplog):
-    import tagrank.search as search
+    import tagrank.ranking.search as search
 
     monkeypatch.setattr(search, "SHARE_WINDOW", 8)
     factors, vectors = random_case(6, n_vectors=3000, dim=24, m=3, batch=8)
@@ -182,7 +182,7 @@ def test_approx_search_without_probes_scores_only_the_frequent_tags_and_never_cl
 
 
 def test_auto_search_chooses_by_vocabulary_size(monkeypatch, caplog):
-    import tagrank.search as search
+    import tagrank.ranking.search as search
 
     vectors = torch.randn(50, 4)
     assert isinstance(make_engine(vectors, "auto"), Vocabulary)
@@ -201,8 +201,8 @@ def test_auto_search_chooses_by_vocabulary_size(monkeypatch, caplog):
 def test_clustered_label_index_round_trips_and_serves_approx(tmp_path):
     from conftest import write_word2vec_text
 
-    from tagrank.encoders.word_vectors import WordVectors
-    from tagrank.label_index import LabelIndex
+    from tagrank.labels.encoders.word_vectors import WordVectors
+    from tagrank.labels.index import LabelIndex
 
     rng = np.random.default_rng(0)
     tags = [f"tag{i}" for i in range(400)]

@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from tagrank.config import SourceConfig, load_config
-from tagrank.datasets import Dataset, filter_tags
+from tagrank.images.datasets import Dataset, filter_tags
 from tagrank.errors import TagrankError
-from tagrank.features import Features
+from tagrank.images.features import Features
 from tagrank.model import TaggingModel
-from tagrank.train import adam, train
-from tagrank.encoders.word_vectors import WordVectors
+from tagrank.training.trainer import adam, train
+from tagrank.labels.encoders.word_vectors import WordVectors
 from tests.conftest import synthetic_features, write_word2vec_text
 
 LABELS = [f"tag{i}" for i in range(12)]
@@ -133,7 +133,7 @@ def test_resume_after_interruption_equals_uninterrupted(toy, tmp_path, monkeypat
     data, features, vectors = toy
     full = train(small_config("transform", epochs=4), data, features, vectors, tmp_path / "full", progress=False)
 
-    import tagrank.train as trainer
+    import tagrank.training.trainer as trainer
 
     real = trainer._validate
     calls = {"n": 0}
@@ -218,8 +218,8 @@ def test_negatives_come_only_from_known_labels():
 
 
 def test_mixture_shares_and_training(toy, tmp_path):
-    from tagrank.datasets import merge_datasets
-    from tagrank.train import _draw_weights
+    from tagrank.images.datasets import merge_datasets
+    from tagrank.training.trainer import _draw_weights
 
     data, features, vectors = toy
     first, second = data.subset(range(90)).select_labels(LABELS[:8]), data.subset(range(90, 120)).select_labels(LABELS[6:])
@@ -252,7 +252,7 @@ def test_config_reads_a_mixture(tmp_path):
 
 
 def test_training_data_holds_unseen_classes_out_of_every_source(tmp_path):
-    from tagrank.train import training_data
+    from tagrank.training.trainer import training_data
     from tests.test_datasets import make_corel, make_tinyimagenet
 
     corel = make_corel(tmp_path / "corel")
@@ -291,7 +291,7 @@ def _block_model(word_dim=8, feature_dim=24, weight=3.0):
 
 
 def test_backbone_block_scores_match_its_matrices_and_the_engine():
-    from tagrank.ranking import Vocabulary, top_k
+    from tagrank.ranking.engine import Vocabulary, top_k
 
     method = _block_model()
     x, words = torch.randn(3, 24), torch.randn(40, 8)
@@ -362,9 +362,9 @@ def test_learned_rows_can_be_bounded_below_the_block():
 
 
 def test_background_words_exclude_training_and_unseen_labels_and_pull_learned_rows_down(toy, tmp_path):
-    from tagrank.encoders import load_encoder
-    from tagrank.train import _background_words
-    from tagrank.vocab import load_vocabulary
+    from tagrank.labels.encoders import load_encoder
+    from tagrank.training.trainer import _background_words
+    from tagrank.labels.vocab import load_vocabulary
 
     encoder = load_encoder("wordllama")
     everyday = load_vocabulary("everyday")
@@ -397,7 +397,7 @@ def _gated_model(p=4.0):
 
 
 def test_gate_keeps_training_labels_and_fades_the_learned_rows_elsewhere():
-    from tagrank.ranking import Vocabulary, top_k
+    from tagrank.ranking.engine import Vocabulary, top_k
 
     plain, gated = _gated_model()
     x = torch.randn(3, 24)
@@ -420,7 +420,7 @@ def test_gate_keeps_training_labels_and_fades_the_learned_rows_elsewhere():
 
 
 def test_name_row_gives_a_class_name_its_own_probability():
-    from tagrank.ranking import Vocabulary, top_k
+    from tagrank.ranking.engine import Vocabulary, top_k
 
     plain, gated = _gated_model()
     named = type(gated)(dataclasses.replace(gated.options, name_weight=2.0, name_temperature=0.05), 24, 8, 5)

@@ -1,4 +1,4 @@
-from tagrank.trials import TrialLog
+from tagrank.training.trials import TrialLog
 
 
 def test_trial_log_reruns_only_new_or_changed_trials(tmp_path):

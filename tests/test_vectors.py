@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from tagrank.errors import TagrankError
-from tagrank.encoders import normalise_tag
-from tagrank.encoders.word_vectors import WordVectors
+from tagrank.labels.encoders import normalise_tag
+from tagrank.labels.encoders.word_vectors import WordVectors
 from tests.conftest import write_word2vec_text
 
 

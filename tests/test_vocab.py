@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 
 from tagrank.errors import TagrankError
-from tagrank.vocab import read_vocabulary
+from tagrank.labels.vocab import read_vocabulary
 
 
 def test_text_vocabulary_blank_lines_duplicates_bom(tmp_path, caplog):
@@ -35,7 +35,7 @@ def test_bad_vocabularies(tmp_path):
 
 
 def test_named_vocabularies_ship_with_the_package():
-    from tagrank.vocab import load_vocabulary, named_vocabularies
+    from tagrank.labels.vocab import load_vocabulary, named_vocabularies
 
     assert {"everyday", "nuswide1k", "nuswide81", "corel5k"} <= set(named_vocabularies())
     assert len(load_vocabulary("nuswide81")) == 81
@@ -44,8 +44,8 @@ def test_named_vocabularies_ship_with_the_package():
 
 
 def test_everyday_vocabulary_is_visual_deduplicated_and_covers_the_datasets():
-    from tagrank.encoders import normalise_tag
-    from tagrank.vocab import load_vocabulary
+    from tagrank.labels.encoders import normalise_tag
+    from tagrank.labels.vocab import load_vocabulary
 
     tags = load_vocabulary("everyday")
     assert len(tags) > 5000 and len({normalise_tag(t) for t in tags}) == len(tags)
@@ -55,8 +55,8 @@ def test_everyday_vocabulary_is_visual_deduplicated_and_covers_the_datasets():
 
 
 def test_merge_duplicates_keeps_the_first_spelling(caplog):
-    from tagrank.encoders import normalise_tag
-    from tagrank.vocab import merge_duplicates
+    from tagrank.labels.encoders import normalise_tag
+    from tagrank.labels.vocab import merge_duplicates
 
     assert merge_duplicates(["Beach", "beach", "#beach", "ice_cream", "ice cream"], normalise_tag) == ["Beach", "ice_cream"]
     assert "merged 3" in caplog.text

@@ -23,7 +23,7 @@ def _discover() -> None:
     global _discovered
     if not _discovered:
         for info in pkgutil.iter_modules(__path__):
-            if info.name not in ("base",):
+            if info.name not in ("base", "losses"):  # not methods
                 importlib.import_module(f"{__name__}.{info.name}")
         _discovered = True
 

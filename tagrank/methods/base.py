@@ -130,13 +130,13 @@ class Method(nn.Module):
 
     def tag_kinds(self, space: torch.Tensor) -> torch.Tensor | None:
         """(V,) the kind of each tag, from its vector in :meth:`label_space` (V, D), where the method scores kinds
-        of tags differently enough that confidence is calibrated per kind (:mod:`tagrank.confidence`); None:
+        of tags differently enough that confidence is calibrated per kind (:mod:`tagrank.ranking.confidence`); None:
         one kind."""
         return None
 
     def scores(self, features: torch.Tensor, label_vectors: torch.Tensor | None = None) -> torch.Tensor:
         """(B, V) scores of every label; ``label_vectors`` (V, d) for zero-shot methods."""
-        from tagrank.ranking import exact_scores
+        from tagrank.ranking.engine import exact_scores
 
         return exact_scores(self.factors(features), self.label_space(label_vectors), self.reduce)
 

@@ -23,7 +23,7 @@ class ConseOptions:
 
 def imagenet_class_vectors(encoder) -> tuple[np.ndarray, np.ndarray]:
     """Unit vectors of the 1,000 ImageNet class names under ``encoder``, (1000, d), and which it knows."""
-    from tagrank.backbone import imagenet_class_names
+    from tagrank.images.backbone import imagenet_class_names
 
     embedded = encoder.embed(imagenet_class_names())
     known = np.array([e.in_vocab for e in embedded.entries])

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from tagrank.losses import pairwise_ranking_loss
+from tagrank.methods.losses import pairwise_ranking_loss
 from tagrank.methods.base import HeadOptions, Method, register, sample_negatives
 
 

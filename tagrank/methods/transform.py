@@ -34,7 +34,7 @@ With ``name_weight`` = β > 0 a last row reads how nearly the tag *is* each Imag
 ConSE's v blurs the top classes' names into one direction (the right name of a Tiny ImageNet photo
 first for 47 % of validation photos); this row gives a tag that names a class that class's own
 probability (65 %), and leaves other tags to the rest of A. Only this row reads φ's 1,000 columns,
-so the ranking engine skips them for every other row (:func:`tagrank.ranking.staircase`).
+so the ranking engine skips them for every other row (:func:`tagrank.ranking.engine.staircase`).
 
 With both, ``unnamed_gate`` sets the gate's exponent on tags the name row does not know: p moves from
 ``learned_gate`` (a class's name) to ``unnamed_gate`` (no class's name) with m(w) = max_c φ_c(w).
@@ -48,7 +48,7 @@ import torch
 import torch.nn.functional as F
 
 from tagrank.errors import TagrankError
-from tagrank.losses import PAIRINGS, hinge_rank_loss, softmax_rank_loss, warp_loss
+from tagrank.methods.losses import PAIRINGS, hinge_rank_loss, softmax_rank_loss, warp_loss
 from tagrank.methods.base import HeadOptions, Method, mlp, register, sample_negatives
 from tagrank.methods.conse import ImagenetKnowledge
 

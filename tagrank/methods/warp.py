@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from tagrank.losses import warp_loss
+from tagrank.methods.losses import warp_loss
 from tagrank.methods.base import HeadOptions, Method, register, sample_negatives
 
 

@@ -28,10 +28,10 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from tagrank import __version__
 from tagrank.errors import TagrankError
-from tagrank.images import ImageError, load_image
+from tagrank.images.photos import ImageError, load_image
 from tagrank.serve.batcher import Batcher, Job
 from tagrank.tagger import Tagger
-from tagrank.vocab import load_vocabulary, named_vocabularies
+from tagrank.labels.vocab import load_vocabulary, named_vocabularies
 
 PAGE = Path(__file__).resolve().parent / "page.html"
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from tagrank.backbone import Backbone
+from tagrank.images.backbone import Backbone
 from tagrank.tagger import Tagger
 
 

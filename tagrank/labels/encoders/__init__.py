@@ -19,8 +19,8 @@ from __future__ import annotations
 import os
 from typing import Callable
 
-from tagrank.encoders.base import Embedded, LabelEncoder, TagVector, normalise_tag
-from tagrank.encoders.concat import SEPARATOR, ConcatEncoder
+from tagrank.labels.encoders.base import Embedded, LabelEncoder, TagVector, normalise_tag
+from tagrank.labels.encoders.concat import SEPARATOR, ConcatEncoder
 from tagrank.errors import TagrankError
 
 __all__ = ["DEFAULT_ENCODER", "ENCODERS", "Embedded", "LabelEncoder", "TagVector", "encoder_names", "load_encoder",
@@ -28,19 +28,19 @@ __all__ = ["DEFAULT_ENCODER", "ENCODERS", "Embedded", "LabelEncoder", "TagVector
 
 
 def _glove() -> LabelEncoder:
-    from tagrank.encoders.word_vectors import WordVectors
+    from tagrank.labels.encoders.word_vectors import WordVectors
 
     return WordVectors.default()
 
 
 def _wordllama() -> LabelEncoder:
-    from tagrank.encoders.wordllama import WordLlamaEncoder
+    from tagrank.labels.encoders.wordllama import WordLlamaEncoder
 
     return WordLlamaEncoder.load()
 
 
 def _minilm() -> LabelEncoder:
-    from tagrank.encoders.minilm import MiniLMEncoder
+    from tagrank.labels.encoders.minilm import MiniLMEncoder
 
     return MiniLMEncoder.load()
 
@@ -81,6 +81,6 @@ def load_encoder(spec: str | os.PathLike | LabelEncoder | None = None) -> LabelE
     if not os.path.exists(name):
         raise TagrankError(f"unknown encoder {name!r}: choose from {', '.join(ENCODERS)} (or names joined by "
                            f"'{SEPARATOR}'), or give a word-vector file")
-    from tagrank.encoders.word_vectors import WordVectors
+    from tagrank.labels.encoders.word_vectors import WordVectors
 
     return WordVectors.from_file(name)

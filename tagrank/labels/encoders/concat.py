@@ -11,7 +11,7 @@ import hashlib
 
 import numpy as np
 
-from tagrank.encoders.base import LabelEncoder, TagVector
+from tagrank.labels.encoders.base import LabelEncoder, TagVector
 
 SEPARATOR = "+"
 

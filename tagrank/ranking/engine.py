@@ -92,7 +92,7 @@ def quadratic_features(vectors: torch.Tensor) -> torch.Tensor:
 class Vocabulary:
     """Label vectors (V, d) prepared for the engine; caches their quadratic features when small enough.
 
-    The exact torch scan (``--search exact``); :mod:`tagrank.search` has the other engines.
+    The exact torch scan (``--search exact``); :mod:`tagrank.ranking.search` has the other engines.
     """
 
     def __init__(self, vectors: torch.Tensor, dtype: torch.dtype | None = None):

@@ -20,16 +20,16 @@ import torch
 
 from tagrank._log import log, progress_bar
 from tagrank.atomic import write_text_atomic
-from tagrank.confidence import calibrate
+from tagrank.ranking.confidence import calibrate
 from tagrank.config import Config
-from tagrank.datasets import Dataset, filter_tags, load_dataset, match_labels, read_tag_list
-from tagrank.distributed import join
+from tagrank.images.datasets import Dataset, filter_tags, load_dataset, match_labels, read_tag_list
+from tagrank.training.distributed import join
 from tagrank.errors import TagrankError
-from tagrank.features import Features
+from tagrank.images.features import Features
 from tagrank.methods import Method, get_method
-from tagrank.metrics import average_precision
+from tagrank.evaluation.metrics import average_precision
 from tagrank.model import TaggingModel, load_tensors, save_tensors
-from tagrank.encoders import LabelEncoder
+from tagrank.labels.encoders import LabelEncoder
 
 CHECKPOINT = "checkpoint.safetensors"
 HISTORY = "train.jsonl"
@@ -78,8 +78,8 @@ class ImageFeatures:
         return self.backbone.feature_dim
 
     def batch(self, rows: torch.Tensor, generator: torch.Generator | None, train: bool, flip: bool) -> torch.Tensor:
-        from tagrank.backbone import Backbone
-        from tagrank.images import load_image
+        from tagrank.images.backbone import Backbone
+        from tagrank.images.photos import load_image
 
         x = Backbone.to_tensor(np.stack([self.backbone.preprocess(load_image(self.paths[i])) for i in rows.tolist()]))
         if train and flip:
@@ -348,7 +348,7 @@ def _draw_weights(data: Dataset, train_rows: np.ndarray, shares: list[float]) ->
 
 def _background_words(vectors: LabelEncoder, labels: list[str], unseen: list[str]) -> torch.Tensor:
     """Vectors of the everyday tags that are neither training nor unseen labels: words no photo constrains."""
-    from tagrank.vocab import DEFAULT_VOCABULARY, load_vocabulary
+    from tagrank.labels.vocab import DEFAULT_VOCABULARY, load_vocabulary
 
     taken = {vectors.normalise(t) for t in [*labels, *unseen]}
     # Words the encoder has no vector for are simply not candidates (no OOV warning: the user named none).
@@ -393,7 +393,7 @@ def training_data(dataset: str, root: str | Path | None, config: Config) -> tupl
     In a mixture every source's unseen labels are held out of every source that has them, so that a
     zero-shot split stays unseen whichever dataset also names it.
     """
-    from tagrank.datasets import merge_datasets, resolve_labels
+    from tagrank.images.datasets import merge_datasets, resolve_labels
 
     d = config.data
     if dataset == "mixture":
@@ -429,8 +429,8 @@ def run_training(dataset: str, root: str | Path | None, config: Config, out: str
 
     ``dataset`` is a reader name with its ``root``, or ``"mixture"`` for the config's ``[[data.sources]]``.
     """
-    from tagrank.backbone import Backbone
-    from tagrank.features import FeatureCache
+    from tagrank.images.backbone import Backbone
+    from tagrank.images.features import FeatureCache
 
     _trainable(config.method)
     data, unseen = training_data(dataset, root, config)

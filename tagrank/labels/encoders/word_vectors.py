@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from tagrank.checksums import file_fingerprint
-from tagrank.encoders.base import LabelEncoder, TagVector, strip_tag
+from tagrank.labels.encoders.base import LabelEncoder, TagVector, strip_tag
 from tagrank.errors import TagrankError
 
 DEFAULT_SOURCE = "glove-6b-50d"

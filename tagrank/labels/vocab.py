@@ -2,7 +2,7 @@
 
 A vocabulary is one tag per line (UTF-8, blank lines ignored, duplicates dropped with a warning), or a
 CSV/Parquet file with a ``tag`` column. Lines are tags verbatim: ``#sunset`` is a hashtag, not a comment.
-Named vocabularies ship with the package (``tagrank/vocabularies/NAME.txt``): ``everyday`` (the
+Named vocabularies ship with the package (``tagrank/labels/vocabularies/NAME.txt``): ``everyday`` (the
 default, derived from the Recognize Anything tag list and the datasets' class names by
 ``scripts/make_vocab.py``), ``nuswide1k``, ``nuswide81``, ``corel5k``.
 """

@@ -28,9 +28,9 @@ import torch
 
 from tagrank._log import log
 from tagrank.atomic import atomic_directory
-from tagrank.datasets import Dataset, load_dataset, match_labels, read_tag_list
+from tagrank.images.datasets import Dataset, load_dataset, match_labels, read_tag_list
 from tagrank.errors import TagrankError
-from tagrank.metrics import Metrics, evaluate_scores, top_k_metrics, hub_share, top_k_accuracy
+from tagrank.evaluation.metrics import Metrics, evaluate_scores, top_k_metrics, hub_share, top_k_accuracy
 
 PROTOCOLS = ("conventional", "zsl", "gzsl")
 REPORT_MARKER = "metrics.json"
@@ -73,7 +73,7 @@ class EvalReport:
                        "missing_handling": "left out of model evaluation" if self.n_missing else ""},
             "labels": {"count": len(self.labels), "unseen": self.unseen},
             "trained_on_unseen_labels": self.trained_on_unseen,
-            "conventions": "see tagrank/metrics.py: C-F1 from mean C-P/C-R; ties to the lower label index",
+            "conventions": "see tagrank/evaluation/metrics.py: C-F1 from mean C-P/C-R; ties to the lower label index",
             "methods": [{"name": r.name, "calibration": r.calibration, "note": r.note,
                          **(r.metrics.summary() if r.metrics else {}), "pr_curve": r.pr_curve} for r in self.rows],
         }
@@ -270,7 +270,7 @@ def evaluate(dataset: str, root: str | os.PathLike, models: list[str | os.PathLi
 
 def _evaluate_models(report: EvalReport, data: Dataset, models, method, vectors, cache_dir, progress,
                      allow_seen: bool = False) -> None:
-    from tagrank.features import FeatureCache
+    from tagrank.images.features import FeatureCache
     from tagrank.tagger import Tagger
 
     taggers = [(Path(m).name, Tagger.load(m, vectors=vectors)) for m in models]
@@ -389,7 +389,7 @@ def _plots(report: EvalReport, directory: Path) -> None:
 # -- open-world measures ---------------------------------------------------------------------------
 
 def _features(tagger, paths: list[str], cache_dir, progress: bool) -> tuple[list[str], np.ndarray]:
-    from tagrank.features import FeatureCache
+    from tagrank.images.features import FeatureCache
 
     got = FeatureCache(tagger.backbone, cache_dir).get(paths, progress=progress)
     return got.paths, got.features

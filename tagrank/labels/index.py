@@ -4,7 +4,7 @@ On disk (``tagrank index build``) an index is a directory of three files:
 
 * ``labels.faiss``   - the unit-length label vectors in a FAISS inner-product index (so a search is cosine):
   ``Flat``, or for large vocabularies ``IVF{n},Flat`` whose n clusters also serve ``rank --search approx``
-  (:mod:`tagrank.search`); the manifest's ``index_type`` says which;
+  (:mod:`tagrank.ranking.search`); the manifest's ``index_type`` says which;
 * ``labels.parquet`` - one row per tag: tag, normalised form, tokens used, in-vocabulary flag, vector norm;
 * ``manifest.json``  - vector source and checksum, dimension, counts, file checksums, tagrank version.
 
@@ -25,7 +25,7 @@ from tagrank._log import log
 from tagrank.atomic import atomic_directory, atomic_file, keep_newest, recover
 from tagrank.checksums import file_sha256, text_key
 from tagrank.errors import TagrankError
-from tagrank.encoders import LabelEncoder, normalise_tag
+from tagrank.labels.encoders import LabelEncoder, normalise_tag
 
 MANIFEST = "manifest.json"
 FAISS_FILE = "labels.faiss"
@@ -58,7 +58,7 @@ class LabelIndex:
             index.add(self.unit)
         self.faiss = index
         if self.clusters:
-            from tagrank.search import COSINE_PROBED_SHARE, probed
+            from tagrank.ranking.search import COSINE_PROBED_SHARE, probed
 
             self.faiss.nprobe = probed(self.clusters, COSINE_PROBED_SHARE)
         self.manifest.setdefault("index_type", index_type(index))
@@ -107,7 +107,7 @@ class LabelIndex:
         """
         import pandas as pd
 
-        from tagrank.vocab import merge_duplicates
+        from tagrank.labels.vocab import merge_duplicates
 
         embedded = vectors.embed(merge_duplicates(tags, vectors.normalise), strict=strict)
         unit, norms = _unit(embedded.matrix)
@@ -138,8 +138,8 @@ class LabelIndex:
     @classmethod
     def make(cls, table, unit: np.ndarray, vectors: LabelEncoder, clusters: int | None = None) -> "LabelIndex":
         """Index ``unit`` flat, or clustered: ``clusters`` > 0 that many, None chosen by size (clustered
-        from :data:`~tagrank.search.APPROX_MIN_TAGS` tags), 0 never."""
-        from tagrank.search import APPROX_MIN_TAGS, cluster_index, default_clusters
+        from :data:`~tagrank.ranking.search.APPROX_MIN_TAGS` tags), 0 never."""
+        from tagrank.ranking.search import APPROX_MIN_TAGS, cluster_index, default_clusters
 
         if clusters is None:
             clusters = default_clusters(len(unit)) if len(unit) >= APPROX_MIN_TAGS else 0
@@ -303,8 +303,8 @@ def embedded_vocabulary(tags: list[str], encoder: LabelEncoder,
     from safetensors import safe_open
     from safetensors.numpy import save
 
-    from tagrank.features import DEFAULT_CACHE_DIR
-    from tagrank.vocab import merge_duplicates
+    from tagrank.images.features import DEFAULT_CACHE_DIR
+    from tagrank.labels.vocab import merge_duplicates
 
     tags = merge_duplicates(tags, encoder.normalise)
     if len(tags) < CACHED_VOCABULARY_MIN_TAGS:  # cheap to embed again (and a service sees many such lists)

@@ -1,6 +1,6 @@
 """How the ranking engine searches a vocabulary (``tagrank rank --search``).
 
-* ``exact``  - the torch scan of :mod:`tagrank.ranking`: every tag scored.
+* ``exact``  - the torch scan of :mod:`tagrank.ranking.engine`: every tag scored.
 * ``faiss``  - the same exact search in a FAISS flat inner-product index, on GPU when the faiss-gpu build
   sees one. For ‖F w‖ the index holds the quadratic features of the vectors and each image queries with
   its weighted Gram entries (the torch scan's quadratic form); candidates are re-scored exactly, so the
@@ -41,7 +41,7 @@ import torch
 
 from tagrank._log import log
 from tagrank.errors import TagrankError
-from tagrank.ranking import CANDIDATES_PER_RESULT, Vocabulary, exact_scores, finish, pad_rows, \
+from tagrank.ranking.engine import CANDIDATES_PER_RESULT, Vocabulary, exact_scores, finish, pad_rows, \
     quadratic_features, quadratic_query, quadratic_width, scan_dtype, select, top_k
 
 SEARCHES = ("auto", "exact", "faiss", "approx")
@@ -455,7 +455,7 @@ def make_engine(vectors: torch.Tensor, search: str = "auto", clusters=None, raw:
     memory = None
     if memory_key is not None:
         if memory_dir is None:
-            from tagrank.features import DEFAULT_CACHE_DIR
+            from tagrank.images.features import DEFAULT_CACHE_DIR
 
             memory_dir = DEFAULT_CACHE_DIR / "frequent-tags"
         memory = FrequentTagMemory(Path(memory_dir) / f"{memory_key()}.safetensors", len(vectors))

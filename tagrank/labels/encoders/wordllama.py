@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from tagrank.checksums import file_fingerprint
-from tagrank.encoders.base import LabelEncoder, TagVector
+from tagrank.labels.encoders.base import LabelEncoder, TagVector
 from tagrank.errors import TagrankError
 
 NAME = "wordllama"

@@ -23,9 +23,9 @@ import torch
 
 from tagrank._log import log, progress_bar
 from tagrank.atomic import atomic_file
-from tagrank.backbone import Backbone
+from tagrank.images.backbone import Backbone
 from tagrank.checksums import file_sha256
-from tagrank.images import ImageError, load_image
+from tagrank.images.photos import ImageError, load_image
 
 FLUSH_SECONDS = 30.0
 """How often a long extraction saves the cache (a write of a large cache takes about a second)."""

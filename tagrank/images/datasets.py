@@ -19,7 +19,7 @@ import numpy as np
 
 from tagrank._log import log
 from tagrank.errors import TagrankError
-from tagrank.images import IMAGE_SUFFIXES
+from tagrank.images.photos import IMAGE_SUFFIXES
 
 
 @dataclass
@@ -364,7 +364,7 @@ def merge_datasets(parts: list[Dataset], name: str = "mixture") -> Dataset:
 
 def read_tag_list(path: str | os.PathLike) -> list[str]:
     """A list of tags (the unseen split, an exclude list): one per line, like a vocabulary."""
-    from tagrank.vocab import read_vocabulary
+    from tagrank.labels.vocab import read_vocabulary
 
     return read_vocabulary(path)
 

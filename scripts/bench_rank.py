@@ -195,7 +195,7 @@ def transform_tagger(shared: Path, runs: Path, encoder: str = "glove-6b-50d"):
 def phrase_vocabulary(words: list[str], n: int) -> list[str]:
     """``n`` tags: ``words`` (those with a letter or digit) first, then distinct pairs of everyday tags drawn
     at random (seed 0) until there are ``n``."""
-    from tagrank.vocab import load_vocabulary
+    from tagrank.labels.vocab import load_vocabulary
 
     names = [w for w in words if any(c.isalnum() for c in w)][:n]
     tags = load_vocabulary("everyday")

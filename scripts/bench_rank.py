@@ -1,6 +1,6 @@
 """Benchmark `tagrank rank`: tagging throughput vs the bare CNN, ranking time vs vocabulary size, cold start.
 
-    python scripts/bench_rank.py [--shared ../shared] [--images 256] [--big 1000000,3000000]
+    python scripts/bench_rank.py [--shared ../shared] [--images 256] [--big 1000000,3000000] [--phrases 3000000]
 
 1. Tagging a folder of Corel5k photos with the embedded default model (decode, CNN, ranking of its
    everyday vocabulary) against a bare timm forward pass of the same backbone on in-memory tensors.
@@ -8,7 +8,9 @@
    transformation model (configs/transform.toml, trained on Corel5k) for 256 Corel5k test photos spread
    evenly over its themes, timed on the first 64), of the
    same 400k words embedded by wordllama under the embedded default model (its real A, D = 514, 16
-   photos), and of 1M/3M random 300-d vectors (random A, k = 100, batches of 8): the exact torch scan (the reference),
+   photos), of 3M tags (--phrases: GloVe's words and pairs of everyday tags, embedded by wordllama, under the
+   transformation model trained on those vectors, batches of 16), and of 1M/3M random 300-d vectors (random
+   A, k = 100, batches of 8): the exact torch scan (the reference),
    the exact FAISS search (same top 10?) and, from 100k tags, the approximate search (tagrank.ranking.search),
    after it has ranked Corel5k training photos in random order exactly until it stops doing so by itself, at
    most --calibration (512 random draws for a random A, whose top tags share nothing):
@@ -235,8 +237,8 @@ def ranking_case(name: str, raw: torch.Tensor, label_space, factors: torch.Tenso
     (other calibration photos), the same for a second engine that recalls the first one's frequent tags, as
     the next process would."""
     from tagrank.ranking.engine import Vocabulary, staircase
-    from tagrank.ranking.search import FAISS_MAX_ELEMENTS, FaissVocabulary, cluster_index, default_clusters, make_engine, \
-        recall
+    from tagrank.ranking.search import (FAISS_MAX_ELEMENTS, FaissVocabulary, cluster_index, default_clusters,
+                                        make_engine, recall)
 
     with torch.no_grad():
         vectors = label_space(raw) if label_space is not None else raw

@@ -133,7 +133,8 @@ def test_output_locations_are_checked_before_the_work(cli, tmp_path, monkeypatch
     (unrelated / "notes.txt").write_text("mine")
     import tagrank.evaluation.protocols
 
-    monkeypatch.setattr(tagrank.evaluation.protocols, "evaluate", lambda *a, **k: pytest.fail("evaluated before checking --out"))
+    monkeypatch.setattr(tagrank.evaluation.protocols, "evaluate",
+                        lambda *a, **k: pytest.fail("evaluated before checking --out"))
     for out, needle in ((ro / "rep", "cannot write output folder"), (unrelated, "refusing to overwrite")):
         assert_one_error(cli("eval", "corel5k", "--root", tmp_path, "--method", "conse", "--out", out), needle)
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from tagrank.errors import TagrankError
-from tagrank.evaluation.metrics import average_precision, evaluate_scores, top_k_matrix, top_k_metrics
+from tagrank.evaluation.metrics import average_precision, evaluate_scores, top_k_indices, top_k_metrics
 from tests.conftest import SHARED, needs_shared
 
 
@@ -29,8 +29,30 @@ def test_never_predicted_class_counts_precision_zero():
     assert t.class_precision.tolist() == [0.5, 0.0] and t.CP == pytest.approx(0.25)
 
 
+def top_k_matrix(scores: np.ndarray, k: int) -> np.ndarray:
+    """The boolean top-k indicator matrix, as scikit-learn's precision and recall take it."""
+    predicted = np.zeros(scores.shape, dtype=bool)
+    np.put_along_axis(predicted, top_k_indices(scores, k), True, axis=1)
+    return predicted
+
+
 def test_ties_broken_by_label_order():
-    assert top_k_matrix(np.array([[0.3, 0.7, 0.7, 0.7]]), 2).tolist() == [[False, True, True, False]]
+    assert top_k_indices(np.array([[0.3, 0.7, 0.7, 0.7]]), 2).tolist() == [[1, 2]]
+    assert top_k_indices(np.array([[0.7, 0.3, 0.7, 0.9]]), 3).tolist() == [[3, 0, 2]]  # a tie inside the k
+    assert top_k_indices(np.array([[0.5, 0.5]]), 2).tolist() == [[0, 1]]  # k = every label
+
+
+def test_top_k_indices_match_a_stable_sort_with_and_without_ties():
+    import torch
+
+    rng = np.random.default_rng(0)
+    for scores in (rng.random((3000, 40), dtype=np.float32),  # ties rare
+                   (np.round(rng.random((3000, 40)) * 8) / 8).astype(np.float32),  # ties in most rows
+                   np.where(rng.random((3000, 40)) < 0.5, 0.0, -0.0).astype(np.float32),  # signed zeros are ties
+                   (np.round(rng.random((2500, 4096)) * 64) / 64).astype(np.float32)):  # blocks of 1,024 rows
+        for k in (1, 5, 39, 40):
+            stable = torch.sort(-torch.from_numpy(scores), dim=1, stable=True).indices[:, :k].numpy()
+            np.testing.assert_array_equal(top_k_indices(scores, k), stable)
 
 
 def test_excluded_classes_listed_and_bad_inputs():

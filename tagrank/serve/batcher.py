@@ -12,13 +12,13 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import Counter
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from tagrank.images.backbone import Backbone
 from tagrank.tagger import Tagger
 
 
@@ -95,10 +95,9 @@ class Batcher:
                     job.future.set_exception(exc)
 
     def _features(self, arrays: list[np.ndarray]) -> torch.Tensor:
-        out = []
         with torch.inference_mode():
-            for start in range(0, len(arrays), self.max_batch):
-                out.append(self.tagger.backbone(Backbone.to_tensor(np.stack(arrays[start:start + self.max_batch]))))
-        self.batches += len(out)
+            features = self.tagger.backbone.features(arrays, self.max_batch)
+        # CNN batches run: one per photo shape (the whole view's vary with the aspect) and max_batch photos
+        self.batches += sum(-(-n // self.max_batch) for n in Counter(a.shape for a in arrays).values())
         self.photos += len(arrays)
-        return torch.cat(out)
+        return features

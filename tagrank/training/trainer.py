@@ -192,6 +192,9 @@ def train(config: Config, data: Dataset, features: Features, vectors: LabelEncod
     finetune = config.backbone.finetune
     if finetune and backbone is None:
         raise TagrankError("finetuning needs the backbone")
+    if finetune and backbone.whole:  # its photos keep their aspect: no two batches need share a shape
+        raise TagrankError(f"config field backbone.finetune: backbone {backbone.name} keeps each photo's aspect; "
+                           "finetune a centre-crop backbone (lite0, lite2)")
     if finetune:
         source = ImageFeatures(backbone, list(data.paths), device)
     else:

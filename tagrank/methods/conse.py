@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from tagrank.methods.base import Method, register
 
@@ -19,45 +20,111 @@ from tagrank.methods.base import Method, register
 @dataclass
 class ConseOptions:
     top: int = 10  # ImageNet classes combined per image (the ConSE paper's T)
+    # μ > 0: also score how nearly the tag *names* what the photo shows, μ·p·φ(w) (p: the class probabilities,
+    # φ_c(w): how nearly w names class c or a WordNet synset above it, see ImagenetKnowledge.name_match):
+    # 'dog' gets the dog breeds' probability; 0: the paper's ConSE, cosine to v alone
+    name_weight: float = 0.0
+    name_temperature: float = 0.05  # τ of the name match
+    generality: float = 0.0  # γ: a generic name's share of its classes' probability, n^-γ for n classes below it
 
 
 def imagenet_class_vectors(encoder) -> tuple[np.ndarray, np.ndarray]:
     """Unit vectors of the 1,000 ImageNet class names under ``encoder``, (1000, d), and which it knows."""
     from tagrank.images.backbone import imagenet_class_names
 
-    embedded = encoder.embed(imagenet_class_names())
+    return unit_vectors(encoder, imagenet_class_names())
+
+
+def unit_vectors(encoder, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Unit vectors of ``texts`` (zero rows for those the encoder lacks), and which it knows."""
+    embedded = encoder.embed(texts)
     known = np.array([e.in_vocab for e in embedded.entries])
     vectors = np.zeros((len(known), encoder.dim), np.float32)
     vectors[known] = embedded.matrix / np.linalg.norm(embedded.matrix, axis=1, keepdims=True).clip(1e-12)
     return vectors, known
 
 
-class ImagenetKnowledge(torch.nn.Module):
-    """The backbone's frozen ImageNet classifier and class-name vectors: pooled features -> ConSE's v.
+GENERIC_CANDIDATES = 16
+"""Generic names a tag is matched against (the nearest by cosine): beyond them exp((cos − 1)/τ) is negligible."""
 
-    Saved with a model that uses it, so the model is self-contained (about 5 MB).
+
+class ImagenetKnowledge(torch.nn.Module):
+    """The backbone's frozen ImageNet classifier, the class names' vectors and (with ``generic``) the vectors of
+    the WordNet names above the classes: pooled features -> class probabilities, ConSE's v, the name match.
+
+    Saved with a model that uses it, so the model is self-contained (about 5 MB, 2.5 MB more with the
+    generic names).
     """
 
-    def __init__(self, feature_dim: int, word_dim: int, top: int):
+    def __init__(self, feature_dim: int, word_dim: int, top: int, generic: bool = False, generality: float = 0.0):
         super().__init__()
+        from tagrank.images.backbone import region_evidence
+
         self.top = top
-        self.classifier = torch.nn.Linear(feature_dim, 1000).requires_grad_(False)
+        self.generality = generality
+        pooled = region_evidence(torch.zeros(feature_dim))[0].shape[0]
+        self.classifier = torch.nn.Linear(pooled, 1000).requires_grad_(False)
         self.register_buffer("class_vectors", torch.zeros(1000, word_dim))
         self.register_buffer("class_known", torch.zeros(1000, dtype=torch.bool))
+        # the generic names (tagrank.labels.wordnet): their vectors (float16: only matched, never ranked) and
+        # (name, class) pairs, a class for each class below the name's synset; sized when filled or loaded
+        self.generic = generic
+        if generic:
+            self.register_buffer("generic_vectors", torch.zeros(0, word_dim, dtype=torch.float16))
+            self.register_buffer("generic_pairs", torch.zeros(0, 2, dtype=torch.int32))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for name in ("generic_vectors", "generic_pairs"):  # their sizes come with the saved model
+            if prefix + name in state_dict:
+                setattr(self, name, torch.empty_like(state_dict[prefix + name]))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def fill(self, backbone, encoder) -> None:
         vectors, known = imagenet_class_vectors(encoder)
         self.classifier.load_state_dict(backbone.model.get_classifier().state_dict())
         self.class_vectors.copy_(torch.from_numpy(vectors))
         self.class_known.copy_(torch.from_numpy(known))
+        if self.generic:
+            from tagrank.labels.wordnet import generic_names
+
+            names = generic_names()
+            vectors, known = unit_vectors(encoder, names.lemmas)
+            pairs = [(r, c) for r, classes in enumerate(names.classes) if known[r] for c in classes]
+            self.generic_vectors = torch.from_numpy(vectors).to(torch.float16)
+            self.generic_pairs = torch.tensor(pairs, dtype=torch.int32).reshape(-1, 2)
 
     def probabilities(self, features: torch.Tensor) -> torch.Tensor:
-        """(B, 1000) class probabilities, zero for the classes whose names the encoder does not know."""
-        return torch.softmax(self.classifier(features), dim=1) * self.class_known
+        """(B, 1000) class probabilities, zero for the classes whose names the encoder does not know. With the
+        whole view's cell evidence, the mean of the whole photo's and each class's best cell's probability."""
+        from tagrank.images.backbone import region_evidence
+
+        pooled, regions = region_evidence(features)
+        probabilities = torch.softmax(self.classifier(pooled), dim=1)
+        if regions is not None:
+            probabilities = (probabilities + regions) / 2
+        return probabilities * self.class_known
 
     def name_match(self, words: torch.Tensor, temperature: float) -> torch.Tensor:
-        """(V, 1000): exp((cos(w, e_c) − 1)/τ) for unit word vectors w, 1 when w is class c's name vector."""
-        return torch.exp((words @ self.class_vectors.T - 1) / temperature) * self.class_known
+        """φ (V, 1000) for unit word vectors w: φ_c(w) = exp((cos(w, e_c) − 1)/τ), 1 when w is class c's name
+        vector; with the generic names also n^-γ·exp((cos(w, g) − 1)/τ) for each generic name g above c
+        (n: the classes below g), the larger of the two, so 'dog' gets a share of every breed."""
+        match = torch.exp((words @ self.class_vectors.T - 1) / temperature) * self.class_known
+        if not self.generic or not len(self.generic_pairs):
+            return match
+        rows, classes = self.generic_pairs.long().unbind(1)
+        names = len(self.generic_vectors)
+        below = torch.bincount(rows, minlength=names).clamp_min(1).to(words.dtype)
+        share = below ** -self.generality
+        covers = torch.zeros(names, 1000, dtype=words.dtype, device=words.device)
+        covers[rows, classes] = 1.0
+        cosine = words @ self.generic_vectors.to(words.dtype).T
+        nearest = cosine.topk(min(GENERIC_CANDIDATES, names), dim=1)
+        strength = torch.exp((nearest.values - 1) / temperature) * share[nearest.indices]  # (V, candidates)
+        for start in range(0, len(words), 1024):  # (V, candidates, 1000) in slices
+            part = slice(start, start + 1024)
+            generic = (strength[part, :, None] * covers[nearest.indices[part]]).amax(dim=1)
+            match[part] = torch.maximum(match[part], generic * self.class_known)
+        return match
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """(B, d) unit directions: the probability-weighted mean of the top classes' name vectors."""
@@ -77,11 +144,18 @@ class Conse(Method):
     Options = ConseOptions
     trainable = False
     score_name = "cosine"
-    reduce = "cosine"
 
     def __init__(self, options: ConseOptions, feature_dim: int, word_dim: int, n_labels: int = 0):
         super().__init__(options, feature_dim, word_dim, n_labels)
-        self.knowledge = ImagenetKnowledge(feature_dim, word_dim, options.top)
+        self.knowledge = ImagenetKnowledge(feature_dim, word_dim, options.top, self.named, options.generality)
+
+    @property
+    def named(self) -> bool:
+        return self.options.name_weight > 0
+
+    @property
+    def reduce(self) -> str:
+        return "dot" if self.named else "cosine"
 
     @classmethod
     def build(cls, backbone, vectors, options: ConseOptions | None = None) -> "Conse":
@@ -93,5 +167,16 @@ class Conse(Method):
     def attach(self, backbone, encoder) -> None:
         self.knowledge.fill(backbone, encoder)
 
+    def label_space(self, label_vectors: torch.Tensor) -> torch.Tensor:
+        """With the name match: [w/‖w‖; φ(w)], so that [v; μp]·x = cos(v, w) + μ p·φ(w)."""
+        if not self.named:
+            return label_vectors
+        words = F.normalize(label_vectors, dim=1)
+        return torch.cat([words, self.knowledge.name_match(words, self.options.name_temperature)], dim=1)
+
     def factors(self, features: torch.Tensor) -> torch.Tensor:
-        return self.knowledge(features)[:, None, :]
+        probabilities = self.knowledge.probabilities(features)
+        v = self.knowledge.direction(probabilities)
+        if self.named:
+            v = torch.cat([v, self.options.name_weight * probabilities], dim=1)
+        return v[:, None, :]

@@ -103,6 +103,10 @@ class TransformOptions(HeadOptions):
     # that names a class that class's own probability (needs backbone_block: the classifier and names)
     name_weight: float = 0.0
     name_temperature: float = 0.05  # τ: 0.05 counts a name with cosine 0.95 at e^-1 of an exact match
+    # the name row also knows WordNet's names above the classes ('dog', 'vehicle', 'food': the classes below
+    # them together, tagrank.labels.wordnet), each with n^-γ of its n classes' probability (γ = generality)
+    generic_names: bool = False
+    generality: float = 0.0
 
 
 @register
@@ -125,7 +129,8 @@ class Transform(Method):
             raise TagrankError("config field method.unnamed_gate: needs the name row (method.name_weight > 0) "
                                "and the gate (method.learned_gate > 0)")
         if options.backbone_block:
-            self.knowledge = ImagenetKnowledge(feature_dim, word_dim, options.block_classes)
+            self.knowledge = ImagenetKnowledge(feature_dim, word_dim, options.block_classes,
+                                               options.generic_names and options.name_weight > 0, options.generality)
         self.background: torch.Tensor | None = None  # training only: set by the trainer, not saved
         if self.gated:  # unit vectors of the training labels, saved: the gate's reference
             self.register_buffer("taught_vectors", torch.zeros(n_labels, word_dim))

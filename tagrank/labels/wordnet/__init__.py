@@ -1,0 +1,51 @@
+"""WordNet's nouns above the ImageNet classes: generic tags ('dog', 'animal', 'food') from class probabilities.
+
+The backbone's classifier knows 1,000 fine-grained classes ('Norfolk terrier', 'consomme'). A tag that
+names a WordNet synset above some of them is as likely as those classes together: P(dog) is the sum of
+the dog breeds' probabilities. :data:`HIERARCHY` (derived from WordNet 3.0 by
+``scripts/make_wordnet_table.py``; WordNet's licence in ``LICENSE.txt`` beside it) holds every synset
+on the way from a class up to 'entity', its lemmas and the classes below it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+HIERARCHY = Path(__file__).resolve().parent / "imagenet_hierarchy.json"
+LICENSE = Path(__file__).resolve().parent / "LICENSE.txt"
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+
+CLASSES = 1000
+TAGGED_TOPS = {"n00015388", "n00007846", "n00017222", "n00021265"}
+"""WordNet's top synsets (noun.Tops: entity, object, whole, organism, artifact, …) are too abstract to be
+tags and would top every photo; these four people do post: animal, person, plant, food."""
+
+
+@dataclass(frozen=True)
+class Generic:
+    """The names that WordNet gives sets of ImageNet classes: one row per lemma (its first sense above some
+    class, in WordNet's sense order), with the classes below that sense."""
+
+    lemmas: list[str]
+    synsets: list[str]
+    classes: list[list[int]]
+
+
+@lru_cache(maxsize=1)
+def generic_names() -> Generic:
+    """Every lemma of a synset above ImageNet classes, except the abstract top synsets; the lemma of several
+    such synsets names its first sense ('cat' is the true cat, not the big cat)."""
+    table = json.loads(HIERARCHY.read_text(encoding="utf-8"))
+    synsets = table["synsets"]
+    lemmas, ids, classes = [], [], []
+    for lemma, senses in table["senses"].items():
+        first = synsets[senses[0]]
+        if first["lexfile"] == "noun.Tops" and first["id"] not in TAGGED_TOPS:
+            continue
+        lemmas.append(lemma.lower())
+        ids.append(first["id"])
+        classes.append(first["classes"])
+    return Generic(lemmas, ids, classes)

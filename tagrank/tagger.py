@@ -30,6 +30,9 @@ DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default"
 CONSE_DESCRIPTION = Path(__file__).resolve().parent / "models" / "conse" / "model.json"
 """ConSE's confidence calibration (it has no weights of its own), fitted with the default model."""
 DEFAULT_VOCAB_FILE = "vocab.txt"
+CONFIDENCE_POOL = 50
+"""The best-scored tags among which a calibrated tagger picks its most confident (tags of two kinds have two
+confidence curves, so the score order and the confidence order can differ)."""
 PREPARED_VOCABULARIES = 16
 """Prepared vocabularies kept in memory, least recently used dropped first (the disk cache stays)."""
 
@@ -209,23 +212,30 @@ class Tagger:
                       threshold: float | None = None, explain: bool = False) -> list[list[dict]]:
         """Top tags for pooled backbone features (N, D): per image a list of {rank, tag, score, confidence[, votes]}.
 
-        ``threshold`` keeps only tags whose confidence is at least that (at most ``top`` per image).
+        Ordered by confidence where the tagger has one (ties by score), else by score. ``threshold`` keeps
+        only tags whose confidence is at least that (at most ``top`` per image).
         """
         if top <= 0:
             raise TagrankError(f"--top must be a positive number, got {top}")
         self.check_threshold(threshold)
         x = torch.as_tensor(features, dtype=torch.float32)
         factors = self.method.factors(x) if vocab.engine is not None else None
+        # With a confidence the list is ordered by it: the most confident of the CONFIDENCE_POOL best-scored
+        # tags (a fixed pool, so the top 5 is the start of the top 10)
+        wanted = max(top, CONFIDENCE_POOL) if self.calibration is not None else top
         if vocab.engine is not None:
-            scores, indices = vocab.engine.top_k(factors, top, self.method.reduce)
+            scores, indices = vocab.engine.top_k(factors, wanted, self.method.reduce)
         else:
-            scores, indices = rank_scores(self._scores(x, vocab, None), top, self.method.lower_is_better)
+            scores, indices = rank_scores(self._scores(x, vocab, None), wanted, self.method.lower_is_better)
         confidence = None
         if self.calibration is not None:
             reference = self.prepare(self.calibration.reference)
             mean, std = reference_scale(self.method.relevance(self._scores(x, reference, factors)))
             kinds = vocab.kinds[indices] if vocab.kinds is not None else None
             confidence = self.calibration.confidence((self.method.relevance(scores) - mean) / std, kinds)
+            # stable: equal confidences (the curve's flat stretches) keep the score order
+            order = confidence.argsort(dim=1, descending=True, stable=True)[:, :top]
+            scores, indices, confidence = (t.gather(1, order) for t in (scores, indices, confidence))
         votes = None
         if explain:
             if not hasattr(self.method, "committee"):

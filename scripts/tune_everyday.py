@@ -36,10 +36,17 @@ TRIALS: list[tuple[str, dict]] = [
     # its weight mu against the cosine, and the generic names' share n^-gamma of their n classes' mass.
     *[(f"ConSE + names mu {mu} gamma {gamma}, MiniLM, whole", {"vectors": "minilm", "backbone": "lite0-whole",
                                                               "name_weight": float(mu), "generality": float(gamma)})
-      for mu in (10,) for gamma in (0.0, 0.2, 0.35, 0.5)],
+      for mu in (10,) for gamma in (0.0, 0.2, 0.35, 0.5, 0.65, 0.8)],
     *[(f"ConSE + names mu {mu} gamma 0.35, MiniLM, whole", {"vectors": "minilm", "backbone": "lite0-whole",
                                                            "name_weight": float(mu), "generality": 0.35})
       for mu in (3, 30)],
+    # The best cells' share rho of the class probabilities (the rest: the whole photo's): 0.5 above.
+    *[(f"ConSE + names mu 10 gamma 0.5 rho {rho}, MiniLM, whole", {"vectors": "minilm", "backbone": "lite0-whole",
+                                                                  "name_weight": 10.0, "generality": 0.5,
+                                                                  "region_weight": rho}) for rho in (0.2, 0.35)],
+    # The encoder with the name match: wordllama's spelling neighbours against MiniLM's meaning.
+    ("ConSE + names mu 10 gamma 0.5, wordllama, whole", {"vectors": "wordllama", "backbone": "lite0-whole",
+                                                         "name_weight": 10.0, "generality": 0.5}),
     ("ConSE + names mu 10 gamma 0.35, MiniLM, centre crop", {"vectors": "minilm", "backbone": "lite0",
                                                              "name_weight": 10.0, "generality": 0.35}),
 ]
@@ -55,7 +62,8 @@ def tagger_for(settings: dict):
         return Tagger.load(None if settings["model"] == "default" else settings["model"])
     encoder = load_encoder(settings["vectors"])
     backbone = Backbone(settings["backbone"])
-    options = ConseOptions(name_weight=settings.get("name_weight", 0.0), generality=settings.get("generality", 0.0))
+    options = ConseOptions(name_weight=settings.get("name_weight", 0.0), generality=settings.get("generality", 0.0),
+                           region_weight=settings.get("region_weight", 0.5))
     meta = {"method": "conse", "labels": [], "backbone": {"name": backbone.name, "signature": backbone.signature}}
     tagger = Tagger.load(method="conse", vectors=encoder)
     return Tagger(Conse.build(backbone, encoder, options), backbone, encoder, meta, tagger.default_tags)
@@ -79,6 +87,18 @@ def validation_sets(shared: Path, count: int):
     return tiny, mosaics, corel
 
 
+def corel_for(settings: dict, corel):
+    """The Corel5k photos a trial is scored on: a trained candidate's own held-out ones (it trained on the rest)."""
+    held_out = Path(settings.get("model", "")) / "validation_paths.txt"
+    if not held_out.is_file():
+        return corel
+    from tagrank.images.datasets import load_dataset
+
+    kept = set(held_out.read_text(encoding="utf-8").split("\n"))
+    whole = load_dataset("corel5k", Path(corel.paths[0]).parents[2], "train")
+    return whole.subset([i for i, p in enumerate(whole.paths) if p in kept])
+
+
 def main() -> None:
     from tagrank.evaluation.everyday import everyday_figures
     from tagrank.training.trials import TrialLog
@@ -88,13 +108,14 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=None)
     parser.add_argument("--mosaics", type=int, default=400)
     parser.add_argument("--model", action="append", default=[], help="NAME=RUN_DIR: a trained model as one more trial")
+    parser.add_argument("--cache-dir", default=None, help="the feature cache (default: tagrank's)")
     args = parser.parse_args()
     trials = TRIALS + [(name, {"model": path}) for name, path in (m.split("=", 1) for m in args.model)]
     log = TrialLog(LOG, [t[0] for t in trials])
     tiny, mosaics, corel = validation_sets(args.shared, args.mosaics)
     for name, settings in log.wanted(trials, args.only or ([t[0] for t in trials[len(TRIALS):]] or None)):
         start = time.time()
-        figures = everyday_figures(tagger_for(settings), tiny, mosaics, corel)
+        figures = everyday_figures(tagger_for(settings), tiny, mosaics, corel_for(settings, corel), cache_dir=args.cache_dir)
         entry = {"name": name, "settings": settings, **figures, "seconds": round(time.time() - start, 1)}
         log.record(entry)
         print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in entry.items() if k != "hubs"}),

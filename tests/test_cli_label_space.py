@@ -22,7 +22,7 @@ def test_similar_default_encoder_searches_the_everyday_vocabulary(cli):
 def test_index_build_info_and_similar(cli, tmp_path):
     vocab = tmp_path / "vocab.txt"
     vocab.write_text("dog\ncat\npuppy\nkitten\nqqqzzzx\n")
-    assert "5 of 5 tags indexed (256-d, wordllama, Flat)" in cli("index", "build", "--vocab", vocab, "--out", tmp_path / "all").out
+    assert "5 of 5 tags indexed (384-d, minilm, Flat)" in cli("index", "build", "--vocab", vocab, "--out", tmp_path / "all").out
     result = cli("index", "build", "--vocab", vocab, "--out", tmp_path / "idx", "--vectors", "glove-6b-50d")
     assert result.code == 0, result
     assert "qqqzzzx" in result.err and "4 of 5" in result.out

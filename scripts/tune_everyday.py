@@ -59,7 +59,12 @@ def tagger_for(settings: dict):
     from tagrank.tagger import Tagger
 
     if "model" in settings:
-        return Tagger.load(None if settings["model"] == "default" else settings["model"])
+        tagger = Tagger.load(None if settings["model"] == "default" else settings["model"])
+        for name, value in settings.get("ranking", {}).items():  # ranking-time options: the gate, the name match
+            setattr(tagger.method.options, name, value)
+            if hasattr(getattr(tagger.method, "knowledge", None), name):
+                setattr(tagger.method.knowledge, name, value)
+        return tagger
     encoder = load_encoder(settings["vectors"])
     backbone = Backbone(settings["backbone"])
     options = ConseOptions(name_weight=settings.get("name_weight", 0.0), generality=settings.get("generality", 0.0),
@@ -87,6 +92,12 @@ def validation_sets(shared: Path, count: int):
     return tiny, mosaics, corel
 
 
+def model_settings(spec: str) -> dict:
+    """RUN_DIR or RUN_DIR:{"learned_gate": 16}: a trained model, with ranking-time options changed."""
+    path, _, options = spec.partition(":")
+    return {"model": path, **({"ranking": json.loads(options)} if options else {})}
+
+
 def corel_for(settings: dict, corel):
     """The Corel5k photos a trial is scored on: a trained candidate's own held-out ones (it trained on the rest)."""
     held_out = Path(settings.get("model", "")) / "validation_paths.txt"
@@ -107,10 +118,11 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
     parser.add_argument("--only", nargs="*", default=None)
     parser.add_argument("--mosaics", type=int, default=400)
-    parser.add_argument("--model", action="append", default=[], help="NAME=RUN_DIR: a trained model as one more trial")
+    parser.add_argument("--model", action="append", default=[],
+                        help="NAME=RUN_DIR[:JSON]: a trained model as one more trial, JSON: ranking-time options")
     parser.add_argument("--cache-dir", default=None, help="the feature cache (default: tagrank's)")
     args = parser.parse_args()
-    trials = TRIALS + [(name, {"model": path}) for name, path in (m.split("=", 1) for m in args.model)]
+    trials = TRIALS + [(name, model_settings(spec)) for name, spec in (m.split("=", 1) for m in args.model)]
     log = TrialLog(LOG, [t[0] for t in trials])
     tiny, mosaics, corel = validation_sets(args.shared, args.mosaics)
     for name, settings in log.wanted(trials, args.only or ([t[0] for t in trials[len(TRIALS):]] or None)):

@@ -154,3 +154,13 @@ def test_lookalikes_are_spelling_without_meaning():
     assert is_lookalike("hassock", "dock", dock) and not is_lookalike("pier", "dock", dock)
     terrier = relatives("n02094114")
     assert "dog" in terrier and "norwich terrier" in terrier  # an ancestor and a sibling
+
+
+def test_the_name_row_ranks_at_its_ranking_weight_and_trains_at_its_own():
+    from tagrank.methods.transform import Transform, TransformOptions
+
+    options = TransformOptions(k=2, hidden=[], backbone_block=True, name_weight=60.0, ranking_name_weight=90.0)
+    method = Transform(options, 1280, 8, 3)
+    assert method.train().name_weight == 60.0 and method.eval().name_weight == 90.0
+    method.options.ranking_name_weight = None
+    assert method.eval().name_weight == 60.0

@@ -25,11 +25,11 @@ def test_default_model_loads_with_its_vocabulary(default_tagger):
 def test_unseen_tags_rank_for_real_photos(default_tagger, photos):
     vocab = ["kitten", "cat", "espresso", "rocket", "astronaut", "zzqxw"]
     out = default_tagger.rank([photos["chelsea"]], vocab, top=6)
-    assert out.oov == [] and out.failed == {}  # wordllama has a vector for every string
+    assert out.oov == [] and out.failed == {}  # MiniLM has a vector for every string
     tags = [t["tag"] for t in out.results[0]["tags"]]
     assert len(tags) == 6 and set(tags[:2]) == {"cat", "kitten"}
-    scores = [t["score"] for t in out.results[0]["tags"]]
-    assert scores == sorted(scores)  # distances: smallest first
+    sure = [t["confidence"] for t in out.results[0]["tags"]]
+    assert sure == sorted(sure, reverse=True)  # read top-down by confidence
 
 
 def test_conse_is_training_free_and_sensible(photos):

@@ -104,6 +104,9 @@ class TransformOptions(HeadOptions):
     # that names a class that class's own probability (needs backbone_block: the classifier and names)
     name_weight: float = 0.0
     name_temperature: float = 0.05  # τ: 0.05 counts a name with cosine 0.95 at e^-1 of an exact match
+    # β when ranking (None: name_weight): the learned rows are trained beside the name row at name_weight, and
+    # on photos of several objects a stronger name row can serve better than the one they were trained with
+    ranking_name_weight: float | None = None
     # the name row also knows WordNet's names above the classes ('dog', 'vehicle', 'food': the classes below
     # them together, tagrank.labels.wordnet), each with n^-γ of its n classes' probability (γ = generality)
     generic_names: bool = False
@@ -146,6 +149,12 @@ class Transform(Method):
     @property
     def gated(self) -> bool:
         return self.options.backbone_block and self.options.learned_gate > 0
+
+    @property
+    def name_weight(self) -> float:
+        """β: ``name_weight`` while training, ``ranking_name_weight`` (where set) in eval mode."""
+        ranking = self.options.ranking_name_weight
+        return self.options.name_weight if self.training or ranking is None else ranking
 
     @property
     def named(self) -> bool:
@@ -244,7 +253,7 @@ class Transform(Method):
             name = torch.zeros(len(learned), 1, self.space_dim, device=learned.device)
             name[:, 0, self.word_dim] = 1.0
             name[:, 0, -NAMES:] = -probabilities
-            rows.append(self.options.name_weight * name)
+            rows.append(self.name_weight * name)
         return torch.cat(rows, dim=1)
 
     def committee(self, features: torch.Tensor) -> torch.Tensor:
@@ -271,7 +280,7 @@ class Transform(Method):
             probabilities = self.knowledge.probabilities(features)  # the block's and the name row's
             if self.named:
                 matched = probabilities @ label_vectors[:, -NAMES:].T
-                squared = squared + self.options.name_weight ** 2 * (1 - matched).square()
+                squared = squared + self.name_weight ** 2 * (1 - matched).square()
             v = self.knowledge.direction(probabilities)
             words = label_vectors[:, :self.word_dim]
             gap = words.square().sum(1)[None, :] - 2 * v @ words.T + v.square().sum(1, keepdim=True)

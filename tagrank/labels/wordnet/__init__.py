@@ -1,24 +1,22 @@
 """WordNet's nouns above the ImageNet classes: generic tags ('dog', 'animal', 'food') from class probabilities.
 
 The backbone's classifier knows 1,000 fine-grained classes ('Norfolk terrier', 'consomme'). A tag that
-names a WordNet synset above some of them is as likely as those classes together: P(dog) is the sum of
-the dog breeds' probabilities. :data:`HIERARCHY` (derived from WordNet 3.0 by
+names a WordNet synset above some of them draws on those classes together: P(dog) is the sum of the dog
+breeds' probabilities (the name match gives a generic name a share of it, n^-γ for n classes). :data:`HIERARCHY` (derived from WordNet 3.0 by
 ``scripts/make_wordnet_table.py``; WordNet's licence in ``LICENSE.txt`` beside it) holds every synset
 on the way from a class up to 'entity', its lemmas and the classes below it.
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 HIERARCHY = Path(__file__).resolve().parent / "imagenet_hierarchy.json"
 LICENSE = Path(__file__).resolve().parent / "LICENSE.txt"
 
-import json
-from dataclasses import dataclass
-from functools import lru_cache
-
-CLASSES = 1000
 TAGGED_TOPS = {"n00015388", "n00007846", "n00017222", "n00021265"}
 """WordNet's top synsets (noun.Tops: entity, object, whole, organism, artifact, …) are too abstract to be
 tags and would top every photo; these four people do post: animal, person, plant, food."""

@@ -27,7 +27,6 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from tagrank.evaluation.markdown import pct, sections, table

@@ -33,6 +33,9 @@ DEFAULT_VOCAB_FILE = "vocab.txt"
 CONFIDENCE_POOL = 50
 """The best-scored tags among which a calibrated tagger picks its most confident (tags of two kinds have two
 confidence curves, so the score order and the confidence order can differ)."""
+CACHED_SPACE_BYTES = 64 << 20
+CACHED_SPACES = 8
+"""Label spaces up to this size are kept on disk, this many (the most recently written; see Tagger._label_space)."""
 PREPARED_VOCABULARIES = 16
 """Prepared vocabularies kept in memory, least recently used dropped first (the disk cache stays)."""
 
@@ -158,8 +161,8 @@ class Tagger:
                 clusters = None
             from tagrank.ranking.search import make_engine
 
+            vectors = self._label_space(tags, raw)
             with torch.no_grad():
-                vectors = self.method.label_space(torch.from_numpy(raw))
                 kinds = self.method.tag_kinds(vectors)
             engine = make_engine(vectors, self.search, clusters, raw, self.method.label_space, self.method.reduce,
                                  memory_key=lambda: self._vocabulary_key(tags))
@@ -178,6 +181,34 @@ class Tagger:
         where = {label: j for j, label in enumerate(labels)}
         known = list(dict.fromkeys(known))
         return PreparedVocabulary(known, columns=torch.tensor([where[t] for t in known]), oov=unknown)
+
+    @torch.no_grad()
+    def _label_space(self, tags: list[str], raw: np.ndarray) -> torch.Tensor:
+        """The method's label space of a vocabulary; a large one's is kept on disk (the default vocabulary's name
+        match costs a quarter second at every start), keyed by the model's weights and options, the encoder and
+        the tags."""
+        import json
+        from dataclasses import asdict
+
+        from tagrank.array_cache import read_entry, write_entry
+        from tagrank.checksums import file_fingerprint, text_key
+        from tagrank.images.features import DEFAULT_CACHE_DIR
+        from tagrank.labels.index import CACHED_VOCABULARY_MIN_TAGS
+
+        if len(tags) < CACHED_VOCABULARY_MIN_TAGS:
+            return self.method.label_space(torch.from_numpy(raw))
+        model = file_fingerprint(self.model_file) if self.model_file is not None else \
+            json.dumps(self.meta, sort_keys=True, default=str)
+        options = json.dumps(asdict(self.method.options), sort_keys=True)
+        key = text_key([model, options, self.vectors.checksum, *tags])
+        path = DEFAULT_CACHE_DIR / "label-spaces" / f"{key}.safetensors"
+        entry = read_entry(path, {"key": key})
+        if entry is not None and entry[1]["space"].shape[0] == len(tags):
+            return torch.from_numpy(entry[1]["space"])
+        space = self.method.label_space(torch.from_numpy(raw))
+        if space.numel() * space.element_size() <= CACHED_SPACE_BYTES:
+            write_entry(path, {"space": space.numpy()}, {"key": key}, CACHED_SPACES)
+        return space
 
     def _vocabulary_key(self, tags: Sequence[str]) -> str:
         """A name for this model ranking these tags (the approx search keeps its frequent tags under it): the

@@ -109,3 +109,48 @@ def test_embedded_vocabulary_is_cached_on_disk_and_rebuilt_when_damaged(tiny_vec
     entry = max((tmp_path / "vocabularies").iterdir(), key=lambda e: e.stat().st_mtime_ns)
     entry.write_bytes(b"damaged")
     assert embedded_vocabulary(tags, v, tmp_path)[0] == first[0]
+
+
+@pytest.mark.parametrize("edit", ["nan", "flip", "width"])
+def test_array_cache_rebuilds_an_edited_entry(tmp_path, edit):
+    """An entry whose bytes changed after it was written (NaN, one flipped value, another width) is not read."""
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
+
+    from tagrank.array_cache import read_entry, write_entry
+
+    path = tmp_path / "entry.safetensors"
+    vectors = np.arange(12, dtype=np.float32).reshape(3, 4)
+    write_entry(path, {"vectors": vectors}, {"checksum": "abc"}, keep=4)
+    meta, arrays = read_entry(path, {"checksum": "abc"})
+    assert np.array_equal(arrays["vectors"], vectors) and meta["checksum"] == "abc"
+    assert read_entry(path, {"checksum": "other encoder"}) is None
+    with safe_open(str(path), framework="np") as f:
+        header = f.metadata()
+    edited = load_file(path)["vectors"]
+    if edit == "nan":
+        edited[1, 2] = np.nan
+    elif edit == "flip":
+        edited[0, 0] = 1e6
+    else:
+        edited = np.zeros((3, 5), np.float32)
+    save_file({"vectors": edited}, path, metadata=header)  # the old checksums with new bytes
+    assert json.loads(header["tagrank"])["crc32"]
+    assert read_entry(path, {"checksum": "abc"}) is None
+
+
+def test_default_label_space_is_cached_and_equal_to_computing_it(tmp_path, monkeypatch):
+    """The default vocabulary's label space comes from disk on the second start, equal to computing it."""
+    import torch
+
+    import tagrank.images.features
+    from tagrank.tagger import Tagger
+
+    monkeypatch.setattr(tagrank.images.features, "DEFAULT_CACHE_DIR", tmp_path)
+    tagger = Tagger.load()
+    computed = tagger.prepare()
+    assert len(list((tmp_path / "label-spaces").glob("*.safetensors"))) == 1
+    fresh = Tagger.load()
+    monkeypatch.setattr(fresh.method, "label_space", lambda *a: pytest.fail("should come from the cache"))
+    again = fresh.prepare()
+    assert torch.equal(again.engine.vectors, computed.engine.vectors) and torch.equal(again.kinds, computed.kinds)

@@ -21,8 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from tagrank import __version__
-from tagrank._log import log
-from tagrank.atomic import atomic_directory, atomic_file, keep_newest, recover
+from tagrank.atomic import atomic_directory, recover
 from tagrank.checksums import file_sha256, text_key
 from tagrank.errors import TagrankError
 from tagrank.labels.encoders import LabelEncoder, normalise_tag
@@ -300,9 +299,7 @@ def embedded_vocabulary(tags: list[str], encoder: LabelEncoder,
     ``tagrank rank``) costs one small file read instead of an embedding and an index. A damaged or
     unwritable cache is ignored and rebuilt.
     """
-    from safetensors import safe_open
-    from safetensors.numpy import save
-
+    from tagrank.array_cache import read_entry, write_entry
     from tagrank.images.features import DEFAULT_CACHE_DIR
     from tagrank.labels.vocab import merge_duplicates
 
@@ -312,25 +309,14 @@ def embedded_vocabulary(tags: list[str], encoder: LabelEncoder,
         return index.tags, index.vectors, index.oov
     key = text_key([encoder.checksum, *tags])
     path = Path(cache_dir if cache_dir is not None else DEFAULT_CACHE_DIR) / "vocabularies" / f"{key}.safetensors"
-    try:
-        with safe_open(str(path), framework="np") as f:
-            stored = json.loads(f.metadata()["tagrank"])
-            vectors = f.get_tensor("vectors")
-        if len(stored["tags"]) == len(vectors) and stored["checksum"] == encoder.checksum:
-            if stored["oov"]:
-                encoder.warn_oov(stored["oov"], len(tags))
-            return stored["tags"], vectors, stored["oov"]
-    except FileNotFoundError:
-        pass
-    except Exception as exc:  # a damaged entry is rebuilt, never trusted
-        log.debug("rebuilding cached vocabulary %s: %s", path, exc)
+    entry = read_entry(path, {"checksum": encoder.checksum})
+    if entry is not None and len(entry[0]["tags"]) == len(entry[1]["vectors"]) \
+            and entry[1]["vectors"].shape[1:] == (encoder.dim,):
+        stored, vectors = entry[0], entry[1]["vectors"]
+        if stored["oov"]:
+            encoder.warn_oov(stored["oov"], len(tags))
+        return stored["tags"], vectors, stored["oov"]
     index = LabelIndex.build(tags, encoder, clusters=0)  # only its vectors are used
-    meta = {"tagrank": json.dumps({"tags": index.tags, "oov": index.oov, "checksum": encoder.checksum},
-                                  ensure_ascii=False)}
-    try:
-        with atomic_file(path) as f:
-            f.write(save({"vectors": np.ascontiguousarray(index.vectors)}, metadata=meta))
-        keep_newest(path.parent, "*.safetensors", CACHED_VOCABULARIES)
-    except (OSError, TagrankError) as exc:
-        log.debug("vocabulary cache not written (%s)", exc)
+    write_entry(path, {"vectors": index.vectors}, {"tags": index.tags, "oov": index.oov, "checksum": encoder.checksum},
+                CACHED_VOCABULARIES)
     return index.tags, index.vectors, index.oov

@@ -116,18 +116,23 @@ class ImagenetKnowledge(torch.nn.Module):
             return match
         rows, classes = self.generic_pairs.long().unbind(1)
         names = len(self.generic_vectors)
-        below = torch.bincount(rows, minlength=names).clamp_min(1).to(words.dtype)
-        share = below ** -self.generality
-        covers = torch.zeros(names, 1000, dtype=words.dtype, device=words.device)
-        covers[rows, classes] = 1.0
+        below = torch.bincount(rows, minlength=names)
+        share = below.clamp_min(1).to(words.dtype) ** -self.generality
         cosine = words @ self.generic_vectors.to(words.dtype).T
         nearest = cosine.topk(min(GENERIC_CANDIDATES, names), dim=1)
         strength = torch.exp((nearest.values - 1) / temperature) * share[nearest.indices]  # (V, candidates)
-        for start in range(0, len(words), 1024):  # (V, candidates, 1000) in slices
-            part = slice(start, start + 1024)
-            generic = (strength[part, :, None] * covers[nearest.indices[part]]).amax(dim=1)
-            match[part] = torch.maximum(match[part], generic * self.class_known)
-        return match
+        # each (tag, candidate name) spreads its strength over the name's classes, sparsely: a name has 4.5
+        # classes on average, so this is a scatter of ~V·16·4.5 values, not a dense (V, 16, 1000) product
+        by_name = rows.argsort(stable=True)
+        name_classes, first = classes[by_name], torch.cumsum(below, 0) - below
+        candidate = nearest.indices.flatten()
+        count = below[candidate]
+        pair = torch.repeat_interleave(torch.arange(len(candidate), device=words.device), count)
+        within = torch.arange(len(pair), device=words.device) - (torch.cumsum(count, 0) - count)[pair]
+        cell = (pair // nearest.indices.shape[1]) * 1000 + name_classes[first[candidate][pair] + within]
+        generic = torch.zeros(len(words) * 1000, dtype=words.dtype, device=words.device)
+        generic.scatter_reduce_(0, cell, strength.flatten()[pair], reduce="amax")
+        return torch.maximum(match, generic.view(len(words), 1000) * self.class_known)
 
     def reach(self, match: torch.Tensor) -> torch.Tensor:
         """(V,) how far the name match :meth:`name_match` (V, 1000) knows each tag, 0 to 1: its best class;

@@ -11,7 +11,6 @@ when the encoder truly has no vector for it) and how looked-up tags become vecto
 
 from __future__ import annotations
 
-import os
 import re
 import unicodedata
 from dataclasses import dataclass

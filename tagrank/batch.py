@@ -22,7 +22,9 @@ from pathlib import Path
 
 from tagrank._log import log
 from tagrank.atomic import atomic_file, check_output_dir, write_text_atomic
+from tagrank.output import text_name
 from tagrank.errors import TagrankError
+from tagrank.labels.vocab import load_vocabulary
 
 MANIFEST = "batch.json"
 
@@ -76,16 +78,15 @@ def tag_shard(job: BatchJob, index: int, paths: list[str], tagger) -> dict:
     """Tag one shard's photos with ``tagger`` and write its two Parquet files; returns counts for the summary."""
     import pandas as pd
 
-    from tagrank.labels.vocab import load_vocabulary
-
     started = time.perf_counter()
     vocab = load_vocabulary(job.vocab) if job.vocab else None
     rows, failures = [], []
     for record in tagger.iter_rank(paths, vocab, job.top, job.threshold, batch_size=job.batch_size):
+        image = text_name(record["image"])  # Parquet holds UTF-8 text: a name's odd bytes as \xNN
         if "error" in record:
-            failures.append({"image": record["image"], "error": record["error"]})
+            failures.append({"image": image, "error": text_name(record["error"])})
         else:
-            rows += [{"image": record["image"], **tag} for tag in record["tags"]]
+            rows += [{"image": image, **tag} for tag in record["tags"]]
     tags_name, failures_name = shard_names(index)
     for name, frame in ((failures_name, pd.DataFrame(failures, columns=["image", "error"])),
                         (tags_name, pd.DataFrame(rows, columns=["image", "rank", "tag", "score", "confidence"]))):
@@ -122,16 +123,24 @@ def run_batch(inputs: list[str], job: BatchJob, shard_size: int = 1000, ray_addr
         log.warning("%s", problem)
     if not paths:
         raise TagrankError("; ".join(problems) if problems else "no photos given")
+    # everything the run needs is checked before anything is recorded, so a corrected command is not refused
+    tagger = job.load_tagger()
+    tagger.check_threshold(job.threshold)
+    tags = tagger.prepare(load_vocabulary(job.vocab) if job.vocab else None).tags
     fingerprint = hashlib.sha256("\n".join(paths).encode("utf-8", "surrogateescape")).hexdigest()
     manifest = {"format": "tagrank-batch/1", "photos": len(paths), "photo_list_sha256": fingerprint,
                 "shard_size": shard_size, "model": job.model or "(embedded default)", "method": job.method,
-                "vocab": job.vocab, "top": job.top, "threshold": job.threshold}
+                "vocab": job.vocab, "top": job.top, "threshold": job.threshold,
+                # the vocabulary's content: a file edited between runs must not mix two vocabularies
+                "vocab_sha256": hashlib.sha256("\n".join(tags).encode("utf-8", "surrogateescape")).hexdigest()}
     if job.search != "auto":  # recorded only when chosen, so runs started before the option still resume
         manifest["search"] = job.search
-    if (out / MANIFEST).is_file():
-        before = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
-        if before != manifest:
-            changed = sorted(k for k in manifest if before.get(k) != manifest[k])
+    before = _manifest(out)
+    if before is not None:
+        # a run recorded before tagrank kept the vocabulary's content still resumes
+        changed = sorted(k for k in manifest.keys() | before.keys()
+                         if before.get(k) != manifest.get(k) and not (k == "vocab_sha256" and k not in before))
+        if changed:
             raise TagrankError(f"{out} holds a batch run of other photos or options ({', '.join(changed)} differ): "
                                "choose another --out")
     out.mkdir(parents=True, exist_ok=True)
@@ -143,11 +152,25 @@ def run_batch(inputs: list[str], job: BatchJob, shard_size: int = 1000, ray_addr
     if todo and use_ray:
         done = _on_ray(todo, job, ray_address, workers)
     else:
-        tagger = job.load_tagger() if todo else None
         done = [tag_shard(job, i, part, tagger) for i, part in todo]
     return {"photos": len(paths), "shards": len(shards), "skipped": len(shards) - len(todo),
             "tagged_now": sum(d["photos"] - d["failed"] for d in done), "failed_now": sum(d["failed"] for d in done),
             "seconds": time.perf_counter() - started, "problems": problems}
+
+
+def _manifest(out: Path) -> dict | None:
+    """The manifest of the run already in ``out``, if any; one clear error when it is not one."""
+    path = out / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        manifest = exc
+    if not isinstance(manifest, dict) or manifest.get("format") != "tagrank-batch/1":
+        raise TagrankError(f"{path} is not a tagrank batch manifest (damaged or edited): remove {out} to start over, "
+                           "or choose another --out")
+    return manifest
 
 
 def _on_ray(todo: list[tuple[int, list[str]]], job: BatchJob, address: str | None, workers: int) -> list[dict]:

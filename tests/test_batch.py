@@ -64,3 +64,46 @@ def test_on_a_local_ray_cluster_with_two_workers(library, tmp_path):
     local_tags, _ = _read(tmp_path / "local")
     assert local["tagged_now"] == 7
     pd.testing.assert_frame_equal(ray_tags.reset_index(drop=True), local_tags.reset_index(drop=True), atol=1e-4)
+
+
+def test_a_shard_of_unreadable_photos_and_an_odd_file_name(cli, photos, tmp_path):
+    """A shard where no photo decodes is written (its failures named) and the run completes; a file name that is
+    not UTF-8 is written with its odd bytes as \\xNN, not lost."""
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    (folder / "0-broken.jpg").write_bytes(b"not a photo")
+    shutil.copy(photos["chelsea"], bytes(folder) + b"/1-caf\xe9.jpg")
+    out = tmp_path / "out"
+    result = cli("batch", folder, "--out", out, "--shard-size", "1", "--top", "2")
+    assert result.code == 1 and "1 photo(s) could not be read" in result.err
+    tags, failures = _read(out)
+    assert sorted(p.name for p in out.glob("tags-*")) == ["tags-00000.parquet", "tags-00001.parquet"]
+    assert list(failures["image"]) == [str(folder / "0-broken.jpg")]
+    assert set(tags["image"]) == {str(folder) + "/1-caf\\xe9.jpg"}
+    assert cli("batch", folder, "--out", out, "--shard-size", "1", "--top", "2").code == 0  # resumed: all done
+
+
+def test_options_are_checked_before_the_run_is_recorded(cli, library, tmp_path):
+    """A typo does not poison the output folder: the corrected command runs."""
+    out = tmp_path / "out"
+    for bad, needle in ((["--vocab", str(tmp_path / "typo.txt")], "not found"), (["--threshold", "nan"], "threshold"),
+                        (["--model", str(tmp_path / "typo")], "typo")):
+        result = cli("batch", library / "0-chelsea.jpg", "--out", out, *bad)
+        assert result.code == 2 and needle in result.err and not (out / "batch.json").exists()
+    assert cli("batch", library / "0-chelsea.jpg", "--out", out, "--threshold", "0.1").code == 0
+
+
+def test_an_edited_vocabulary_file_or_manifest_is_not_resumed(cli, library, tmp_path):
+    vocab, out = tmp_path / "vocab.txt", tmp_path / "out"
+    vocab.write_text("dog\nsky\n")
+    args = ("batch", library / "0-chelsea.jpg", library / "1-coffee.jpg", "--out", out, "--shard-size", "1",
+            "--vocab", vocab)
+    assert cli(*args).code == 0
+    (out / "tags-00001.parquet").unlink()
+    vocab.write_text("rocket\n")  # same path, other tags
+    result = cli(*args)
+    assert result.code == 2 and "vocab_sha256 differ" in result.err
+    for damaged in ("{broken", "[1]"):
+        (out / "batch.json").write_text(damaged)
+        result = cli(*args)
+        assert result.code == 2 and "not a tagrank batch manifest" in result.err and "start over" in result.err

@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from tagrank.errors import TagrankError, os_reason
+from tagrank.errors import SystemFailure, TagrankError, os_reason
 
 
 def _umask() -> int:
@@ -95,7 +95,7 @@ def _written(exc: OSError, inside: Path) -> bool:
 
 def write_error(target: str | os.PathLike, exc: OSError) -> TagrankError:
     reason = "no space left on device" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else os_reason(exc)
-    return TagrankError(f"cannot write {target}: {reason}")
+    return SystemFailure(f"cannot write {target}: {reason}")
 
 
 @contextlib.contextmanager
@@ -136,21 +136,23 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
         f.write(text)
 
 
-def check_output_dir(path: str | os.PathLike, marker: str | None = None) -> None:
-    """Fail before any work if the folder ``path`` cannot be (re)written: it is a file, it is a folder
-    that is not ours (no ``marker`` in it), or its place cannot be written."""
+def check_output_dir(path: str | os.PathLike, marker: str | tuple[str, ...] | None = None) -> None:
+    """Fail before any work if the folder ``path`` cannot be (re)written: it is a file, it is a non-empty folder
+    that is not ours (none of the ``marker`` files in it), or its place cannot be written."""
     path = Path(path)
     recover(path)
     if path.exists() and not path.is_dir():
         raise TagrankError(f"output folder {path} is an existing file")
-    if marker is not None and path.is_dir() and any(path.iterdir()) and not (path / marker).exists():
-        raise TagrankError(f"refusing to overwrite {path}: it exists and is not a tagrank output ({marker} missing)")
+    markers = (marker,) if isinstance(marker, str) else marker
+    if markers and path.is_dir() and any(path.iterdir()) and not any((path / m).exists() for m in markers):
+        raise TagrankError(f"refusing to overwrite {path}: it exists and is not a tagrank output "
+                           f"({' or '.join(markers)} missing)")
     for place in [path.parent] + ([path] if path.is_dir() else []):
         try:
             place.mkdir(parents=True, exist_ok=True)
             os.rmdir(tempfile.mkdtemp(prefix=_prefix(path), suffix=".tmp", dir=place))
         except OSError as exc:
-            raise TagrankError(f"cannot write output folder {path}: {os_reason(exc)}") from None
+            raise SystemFailure(f"cannot write output folder {path}: {os_reason(exc)}") from None
 
 
 @contextlib.contextmanager
@@ -213,4 +215,4 @@ def check_writable(path: str | os.PathLike) -> None:
         os.close(fd)
         os.unlink(tmp)
     except OSError as exc:
-        raise TagrankError(f"cannot write output {path}: {exc.strerror or exc}") from None
+        raise SystemFailure(f"cannot write output {path}: {exc.strerror or exc}") from None

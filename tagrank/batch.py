@@ -54,7 +54,7 @@ def list_photos(inputs: list[str]) -> tuple[list[str], list[str]]:
     """Photos named by folders, globs and files, or listed in a Parquet/CSV file's ``path`` column."""
     from tagrank.images.photos import find_images
 
-    listed, rest = [], []
+    listed, rest, empty_rows = [], [], []
     for item in inputs:
         if str(item).lower().endswith((".parquet", ".csv")) and Path(item).is_file():
             import pandas as pd
@@ -63,11 +63,15 @@ def list_photos(inputs: list[str]) -> tuple[list[str], list[str]]:
             column = next((c for c in ("path", "image") if c in frame.columns), None)
             if column is None:
                 raise TagrankError(f"{item}: a photo list needs a 'path' column")
-            listed += [str(p) for p in frame[column]]
+            empty = [i for i, p in enumerate(frame[column]) if pd.isna(p) or not str(p)]
+            if empty:  # a missing value is no photo (pandas would print it as "nan")
+                empty_rows.append(f"{item}: {len(empty)} row(s) have no {column} (the first: row {empty[0] + 1})")
+            skipped = set(empty)
+            listed += [str(p) for i, p in enumerate(frame[column]) if i not in skipped]
         else:
             rest.append(item)
     found, problems = find_images(rest) if rest else ([], [])
-    return sorted(dict.fromkeys(listed + [str(p) for p in found])), problems
+    return sorted(dict.fromkeys(listed + [str(p) for p in found])), empty_rows + problems
 
 
 def shard_names(index: int) -> tuple[str, str]:

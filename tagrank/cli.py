@@ -15,7 +15,8 @@ from typing import Optional
 
 import typer
 
-from tagrank.errors import TagrankError, os_reason
+from tagrank.errors import SystemFailure, TagrankError, os_reason
+from tagrank.output import printable
 
 app = typer.Typer(help="Rank any vocabulary of tags for a photo.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -218,7 +219,7 @@ def rank(
 
     write_results(records(), fmt, out, tagger.method.score_name)
     for problem in problems + failed:
-        typer.echo(f"error: {problem}", err=True)
+        typer.echo(f"error: {printable(problem)}", err=True)
     if problems or failed:
         typer.echo(f"error: {len(problems) + len(failed)} input(s) failed; {len(images) - len(failed)} image(s) tagged",
                    err=True)
@@ -263,8 +264,11 @@ def batch(
     typer.echo(f"{summary['photos']} photos in {summary['shards']} shards ({summary['skipped']} already done): "
                f"{summary['tagged_now']} tagged, {summary['failed_now']} failed now, in {summary['seconds']:.1f} s; "
                f"wrote {out}")
-    if summary["failed_now"] or summary["problems"]:
+    if summary["failed_now"]:
         typer.echo(f"error: {summary['failed_now']} photo(s) could not be read: see {out}/failures-*.parquet", err=True)
+    if summary["problems"]:
+        typer.echo(f"error: {len(summary['problems'])} input(s) named no photo (the warnings above)", err=True)
+    if summary["failed_now"] or summary["problems"]:
         raise typer.Exit(1)
 
 
@@ -294,16 +298,29 @@ def serve(
     from tagrank.tagger import Tagger
     from tagrank.labels.vocab import load_vocabulary
 
+    import math
+    import socket
+
     _positive("--batch-size", batch_size)
-    _positive("--port", port)
-    if not (batch_wait_ms >= 0 and max_upload_mb > 0):
-        raise TagrankError("--batch-wait-ms must be >= 0 and --max-upload-mb > 0")
+    if not 0 < port < 65536:
+        raise TagrankError(f"--port must be between 1 and 65535, got {port}")
+    if not (math.isfinite(batch_wait_ms) and batch_wait_ms >= 0):
+        raise TagrankError(f"--batch-wait-ms must be a number >= 0, got {batch_wait_ms}")
+    if not (math.isfinite(max_upload_mb) and max_upload_mb > 0):
+        raise TagrankError(f"--max-upload-mb must be a positive number, got {max_upload_mb}")
+    try:  # the address is checked before the model loads and before anything is announced
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.create_server((host, port), family=family):
+            pass
+    except (OSError, OverflowError) as exc:
+        reason = os_reason(exc) if isinstance(exc, OSError) else str(exc)
+        raise SystemFailure(f"cannot listen on {host}:{port}: {reason}") from None
     tagger = Tagger.load(model, method, vectors, check_search(search))
     if vocab is not None:
         tagger.default_tags = load_vocabulary(vocab)
     tagger.prepare()  # embedded before the first request
     settings = ServeSettings(max_batch=batch_size, max_wait_ms=batch_wait_ms, max_upload_mb=max_upload_mb)
-    typer.echo(f"tagrank serving {tagger.name} on http://{host}:{port}/ (API docs: /docs)", err=True)
+    typer.echo(f"tagrank serving {tagger.name} on http://{host}:{port}/ (API description: /openapi.json)", err=True)
     uvicorn.run(create_app(tagger, settings), host=host, port=port, log_level="warning")
 
 
@@ -361,7 +378,7 @@ class _StderrLines(logging.Handler):
     """Log records as ``warning: ...`` lines on whatever sys.stderr is at the time."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        sys.stderr.write(f"{record.levelname.lower()}: {record.getMessage()}\n")
+        sys.stderr.write(f"{record.levelname.lower()}: {printable(record.getMessage())}\n")
 
 
 def main() -> None:
@@ -378,8 +395,8 @@ def main() -> None:
     try:
         code = app(standalone_mode=False)
     except TagrankError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        typer.echo(f"error: {printable(str(exc))}", err=True)
+        sys.exit(1 if isinstance(exc, SystemFailure) else 2)
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("error: interrupted", err=True)
         sys.exit(130)
@@ -392,16 +409,17 @@ def main() -> None:
         sys.exit(2)
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
-        typer.echo(f"error: {where}{os_reason(exc)}", err=True)
+        typer.echo(f"error: {printable(where)}{os_reason(exc)}", err=True)
         sys.exit(1)
     except UnicodeError as exc:
-        typer.echo(f"error: text that is not valid {exc.encoding if hasattr(exc, 'encoding') else 'UTF-8'}: {exc}",
+        typer.echo(f"error: text that is not valid {exc.encoding if hasattr(exc, 'encoding') else 'UTF-8'}: "
+                   f"{printable(str(exc))}",
                    err=True)
         sys.exit(1)
     except Exception as exc:  # a bug: still one line (the traceback with TAGRANK_DEBUG=1)
         if os.environ.get("TAGRANK_DEBUG"):
             raise
-        typer.echo(f"error: internal error ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+        typer.echo(f"error: internal error ({type(exc).__name__}: {printable(str(exc).splitlines()[0]) if str(exc) else ''}); "
                    "rerun with TAGRANK_DEBUG=1 for the traceback and please report it", err=True)
         sys.exit(1)
     if code == 130:  # typer may return Ctrl-C's status instead of raising

@@ -1,12 +1,13 @@
 """Configuration: ``configs/*.toml`` mapped onto typed dataclasses.
 
-A config file has up to four tables, each a dataclass below (the method's own options are the
+A config file has up to five tables, each a dataclass below (the method's own options are the
 dataclass its registered class declares, see ``tagrank/methods``)::
 
     [method]   name = "transform", k = 100, margin = 1.0, negatives = 40, ...
     [train]    epochs, batch_size, lr, lr_schedule, weight_decay, val_fraction, seed, ...
     [data]     min_images, drop_digits, exclude, unseen, [[data.sources]] (a mixture)
     [backbone] name, finetune, lr_scale, flip_features, batch_size, cache_dir
+    [confidence] reference_photos, hub_weight, hub_share (the fit of the confidence users threshold)
 
 Every field has its default here, with the paper's value where the paper gives one; an unknown field
 is an error naming it. Command-line flags override fields after the file is read.
@@ -73,17 +74,27 @@ class BackboneConfig:
 
 
 @dataclass
+class ConfidenceConfig:
+    """How the confidence is fitted after training (tagrank.ranking.confidence)."""
+
+    reference_photos: int = 200  # training photos whose features the model keeps (equal numbers per source)
+    hub_weight: float = 0.0  # lambda: a tag's standardised relevance minus lambda x its usual best relevance
+    hub_share: float = 0.05  # "usual best": the mean over this share of the reference photos where it is highest
+
+
+@dataclass
 class Config:
     method: str = "transform"
     method_options: Any = None  # the method's own dataclass, filled in by resolve()
     train: TrainConfig = field(default_factory=TrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    confidence: ConfidenceConfig = field(default_factory=ConfidenceConfig)
 
     def to_dict(self) -> dict:
         return {"method": {"name": self.method, **dataclasses.asdict(self.method_options)},
                 "train": dataclasses.asdict(self.train), "data": dataclasses.asdict(self.data),
-                "backbone": dataclasses.asdict(self.backbone)}
+                "backbone": dataclasses.asdict(self.backbone), "confidence": dataclasses.asdict(self.confidence)}
 
 
 def fill(cls: type, values: dict, where: str) -> Any:
@@ -141,7 +152,7 @@ def load_config(path: str | os.PathLike | None = None, method: str | None = None
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise TagrankError(f"cannot parse config {path}: {exc}") from None
-    unknown = set(raw) - {"method", "train", "data", "backbone"}
+    unknown = set(raw) - {"method", "train", "data", "backbone", "confidence"}
     if unknown:
         raise TagrankError(f"unknown config table(s) {', '.join(sorted(unknown))} in {path}")
     options = dict(raw.get("method", {}))
@@ -151,7 +162,8 @@ def load_config(path: str | os.PathLike | None = None, method: str | None = None
         options = {}  # another method's options do not apply to the one asked for
     return resolve(Config(method=name, train=fill(TrainConfig, raw.get("train", {}), "train"),
                           data=fill(DataConfig, raw.get("data", {}), "data"),
-                          backbone=fill(BackboneConfig, raw.get("backbone", {}), "backbone")), options)
+                          backbone=fill(BackboneConfig, raw.get("backbone", {}), "backbone"),
+                          confidence=fill(ConfidenceConfig, raw.get("confidence", {}), "confidence")), options)
 
 
 def resolve(config: Config, options: dict | None = None) -> Config:
@@ -170,3 +182,35 @@ def override(obj: Any, **values: Any) -> None:
             if not hasattr(obj, key):
                 raise TagrankError(f"unknown option {key}")
             setattr(obj, key, value)
+
+
+def check_numbers(config: Config) -> None:
+    """Refuse numbers no run can use (NaN, a negative rate, a seed beyond 64 bits), naming the field, before any
+    work; the method's own options are checked where they are used."""
+    import math
+
+    def need(ok: bool, where: str, value: Any, what: str) -> None:
+        if not ok:
+            raise TagrankError(f"config field {where} must be {what}, got {value!r}")
+
+    def finite(value: float) -> bool:
+        return isinstance(value, (int, float)) and math.isfinite(value)
+
+    train, confidence = config.train, config.confidence
+    need(finite(train.lr) and train.lr > 0, "train.lr", train.lr, "a positive number")
+    need(finite(train.weight_decay) and train.weight_decay >= 0, "train.weight_decay", train.weight_decay,
+         "zero or more")
+    need(finite(train.lr_step_gamma) and train.lr_step_gamma > 0, "train.lr_step_gamma", train.lr_step_gamma,
+         "a positive number")
+    need(finite(train.val_fraction) and 0 <= train.val_fraction < 1, "train.val_fraction", train.val_fraction,
+         "at least 0 and below 1")
+    need(0 <= train.seed < 2 ** 63, "train.seed", train.seed, "between 0 and 2^63 - 1")
+    for name in ("epochs", "patience"):
+        need(getattr(train, name) >= 0, f"train.{name}", getattr(train, name), "zero or more")
+    for name in ("batch_size", "lr_step_every"):
+        need(getattr(train, name) > 0, f"train.{name}", getattr(train, name), "positive")
+    need(confidence.reference_photos > 0, "confidence.reference_photos", confidence.reference_photos, "positive")
+    need(finite(confidence.hub_weight) and confidence.hub_weight >= 0, "confidence.hub_weight", confidence.hub_weight,
+         "zero or more")
+    need(finite(confidence.hub_share) and 0 < confidence.hub_share <= 1, "confidence.hub_share",
+         confidence.hub_share, "above 0 and at most 1")

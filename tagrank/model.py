@@ -23,6 +23,8 @@ from tagrank.labels.index import check_vector_match
 from tagrank.methods import Method, get_method
 
 WEIGHTS = "model.safetensors"
+REFERENCE_PHOTOS = "reference_photos"
+"""The weights file's tensor of reference photos' features (TaggingModel.reference_photos)."""
 DESCRIPTION = "model.json"
 FORMAT = "tagrank-model/1"
 META_KEY = "tagrank"
@@ -88,11 +90,14 @@ class TaggingModel:
     """A trained method with its description: labels, vectors, backbone and config it was made with."""
 
     def __init__(self, method: Method, meta: dict, directory: Path | None = None,
-                 backbone_state: dict[str, torch.Tensor] | None = None):
+                 backbone_state: dict[str, torch.Tensor] | None = None,
+                 reference_photos: torch.Tensor | None = None):
         self.method = method.eval()
         self.meta = meta
         self.directory = directory
         self.backbone_state = backbone_state  # the CNN's own weights when it was finetuned
+        # features (float16) of some training photos: each tag's usual relevance (tagrank.ranking.confidence)
+        self.reference_photos = reference_photos
 
     @property
     def name(self) -> str:
@@ -120,6 +125,8 @@ class TaggingModel:
         meta = dict(self.meta, format=FORMAT, tagrank_version=__version__)
         tensors = dict(self.method.state_dict())
         tensors.update({f"backbone.{k}": v for k, v in (self.backbone_state or {}).items()})
+        if self.reference_photos is not None:
+            tensors[REFERENCE_PHOTOS] = self.reference_photos
         save_tensors(directory / WEIGHTS, tensors, meta)
         write_text_atomic(directory / DESCRIPTION, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
         self.directory = directory
@@ -143,8 +150,19 @@ class TaggingModel:
         options = fill(method_cls.Options, meta["options"], "method")
         method = method_cls(options, meta["feature_dim"], meta["dim"], len(meta["labels"]))
         backbone_state = {k[9:]: v for k, v in tensors.items() if k.startswith("backbone.")} or None
+        reference_photos = tensors.pop(REFERENCE_PHOTOS, None)
+        if reference_photos is not None and (reference_photos.ndim != 2 or reference_photos.shape[1] != meta["feature_dim"]):
+            raise TagrankError(f"{weights} does not fit its description: {REFERENCE_PHOTOS} has shape "
+                               f"{tuple(reference_photos.shape)}, not (photos, {meta['feature_dim']})")
+        expected = method.state_dict()
+        for name, tensor in tensors.items():
+            if name in expected and tensor.dtype != expected[name].dtype:
+                raise TagrankError(f"{weights} does not fit its description: {name} is {tensor.dtype}, the model "
+                                   f"holds {expected[name].dtype} (an edited or converted file)")
+            if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+                raise TagrankError(f"{weights}: {name} holds NaN or infinite values (a diverged or damaged model)")
         try:
             method.load_state_dict({k: v for k, v in tensors.items() if not k.startswith("backbone.")}, assign=True)
         except RuntimeError as exc:
             raise TagrankError(f"{weights} does not fit its description: {_mismatch(exc)}") from None
-        return cls(method, meta, directory, backbone_state)
+        return cls(method, meta, directory, backbone_state, reference_photos)

@@ -36,6 +36,15 @@ def text_name(name: str) -> str:
         return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7f]} | {c: f"\\u{c:04x}" for c in range(0x80, 0xa0)}
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print to a terminal: control characters (an escape sequence in a file name or tag could
+    clear the screen or retitle the window) written as \\xNN / \\uNNNN."""
+    return text.translate(_CONTROL)
+
+
 _warned = False
 
 
@@ -69,16 +78,18 @@ def _columns(rows: list[dict]) -> list[str]:
 
 
 def write_table(records: Iterable[dict], stream: TextIO, score_name: str = "score") -> None:
+    """The human-readable table (file names and tags with their control characters escaped)."""
     for record in records:
-        stream.write(f"{text_name(record['image'])}\n")
+        stream.write(f"{printable(text_name(record['image']))}\n")
         if "error" in record:
-            stream.write(f"    (skipped: {record['error']})\n")
+            stream.write(f"    (skipped: {printable(record['error'])})\n")
             continue
-        width = max([len(t["tag"]) for t in record["tags"]] + [3])
-        for tag in record["tags"]:
+        tags = [printable(t["tag"]) for t in record["tags"]]
+        width = max([len(t) for t in tags] + [3])
+        for tag, name in zip(record["tags"], tags):
             votes = f"  {tag['votes']:>4} votes" if "votes" in tag else ""
             sure = f"  confidence {tag['confidence']:.2f}" if tag.get("confidence") is not None else ""
-            stream.write(f"  {tag['rank']:>3}  {tag['tag']:<{width}}  {score_name} {tag['score']:.4f}{sure}{votes}\n")
+            stream.write(f"  {tag['rank']:>3}  {name:<{width}}  {score_name} {tag['score']:.4f}{sure}{votes}\n")
         if not record["tags"]:
             stream.write("    (no tag passes the threshold)\n")
         stream.flush()

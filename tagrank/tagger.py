@@ -20,7 +20,7 @@ import torch
 
 from tagrank._log import log
 from tagrank.errors import TagrankError
-from tagrank.labels.index import LabelIndex, embedded_vocabulary
+from tagrank.labels.index import CACHED_VOCABULARY_MIN_TAGS, LabelIndex, embedded_vocabulary
 from tagrank.ranking.confidence import Calibration, reference_scale
 from tagrank.ranking.engine import exact_scores, explain_votes, rank_scores
 from tagrank.labels.encoders import LabelEncoder, load_encoder
@@ -49,6 +49,8 @@ class PreparedVocabulary:
     columns: torch.Tensor | None = None  # label-scoring methods: columns of the model's outputs
     oov: list[str] = field(default_factory=list)
     kinds: torch.Tensor | None = None  # each tag's kind, where the confidence is calibrated per kind
+    usual: torch.Tensor | None = None  # each tag's usual best z over the model's reference photos, once asked
+    key: str | None = None  # names this model's label space of these tags on disk (large vocabularies)
 
 
 @dataclass
@@ -62,8 +64,9 @@ class Tagger:
     """Backbone + method + word vectors, ready to tag photos."""
 
     def __init__(self, method, backbone, vectors: LabelEncoder, meta: dict, default_tags: list[str],
-                 search: str = "auto", model_file: Path | None = None):
-        """``model_file``: the trained model's weights, which name it (ConSE has none)."""
+                 search: str = "auto", model_file: Path | None = None, reference_photos: torch.Tensor | None = None):
+        """``model_file``: the trained model's weights, which name it (ConSE has none); ``reference_photos``:
+        features of some of its training photos (:mod:`tagrank.ranking.confidence`, hubs)."""
         from tagrank.ranking.search import check_search
 
         self.search = check_search(search)  # how zero-shot methods search a vocabulary (tagrank.ranking.search)
@@ -73,7 +76,10 @@ class Tagger:
         self.meta = meta
         self.model_file = model_file
         self.default_tags = default_tags
-        self.calibration = Calibration.from_dict(meta.get("confidence"))
+        self.calibration = Calibration.from_dict(meta.get("confidence"), f"model {model_file or meta.get('method')}")
+        self.reference_photos = reference_photos.float() if reference_photos is not None else None
+        if self.calibration is not None and self.calibration.hub_weight and self.reference_photos is None:
+            raise TagrankError(f"model {self.name}'s confidence needs its reference photos, which its weights file lacks")
         self._prepared: OrderedDict[tuple, PreparedVocabulary] = OrderedDict()
 
     # -- construction ------------------------------------------------------------------------------
@@ -123,7 +129,8 @@ class Tagger:
             tags = load_vocabulary(trained.meta["default_vocabulary"])
         else:
             tags = trained.labels if model is not None else default_tags
-        return cls(trained.method, backbone, word_vectors, trained.meta, tags, search, directory / "model.safetensors")
+        return cls(trained.method, backbone, word_vectors, trained.meta, tags, search, directory / "model.safetensors",
+                   trained.reference_photos)
 
     @property
     def name(self) -> str:
@@ -161,12 +168,13 @@ class Tagger:
                 clusters = None
             from tagrank.ranking.search import make_engine
 
-            vectors = self._label_space(tags, raw)
+            key = self._space_key(tags) if len(tags) >= CACHED_VOCABULARY_MIN_TAGS else None
+            vectors = self._label_space(raw, key)
             with torch.no_grad():
                 kinds = self.method.tag_kinds(vectors)
             engine = make_engine(vectors, self.search, clusters, raw, self.method.label_space, self.method.reduce,
                                  memory_key=lambda: self._vocabulary_key(tags))
-            return PreparedVocabulary(tags, engine=engine, oov=oov, kinds=kinds)
+            return PreparedVocabulary(tags, engine=engine, oov=oov, kinds=kinds, key=key)
         tags = vocab.tags if isinstance(vocab, LabelIndex) else vocab
         from tagrank.images.datasets import resolve_labels
 
@@ -182,33 +190,58 @@ class Tagger:
         known = list(dict.fromkeys(known))
         return PreparedVocabulary(known, columns=torch.tensor([where[t] for t in known]), oov=unknown)
 
-    @torch.no_grad()
-    def _label_space(self, tags: list[str], raw: np.ndarray) -> torch.Tensor:
-        """The method's label space of a vocabulary; a large one's is kept on disk (the default vocabulary's name
-        match costs a quarter second at every start), keyed by the model's weights and options, the encoder and
-        the tags."""
+    def _space_key(self, tags: Sequence[str]) -> str:
+        """Names this model (its weights and options), encoder and tags for the disk caches of large vocabularies."""
         import json
         from dataclasses import asdict
 
-        from tagrank.array_cache import read_entry, write_entry
         from tagrank.checksums import file_fingerprint, text_key
-        from tagrank.images.features import DEFAULT_CACHE_DIR
-        from tagrank.labels.index import CACHED_VOCABULARY_MIN_TAGS
 
-        if len(tags) < CACHED_VOCABULARY_MIN_TAGS:
-            return self.method.label_space(torch.from_numpy(raw))
         model = file_fingerprint(self.model_file) if self.model_file is not None else \
             json.dumps(self.meta, sort_keys=True, default=str)
-        options = json.dumps(asdict(self.method.options), sort_keys=True)
-        key = text_key([model, options, self.vectors.checksum, *tags])
-        path = DEFAULT_CACHE_DIR / "label-spaces" / f"{key}.safetensors"
-        entry = read_entry(path, {"key": key})
-        if entry is not None and entry[1]["space"].shape[0] == len(tags):
+        return text_key([model, json.dumps(asdict(self.method.options), sort_keys=True), self.vectors.checksum, *tags])
+
+    @torch.no_grad()
+    def _label_space(self, raw: np.ndarray, key: str | None) -> torch.Tensor:
+        """The method's label space of a vocabulary; with a ``key`` (a large vocabulary) kept on disk: the default
+        vocabulary's name match costs a quarter second at every start."""
+        from tagrank.array_cache import read_entry, write_entry
+
+        path = _cache_dir() / "label-spaces" / f"{key}.safetensors"
+        entry = read_entry(path, {"key": key}) if key else None
+        if entry is not None and entry[1]["space"].shape[0] == len(raw):
             return torch.from_numpy(entry[1]["space"])
         space = self.method.label_space(torch.from_numpy(raw))
-        if space.numel() * space.element_size() <= CACHED_SPACE_BYTES:
+        if key and space.numel() * space.element_size() <= CACHED_SPACE_BYTES:
             write_entry(path, {"space": space.numpy()}, {"key": key}, CACHED_SPACES)
         return space
+
+    @torch.no_grad()
+    def _usual_best(self, vocab: PreparedVocabulary) -> torch.Tensor:
+        """(V,) each tag's usual best standardised relevance over the reference photos (confidence.hub_prior);
+        computed once per vocabulary, a large one's kept on disk (the default vocabulary's takes seconds)."""
+        from tagrank.array_cache import read_entry, write_entry
+        from tagrank.ranking.confidence import hub_prior
+
+        if vocab.usual is not None:
+            return vocab.usual
+        path = _cache_dir() / "usual-relevance" / f"{vocab.key}.safetensors"
+        entry = read_entry(path, {"key": vocab.key, "share": self.calibration.hub_share}) if vocab.key else None
+        if entry is not None and entry[1]["usual"].shape == (len(vocab.tags),):
+            vocab.usual = torch.from_numpy(entry[1]["usual"])
+            return vocab.usual
+        reference = self.prepare(self.calibration.reference)
+        z = []
+        for start in range(0, len(self.reference_photos), 25):
+            x = self.reference_photos[start:start + 25]
+            factors = self.method.factors(x) if vocab.engine is not None else None
+            mean, std = reference_scale(self.method.relevance(self._scores(x, reference, factors)))
+            z.append((self.method.relevance(self._scores(x, vocab, factors)) - mean) / std)
+        vocab.usual = hub_prior(torch.cat(z), self.calibration.hub_share)
+        if vocab.key:
+            write_entry(path, {"usual": vocab.usual.numpy()}, {"key": vocab.key, "share": self.calibration.hub_share},
+                        CACHED_SPACES)
+        return vocab.usual
 
     def _vocabulary_key(self, tags: Sequence[str]) -> str:
         """A name for this model ranking these tags (the approx search keeps its frequent tags under it): the
@@ -229,14 +262,15 @@ class Tagger:
             return exact_scores(factors, vocab.engine.vectors, self.method.reduce)
         return self.method.scores(x)[:, vocab.columns]
 
-    def check_threshold(self, threshold: float | None) -> None:
+    def check_threshold(self, threshold: float | None, name: str = "--threshold") -> None:
+        """Refuse a threshold that is no confidence; ``name``: what the caller calls it (the service: 'threshold')."""
         if threshold is None:
             return
         if not 0 <= threshold <= 1:  # NaN fails both comparisons
-            raise TagrankError(f"--threshold is a confidence between 0 and 1, got {threshold}")
+            raise TagrankError(f"{name} is a confidence between 0 and 1, got {threshold}")
         if self.calibration is None:
             raise TagrankError(f"model {self.name} has no confidence calibration (trained before tagrank fitted one): "
-                               "retrain it, or use --top alone")
+                               f"retrain it, or leave out {name}")
 
     @torch.no_grad()
     def rank_features(self, features: np.ndarray | torch.Tensor, vocab: PreparedVocabulary, top: int = 5,
@@ -250,6 +284,8 @@ class Tagger:
             raise TagrankError(f"--top must be a positive number, got {top}")
         self.check_threshold(threshold)
         x = torch.as_tensor(features, dtype=torch.float32)
+        if len(x) == 0:  # no photo of a batch decoded
+            return []
         factors = self.method.factors(x) if vocab.engine is not None else None
         # With a confidence the list is ordered by it: the most confident of the CONFIDENCE_POOL best-scored
         # tags (a fixed pool, so the top 5 is the start of the top 10)
@@ -258,12 +294,18 @@ class Tagger:
             scores, indices = vocab.engine.top_k(factors, wanted, self.method.reduce)
         else:
             scores, indices = rank_scores(self._scores(x, vocab, None), wanted, self.method.lower_is_better)
+        if not torch.isfinite(scores).all():  # never NaN into JSON: say what is broken instead
+            raise TagrankError(f"model {self.name} gave NaN or infinite scores: its weights or these photos' "
+                               "features are damaged")
         confidence = None
         if self.calibration is not None:
             reference = self.prepare(self.calibration.reference)
             mean, std = reference_scale(self.method.relevance(self._scores(x, reference, factors)))
+            z = (self.method.relevance(scores) - mean) / std
+            if self.calibration.hub_weight:  # hubs lowered (tagrank.ranking.confidence)
+                z = z - self.calibration.hub_weight * self._usual_best(vocab)[indices]
             kinds = vocab.kinds[indices] if vocab.kinds is not None else None
-            confidence = self.calibration.confidence((self.method.relevance(scores) - mean) / std, kinds)
+            confidence = self.calibration.confidence(z, kinds)
             # stable: equal confidences (the curve's flat stretches) keep the score order
             order = confidence.argsort(dim=1, descending=True, stable=True)[:, :top]
             scores, indices, confidence = (t.gather(1, order) for t in (scores, indices, confidence))
@@ -320,6 +362,12 @@ class Tagger:
             else:
                 results.append(item)
         return RankOutput(results, failed, self.prepare(vocab).oov)
+
+
+def _cache_dir() -> Path:
+    from tagrank.images.features import DEFAULT_CACHE_DIR
+
+    return DEFAULT_CACHE_DIR
 
 
 def _conse_calibration(encoder: LabelEncoder) -> dict | None:

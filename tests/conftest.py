@@ -30,9 +30,10 @@ def tiny_vectors_file(tmp_path: Path) -> Path:
     return write_word2vec_text(tmp_path / "tiny.txt", {w: rng.normal(size=4).tolist() for w in words})
 
 
-def assert_one_error(result, needle: str) -> None:
-    """Bad input: exit status 2 and exactly one ``error: ...`` line on stderr that names the problem."""
-    assert result.code == 2, result
+def assert_one_error(result, needle: str, code: int = 2) -> None:
+    """Bad input: exit status 2 (the operating system's failure: 1) and exactly one ``error: ...`` line on stderr
+    that names the problem."""
+    assert result.code == code, result
     lines = result.err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], result
 

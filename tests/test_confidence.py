@@ -101,3 +101,50 @@ def test_trained_model_returns_confidences_users_can_threshold(tmp_path):
     uncalibrated = Tagger(result.model.method, None, vectors, {**result.model.meta, "confidence": None}, data.labels)
     with pytest.raises(TagrankError, match="no confidence calibration"):
         uncalibrated.rank_features(features.features[:1], prepared, threshold=0.5)
+
+
+def test_hub_prior_is_the_mean_of_each_tags_best_share():
+    from tagrank.ranking.confidence import hub_prior
+
+    z = torch.tensor([[0.0, 5.0], [1.0, 5.0], [2.0, -5.0], [3.0, -5.0]])
+    assert torch.allclose(hub_prior(z, 0.5), torch.tensor([2.5, 5.0]))  # the best 2 of 4 photos
+    assert torch.allclose(hub_prior(z, 0.01), torch.tensor([3.0, 5.0]))  # at least one photo
+
+
+def test_a_tag_relevant_to_every_photo_is_lowered_by_its_usual_best(tmp_path):
+    """A model trained with confidence.hub_weight keeps its reference photos and ranks a tag by z − λ·usual best,
+    with curves fitted on those z: a 'hub' tag (relevant-looking for every photo) leaves the top."""
+    from tagrank.model import TaggingModel
+    from tagrank.tagger import Tagger
+    from tagrank.training.trainer import train
+    from tests.test_train import small_config, toy as toy_fixture  # noqa: F401
+
+    data, features, vectors = toy_fixture.__wrapped__(tmp_path)
+    config = small_config("transform", epochs=6)
+    config.confidence.hub_weight, config.confidence.reference_photos, config.confidence.hub_share = 1.0, 12, 0.25
+    result = train(config, data, features, vectors, tmp_path / "run", progress=False)
+    model = TaggingModel.load(tmp_path / "run")
+    assert model.reference_photos.shape == (12, features.features.shape[1])
+    assert model.reference_photos.dtype == torch.float16
+    assert model.meta["confidence"]["hub_weight"] == 1.0 and model.meta["confidence"]["hub_share"] == 0.25
+    tagger = Tagger(model.method, None, vectors, model.meta, data.labels, reference_photos=model.reference_photos)
+    prepared = tagger.prepare(data.labels)
+    usual = tagger._usual_best(prepared)
+    assert usual.shape == (len(data.labels),) and torch.isfinite(usual).all()
+    ranked = tagger.rank_features(features.features[:20], prepared, top=len(data.labels))
+    for tags in ranked:
+        sure = [t["confidence"] for t in tags]
+        assert sure == sorted(sure, reverse=True)
+    # Without the reference photos the model's confidence cannot be computed: refused, not guessed.
+    with pytest.raises(TagrankError, match="reference photos"):
+        Tagger(model.method, None, vectors, model.meta, data.labels)
+    # The same weights without the correction: a tag whose usual best is higher drops relative to the others.
+    plain = Tagger(model.method, None, vectors, {**model.meta, "confidence": {**model.meta["confidence"],
+                                                                              "hub_weight": 0.0}}, data.labels)
+    hub = data.labels[int(usual.argmax())]
+    rank_with = np.mean([[t["tag"] for t in tags].index(hub) for tags in ranked])
+    rank_without = np.mean([[t["tag"] for t in tags].index(hub)
+                            for tags in plain.rank_features(features.features[:20], plain.prepare(data.labels),
+                                                            top=len(data.labels))])
+    assert rank_with >= rank_without
+    assert result.model.reference_photos is not None

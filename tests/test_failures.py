@@ -123,11 +123,13 @@ def test_output_locations_are_checked_before_the_work(cli, tmp_path, monkeypatch
     (tmp_path / "photo.jpg").write_bytes(b"x")
     (tmp_path / "vocab.txt").write_text("cat\ndog\n")
     _read_only(monkeypatch, ro)
-    assert_one_error(cli("index", "build", "--vocab", tmp_path / "vocab.txt", "--out", ro / "idx"), f"cannot write output folder {ro / 'idx'}")
-    assert_one_error(cli("train", "folder", "--root", tmp_path, "--out", ro / "run"), f"cannot write output folder {ro / 'run'}")
+    assert_one_error(cli("index", "build", "--vocab", tmp_path / "vocab.txt", "--out", ro / "idx"),
+                     f"cannot write output folder {ro / 'idx'}", code=1)  # the operating system's failure
+    assert_one_error(cli("train", "folder", "--root", tmp_path, "--out", ro / "run"),
+                     f"cannot write output folder {ro / 'run'}", code=1)
     assert_one_error(cli("train", "folder", "--root", tmp_path, "--out", tmp_path / "photo.jpg"), "is an existing file")
     assert_one_error(cli("train", "folder", "--root", tmp_path, "--out", tmp_path / "run", "--cache-dir", ro / "c"),
-                     f"cannot write output folder {ro / 'c'}")
+                     f"cannot write output folder {ro / 'c'}", code=1)
     unrelated = tmp_path / "unrelated"
     unrelated.mkdir()
     (unrelated / "notes.txt").write_text("mine")
@@ -135,8 +137,8 @@ def test_output_locations_are_checked_before_the_work(cli, tmp_path, monkeypatch
 
     monkeypatch.setattr(tagrank.evaluation.protocols, "evaluate",
                         lambda *a, **k: pytest.fail("evaluated before checking --out"))
-    for out, needle in ((ro / "rep", "cannot write output folder"), (unrelated, "refusing to overwrite")):
-        assert_one_error(cli("eval", "corel5k", "--root", tmp_path, "--method", "conse", "--out", out), needle)
+    for out, needle, code in ((ro / "rep", "cannot write output folder", 1), (unrelated, "refusing to overwrite", 2)):
+        assert_one_error(cli("eval", "corel5k", "--root", tmp_path, "--method", "conse", "--out", out), needle, code)
 
 
 def test_full_disk_is_one_line_and_the_previous_files_stay(cli, tmp_path, monkeypatch):
@@ -154,7 +156,7 @@ def test_full_disk_is_one_line_and_the_previous_files_stay(cli, tmp_path, monkey
     monkeypatch.setattr(os, "fsync", full)
     (tmp_path / "vocab.txt").write_text("cat\ndog\nbird\n")
     result = cli("index", "build", "--vocab", tmp_path / "vocab.txt", "--out", tmp_path / "idx")
-    assert_one_error(result, f"cannot write {tmp_path / 'idx'}: no space left on device")
+    assert_one_error(result, f"cannot write {tmp_path / 'idx'}: no space left on device", code=1)
     monkeypatch.undo()
     assert len(LabelIndex.load(tmp_path / "idx")) == 2  # the old index, whole
     monkeypatch.setattr(os, "fsync", full)
@@ -162,6 +164,8 @@ def test_full_disk_is_one_line_and_the_previous_files_stay(cli, tmp_path, monkey
 
     with pytest.raises(TagrankError, match="cannot write .*r.json: no space left on device"):
         write_results(iter(_records()), "json", tmp_path / "r.json")
+    result = cli("rank", "examples/cat.jpg", "--format", "json", "--out", tmp_path / "r.json")
+    assert result.code == 1 and result.err.startswith("error: cannot write")  # the system's failure: status 1
     assert (tmp_path / "r.json").read_text() == "previous"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["idx", "r.json", "vocab.txt"]  # no temporary left
 
@@ -209,6 +213,9 @@ def test_index_info_verifies_the_files(cli, tmp_path):
     assert cli("index", "build", "--vocab", tmp_path / "v.txt", "--out", idx).code == 0
     (idx / "labels.parquet").unlink()
     assert_one_error(cli("index", "info", idx), "missing labels.parquet")
+    (idx / "manifest.json").write_text("[1, 2]")
+    assert_one_error(cli("index", "info", idx), "a JSON list, not an object")
+    assert_one_error(cli("rank", tmp_path / "v.txt", "--index", idx), "a JSON list, not an object")
 
 
 def test_ctrl_c_is_one_line_exit_130_and_no_output(tmp_path, photos):
@@ -237,3 +244,42 @@ def test_ctrl_c_is_one_line_exit_130_and_no_output(tmp_path, photos):
     assert process.returncode == 130, err
     assert err.strip().splitlines()[-1] == "error: interrupted" and "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["many"]  # no partial output, no temporary
+
+
+def test_empty_cells_are_no_tag_and_no_photo(cli, tmp_path, photos):
+    pd.DataFrame({"tag": ["dog", None, "cat"]}).to_parquet(tmp_path / "v.parquet")
+    result = cli("rank", photos["chelsea"], "--vocab", tmp_path / "v.parquet", "--top", "5", "--format", "json")
+    assert result.code == 0 and sorted(t["tag"] for t in json.loads(result.out)[0]["tags"]) == ["cat", "dog"]
+    pd.DataFrame({"path": [str(photos["chelsea"]), None]}).to_parquet(tmp_path / "list.parquet")
+    result = cli("batch", tmp_path / "list.parquet", "--out", tmp_path / "out", "--top", "1")
+    assert result.code == 1 and "1 row(s) have no path (the first: row 2)" in result.err and "nan" not in result.err
+    assert pd.read_parquet(tmp_path / "out" / "tags-00000.parquet")["image"].tolist() == [str(photos["chelsea"])]
+
+
+@pytest.mark.parametrize("where,needle", [("folder", "is a folder"), ("/dev/zero", "is not a regular file")])
+def test_a_vocabulary_that_is_not_a_file_is_named_so(cli, tmp_path, photos, where, needle):
+    path = tmp_path if where == "folder" else where
+    assert_one_error(cli("rank", photos["chelsea"], "--vocab", path), needle)
+
+
+def test_a_link_loop_is_named_as_one(cli, tmp_path, photos):
+    import shutil
+
+    (tmp_path / "a.jpg").symlink_to(tmp_path / "b.jpg")
+    (tmp_path / "b.jpg").symlink_to(tmp_path / "a.jpg")
+    shutil.copy(photos["chelsea"], tmp_path / "cat.jpg")
+    result = cli("rank", tmp_path, "--top", "1")
+    assert result.code == 1 and "cat.jpg" in result.out and "cannot decode" not in result.out + result.err
+    assert "a.jpg: symlink loop" in result.err or "symbolic links" in result.out + result.err
+
+
+def test_control_characters_never_reach_the_terminal(cli, tmp_path, photos):
+    """An escape sequence in a file name or a tag is printed escaped (it could clear the screen, retitle the window)."""
+    import shutil
+
+    evil = "\x1b[2J\x1b]0;pwned\x07"
+    shutil.copy(photos["chelsea"], tmp_path / f"cat{evil}.jpg")
+    (tmp_path / "v.txt").write_text(f"cat\ndog{evil}\n")
+    result = cli("rank", tmp_path / f"cat{evil}.jpg", tmp_path / f"gone{evil}.jpg", "--vocab", tmp_path / "v.txt")
+    assert result.code == 1 and "\x1b" not in result.out + result.err and "\x07" not in result.out + result.err
+    assert "\\x1b[2J" in result.out and "\\x1b[2J" in result.err

@@ -127,7 +127,7 @@ def test_rank_bad_inputs(cli, folder, tmp_path, photos):
     assert_one_error(cli("rank", photo, "--top", "0"), "--top")
     assert_one_error(cli("rank", photo, "--threshold", "abc"), "--threshold")
     assert_one_error(cli("rank", photo, "--out", tmp_path / "empty_dir"), "is a directory")
-    assert_one_error(cli("rank", photo, "--out", "/proc/nope/out.json"), "cannot write")
+    assert_one_error(cli("rank", photo, "--out", "/proc/nope/out.json"), "cannot write", code=1)
     assert_one_error(cli("rank", photo, "--format", "xml"), "--format")
     assert_one_error(cli("rank", photo, "--method", "bce"), "needs a trained model")
 
@@ -139,3 +139,12 @@ def test_rank_refuses_index_from_other_vectors(cli, folder, tmp_path):
     (tmp_path / "vocab.txt").write_text("cat\ndog\n")
     assert cli("index", "build", "--vocab", tmp_path / "vocab.txt", "--out", tmp_path / "idx", "--vectors", vectors).code == 0
     assert_one_error(cli("rank", folder / "cat.jpg", "--index", tmp_path / "idx"), "2-d vectors")
+
+
+def test_a_run_where_no_photo_decodes_names_each_photo(cli, tmp_path):
+    """The default model with no decodable photo: each one named, exit 1, no internal error."""
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a photo")
+    result = cli("rank", broken, tmp_path / "missing.jpg")
+    assert result.code == 1 and "internal error" not in result.err
+    assert "broken.jpg: cannot decode image" in result.out + result.err and "missing.jpg" in result.out + result.err

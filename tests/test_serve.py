@@ -173,3 +173,60 @@ def test_serve_searches_as_told_and_refuses_an_unknown_search(cli, monkeypatch):
     assert cli("serve", "--method", "conse", "--search", "exact", "--port", "8123").code == 0
     assert loaded[-1][-1] == "exact" and served["port"] == 8123
     assert_one_error(cli("serve", "--search", "fastest"), "--search must be one of")
+
+
+def test_a_request_over_its_size_is_refused_before_it_is_read(tagger):
+    """The whole request has a limit: announced by Content-Length or passed while streaming, it is a 413 JSON."""
+    with TestClient(create_app(tagger, ServeSettings(max_upload_mb=1.0, max_request_mb=2.0))) as client:
+        photos = [("photos", (f"{i}.jpg", b"\xff" * (900 * 1024), "image/jpeg")) for i in range(3)]
+        response = client.post("/v1/tags", files=photos)
+        assert response.status_code == 413 and "request over the 2 MB limit" in response.json()["error"]
+
+        def chunks():  # no Content-Length: the limit is found while reading
+            for _ in range(40):
+                yield b"x" * (100 * 1024)
+        streamed = client.post("/v1/tags", content=chunks(), headers={"content-type": "multipart/form-data; boundary=b"})
+        assert streamed.status_code == 413 and "request over" in streamed.json()["error"]
+        assert client.post("/v1/tags", files=[_photo("cat.jpg")]).status_code == 200
+
+
+def test_the_service_has_its_own_pixel_budget(tagger):
+    big = io.BytesIO()
+    Image.new("1", (4000, 3000)).save(big, format="PNG")  # 12 MP
+    with TestClient(create_app(tagger, ServeSettings(max_pixels=10_000_000))) as client:
+        response = client.post("/v1/tags", files=[("photos", ("p.png", big.getvalue(), "image/png")), _photo("cat.jpg")])
+        bomb, cat = response.json()
+        assert "image too large (4000x3000" in bomb["error"] and "10,000,000" in bomb["error"] and cat["tags"]
+
+
+@pytest.mark.parametrize("method, path, status", [("get", "/nowhere", 404), ("delete", "/v1/tags", 405),
+                                                  ("post", "/v1/tags", 400)])
+def test_every_error_is_json_with_an_error_field(client, method, path, status):
+    kwargs = {"content": b"--b\r\nbroken", "headers": {"content-type": "multipart/form-data; boundary=b"}} \
+        if method == "post" else {}
+    response = getattr(client, method)(path, **kwargs)
+    assert response.status_code in (status, 422) and set(response.json()) == {"error"}, response.text
+
+
+def test_decode_errors_and_threshold_speak_the_apis_language(client):
+    response = client.post("/v1/tags", files=[("photos", ("x.jpg", b"not an image", "image/jpeg"))])
+    assert "BytesIO" not in response.json()["error"]
+    response = client.post("/v1/tags", files=[_photo("cat.jpg")], data={"threshold": "2"})
+    assert response.json()["error"].startswith("threshold is a confidence") and "--" not in response.json()["error"]
+
+
+def test_serve_checks_its_options_and_address_before_announcing(cli, monkeypatch):
+    import socket
+
+    import uvicorn
+
+    from tests.conftest import assert_one_error
+
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: pytest.fail("should not start"))
+    assert_one_error(cli("serve", "--port", "70000"), "--port must be between 1 and 65535")
+    assert_one_error(cli("serve", "--max-upload-mb", "inf"), "--max-upload-mb must be a positive number")
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = cli("serve", "--port", str(port))
+        assert result.code == 1 and result.err.count("\n") == 1 and f"cannot listen on 127.0.0.1:{port}" in result.err
+        assert "serving" not in result.err

@@ -487,3 +487,68 @@ def test_unnamed_gate_needs_the_name_row_and_the_gate():
 
     with pytest.raises(TagrankError, match="method.unnamed_gate"):
         Transform(TransformOptions(k=4, backbone_block=True, learned_gate=8.0, unnamed_gate=1.0), 24, 8, 5)
+
+
+@pytest.mark.parametrize("field,value,needle", [("lr", float("nan"), "train.lr"), ("lr", -1.0, "train.lr"),
+                                                ("seed", -5, "train.seed"), ("seed", 99999999999999999999999, "train.seed"),
+                                                ("batch_size", 0, "train.batch_size")])
+def test_numbers_no_run_can_use_are_refused_before_training(field, value, needle, toy, tmp_path):
+    data, features, vectors = toy
+    config = small_config("transform")
+    setattr(config.train, field, value)
+    with pytest.raises(TagrankError, match=needle):
+        train(config, data, features, vectors, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_diverging_run_or_nan_features_stop_with_one_line(toy, tmp_path):
+    data, features, vectors = toy
+    config = small_config("transform")
+    config.train.lr = 1e30
+    with pytest.raises(TagrankError, match="diverged in epoch 1.*lower --lr"):
+        train(config, data, features, vectors, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "model.json").exists()
+    broken = Features(features.paths, features.features.copy(), features.flipped)
+    broken.features[3, 0] = np.nan
+    with pytest.raises(TagrankError, match="NaN or infinite features for 1 photo"):
+        train(small_config("transform"), data, broken, vectors, tmp_path / "other", progress=False)
+
+
+def test_training_never_writes_into_a_users_folder_or_resumes_with_other_vectors(toy, tmp_path):
+    data, features, vectors = toy
+    (tmp_path / "thesis").mkdir()
+    (tmp_path / "thesis" / "thesis.txt").write_text("mine")
+    with pytest.raises(TagrankError, match="refusing to overwrite"):
+        train(small_config("transform"), data, features, vectors, tmp_path / "thesis", progress=False)
+    assert sorted(p.name for p in (tmp_path / "thesis").iterdir()) == ["thesis.txt"]
+    train(small_config("transform", epochs=1), data, features, vectors, tmp_path / "run", progress=False)
+    rng = np.random.default_rng(7)
+    other = WordVectors.from_file(write_word2vec_text(tmp_path / "other.txt",
+                                                      {t: rng.normal(size=8).tolist() for t in LABELS}))
+    with pytest.raises(TagrankError, match="another config, label set or label vectors"):
+        train(small_config("transform", epochs=2), data, features, other, tmp_path / "run", resume=True, progress=False)
+
+
+def test_edited_weights_and_descriptions_are_named(toy, tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from tagrank.ranking.confidence import Calibration
+
+    data, features, vectors = toy
+    train(small_config("transform", epochs=1), data, features, vectors, tmp_path / "run", progress=False)
+    weights = tmp_path / "run" / "model.safetensors"
+    with safe_open(str(weights), framework="pt") as f:
+        header = f.metadata()
+    tensors = load_file(weights)
+    name = next(k for k, v in tensors.items() if v.is_floating_point())
+    save_file({**tensors, name: tensors[name].half()}, weights, metadata=header)
+    with pytest.raises(TagrankError, match=f"{name} is torch.float16"):
+        TaggingModel.load(tmp_path / "run")
+    nan = tensors[name].clone()
+    nan.view(-1)[0] = float("nan")
+    save_file({**tensors, name: nan}, weights, metadata=header)
+    with pytest.raises(TagrankError, match="NaN or infinite"):
+        TaggingModel.load(tmp_path / "run")
+    with pytest.raises(TagrankError, match="unknown field.*'colour'"):
+        Calibration.from_dict({"reference": ["a"], "colour": 1})

@@ -18,7 +18,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageFile, ImageOps
 
-from tagrank.errors import TagrankError
+from tagrank.errors import os_reason, TagrankError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 MAX_PIXELS = 100_000_000
@@ -31,22 +31,25 @@ class ImageError(TagrankError):
     """One image could not be decoded; the message names its path."""
 
 
-def load_image(path: str | os.PathLike | BinaryIO, name: str | None = None) -> Image.Image:
+def load_image(path: str | os.PathLike | BinaryIO, name: str | None = None,
+               max_pixels: int | None = None) -> Image.Image:
     """Decode ``path`` (or an open binary file, e.g. an upload) to an 8-bit RGB image with its EXIF
-    orientation applied; messages call it ``name`` (default: the path).
+    orientation applied; messages call it ``name`` (default: the path). Larger than ``max_pixels`` (default
+    MAX_PIXELS): refused before decoding.
 
     Grayscale, palette, CMYK, 16-bit and alpha images are converted (alpha composited on white);
     missing, truncated, corrupt and oversized (decompression-bomb) files raise :class:`ImageError`.
     """
     label = name if name is not None else path
+    max_pixels = max_pixels or MAX_PIXELS
     try:
         with warnings.catch_warnings():
             # PIL warns from 89.5 MP; tagrank's own documented limit (checked before decoding) decides.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as im:
-                if im.width * im.height > MAX_PIXELS:
+                if im.width * im.height > max_pixels:
                     raise ImageError(f"{label}: image too large ({im.width}x{im.height} = "
-                                     f"{im.width * im.height:,} pixels; the limit is {MAX_PIXELS:,})")
+                                     f"{im.width * im.height:,} pixels; the limit is {max_pixels:,})")
                 im.load()
                 im = ImageOps.exif_transpose(im)
                 return _to_rgb(im)
@@ -58,12 +61,22 @@ def load_image(path: str | os.PathLike | BinaryIO, name: str | None = None) -> I
         raise ImageError(f"{label}: is a directory") from None
     except PermissionError:
         raise ImageError(f"{label}: permission denied") from None
+    except OSError as exc:
+        if exc.errno is not None:  # the operating system's failure (a link loop, an I/O error), not the image's
+            raise ImageError(f"{label}: cannot read ({os_reason(exc)})") from None
+        raise _undecodable(label, exc) from None
     except Image.DecompressionBombError as exc:  # PIL refuses beyond 179 MP before tagrank sees the size
         size = re.search(r"\((\d+) pixels\)", str(exc))
         pixels = f"{int(size.group(1)):,} pixels" if size else "too many pixels"
         raise ImageError(f"{label}: image too large ({pixels}; the limit is {MAX_PIXELS:,})") from None
     except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError... for broken files
-        raise ImageError(f"{label}: cannot decode image ({exc})") from None
+        raise _undecodable(label, exc) from None
+
+
+def _undecodable(label, exc: Exception) -> ImageError:
+    # PIL names an open file by its repr (<_io.BytesIO object at 0x...>): the label already says which one
+    reason = re.sub(r" ?<_io\.[A-Za-z]+ object at 0x[0-9a-f]+>", "", str(exc))
+    return ImageError(f"{label}: cannot decode image ({reason})")
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:

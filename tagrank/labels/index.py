@@ -189,8 +189,12 @@ class LabelIndex:
             manifest = json.loads(path.read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
             raise TagrankError(f"corrupted manifest {path}: {exc}") from None
+        if not isinstance(manifest, dict):
+            raise TagrankError(f"corrupted manifest {path}: a JSON {type(manifest).__name__}, not an object")
         if manifest.get("format") != FORMAT:
             raise TagrankError(f"not a tagrank label index ({path} format {manifest.get('format')!r})")
+        if not isinstance(manifest.get("files", {}), dict):
+            raise TagrankError(f"corrupted manifest {path}: its 'files' is not an object")
         return manifest
 
     @classmethod

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from tagrank._log import log
-from tagrank.errors import TagrankError
+from tagrank.errors import TagrankError, os_reason
 
 NAMED = Path(__file__).resolve().parent / "vocabularies"
 DEFAULT_VOCABULARY = "everyday"
@@ -55,13 +55,20 @@ def merge_duplicates(tags: list[str], normalise: Callable[[str], str], where: st
 def read_vocabulary(path: str | os.PathLike) -> list[str]:
     """Tags from a ``.txt``/``.csv``/``.parquet`` vocabulary, in file order, duplicates dropped."""
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        raise TagrankError(f"vocabulary {path} is a folder: give a .txt, .csv or .parquet file")
+    if not path.exists():
         raise TagrankError(f"vocabulary file not found: {path}")
+    if not path.is_file():
+        raise TagrankError(f"vocabulary {path} is not a regular file")
     suffix = path.suffix.lower()
     if suffix in (".csv", ".parquet", ".pq"):
         raw = _read_tag_column(path, suffix)
     else:
-        data = path.read_bytes()
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise TagrankError(f"cannot read vocabulary {path}: {os_reason(exc)}") from None
         try:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
@@ -105,4 +112,4 @@ def _read_tag_column(path: Path, suffix: str) -> list:
         raise TagrankError(f"cannot read vocabulary {path}: {exc}") from None
     if "tag" not in frame.columns:
         raise TagrankError(f"vocabulary {path} has no 'tag' column (columns: {', '.join(map(str, frame.columns))})")
-    return frame["tag"].tolist()
+    return [None if pd.isna(tag) else tag for tag in frame["tag"]]  # an empty cell is no tag, not "nan"

@@ -9,6 +9,14 @@ fraction of tags at that z that were right: a piecewise-linear curve through at 
 trained on several datasets has: the default model's 0.7–0.9 confidences were right 54–56 % of the time.
 Models fitted so still load and use it.) The fit and its expected calibration error (ECE), measured by
 cross-fitting on halves of the photos, are recorded in model.json.
+
+Hubs. Some tags come out relevant for nearly every photo ('people', 'tables' and 'plants' for a model that
+learned Corel5k's words; 'barn spider' for ConSE): the confidence order put them in a seventh of all top-5
+slots of everyday validation photos. A trained model therefore keeps the features of a few hundred of its
+training photos (its *reference photos*), and a tag's standardised relevance is lowered by λ times its
+*usual best*: its mean z over the share of the reference photos where it is highest (the local scaling of
+Conneau et al.'s CSLS, which cures hubs in cross-lingual word retrieval the same way). The curves are fitted
+on these lowered z, so the confidence stays calibrated.
 """
 
 from __future__ import annotations
@@ -31,6 +39,8 @@ class Calibration:
     fitted_on: str = ""  # what the fit saw (photos, labels, pairs)
     ece: float | None = None  # expected calibration error, cross-fitted (10 equal-width bins)
     reliability: list[dict] = field(default_factory=list)  # per bin: mean confidence, accuracy, count
+    hub_weight: float = 0.0  # λ: z − λ·(the tag's usual best z over the reference photos), see hub_prior
+    hub_share: float = 0.05  # the share of the reference photos its usual best is taken over
     slope: float | None = None  # the logistic of models calibrated before the isotonic fit
     intercept: float | None = None
 
@@ -53,8 +63,20 @@ class Calibration:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
     @classmethod
-    def from_dict(cls, values: dict | None) -> "Calibration | None":
-        return cls(**values) if values else None
+    def from_dict(cls, values: dict | None, where: str = "model.json") -> "Calibration | None":
+        """The calibration a model describes; an edited or foreign block is refused naming its field."""
+        if not values:
+            return None
+        from dataclasses import fields
+
+        if not isinstance(values, dict):
+            raise TagrankError(f"{where}: 'confidence' is a {type(values).__name__}, not an object")
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        if unknown:
+            raise TagrankError(f"{where}: unknown field(s) {', '.join(map(repr, unknown))} in 'confidence'")
+        if "reference" not in values:
+            raise TagrankError(f"{where}: 'confidence' lacks its field 'reference'")
+        return cls(**values)
 
 
 def interpolate(x: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
@@ -70,6 +92,13 @@ def interpolate(x: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor) -> torch.Te
 def reference_scale(relevance: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-photo mean and std (B, 1) of relevance over the reference labels."""
     return relevance.mean(dim=1, keepdim=True), relevance.std(dim=1, unbiased=False, keepdim=True).clamp_min(1e-12)
+
+
+def hub_prior(z: torch.Tensor, share: float) -> torch.Tensor:
+    """(V,) each tag's usual best: the mean of its highest ``share`` of the standardised relevance ``z`` (N, V)
+    over the N reference photos."""
+    top = max(1, round(share * z.shape[0]))
+    return z.topk(top, dim=0).values.mean(dim=0)
 
 
 def fit_isotonic(z: np.ndarray, y: np.ndarray, bins: int = 200) -> list[list[float]]:
@@ -116,22 +145,33 @@ def reliability(confidence: np.ndarray, y: np.ndarray, bins: int = 10) -> tuple[
 
 
 def calibrate(relevance: np.ndarray, truth: np.ndarray, reference: list[str], known: np.ndarray | None = None,
-              what: str = "validation photos", kinds: np.ndarray | None = None) -> Calibration:
+              what: str = "validation photos", kinds: np.ndarray | None = None,
+              reference_relevance: np.ndarray | None = None, hub_weight: float = 0.0,
+              hub_share: float = 0.05) -> Calibration:
     """Fit the calibration on ``relevance`` (N, L) of the reference labels with ``truth`` (N, L).
 
     ``known`` (N, L) leaves out the pairs whose truth is unknown (a mixture's other datasets' labels).
     ``kinds`` (L,): each reference label's kind (:meth:`Method.tag_kinds`), one curve fitted per kind.
+    ``reference_relevance`` (M, L): the labels' relevance for the reference photos, whose :func:`hub_prior`
+    times ``hub_weight`` is taken off each label's z before the fit.
     The reliability recorded is cross-fitted: each half of the photos (alternate rows) scored by the
     fit on the other half, so it says how the fit does on photos it has not seen.
     """
     rel = torch.as_tensor(relevance, dtype=torch.float64)
     mean, std = reference_scale(rel)
-    z = ((rel - mean) / std).numpy()
+    z = (rel - mean) / std
+    if hub_weight:
+        from tagrank.methods.base import standardise
+
+        z = z - hub_weight * hub_prior(standardise(torch.as_tensor(reference_relevance, dtype=torch.float64)),
+                                       hub_share)
+    z = z.numpy()
     truth = np.asarray(truth)
     mask = np.ones(truth.shape, bool) if known is None else np.asarray(known, bool)
     # a writable copy: torch reads it
     kind = None if kinds is None else np.broadcast_to(np.asarray(kinds, np.int64), z.shape).copy()
     calibration = _fit(z, truth, mask, kind, reference)
+    calibration.hub_weight, calibration.hub_share = hub_weight, hub_share
 
     def part(rows: np.ndarray) -> np.ndarray | None:
         return None if kind is None else kind[rows]

@@ -4,10 +4,11 @@
   ``top``, ``threshold`` and ``vocab`` (a named vocabulary, or tags separated by commas or newlines,
   or a JSON list); returns what ``tagrank rank --format json`` writes: one record per photo,
   ``{"image", "tags": [{"rank", "tag", "score", "confidence"}]}`` or ``{"image", "error"}``.
-* ``GET /v1/health``, ``GET /v1/vocabularies``, ``GET /`` (the web page), ``/docs`` (OpenAPI).
+* ``GET /v1/health``, ``GET /v1/vocabularies``, ``GET /`` (the web page), ``/openapi.json`` (the API's
+  description; no /docs page: Swagger UI's scripts would come from a CDN).
 
 Every problem is a 4xx JSON ``{"error": ...}`` naming it: a bad option (400/422), an unknown vocabulary
-(400), an upload over the size limit (413), and a request whose photos all fail to decode (422; when
+(400), an upload or a request over its size limit (413), and a request whose photos all fail to decode (422; when
 only some fail, the others are tagged and the failed ones get an ``error`` record, as ``rank`` does).
 Uploads are only ever read from memory: no request reads or writes a file by a name it chooses.
 """
@@ -15,6 +16,7 @@ Uploads are only ever read from memory: no request reads or writes a file by a n
 import asyncio
 import io
 import json
+import threading
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -25,6 +27,7 @@ from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tagrank import __version__
 from tagrank.errors import TagrankError
@@ -41,8 +44,62 @@ class ServeSettings:
     max_batch: int = 32  # photos per CNN batch, across concurrent requests
     max_wait_ms: float = 10.0  # how long the first photo of a batch waits for others
     max_upload_mb: float = 20.0  # per photo
+    max_request_mb: float = 100.0  # a whole request, refused as soon as it is announced or passed
     max_photos: int = 64  # per request
     max_inline_tags: int = 20000  # tags in an inline vocabulary
+    max_pixels: int = 50_000_000  # per photo: a 97 kB PNG can hold 100 MP (0.3 GB decoded); cameras give 12-50
+    decoders: int = 2  # photos decoded at once, across requests: bounds the memory decoding takes
+
+
+class _RequestLimit:
+    """ASGI middleware: a request body over ``limit`` bytes gets a 413 as soon as its Content-Length announces it or
+    its bytes pass it, so no oversized upload is read whole or spooled to disk."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        message = f"request over the {self.limit / 2 ** 20:g} MB limit"
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.limit:
+            return await _send_json(send, 413, {"error": message})
+        seen, over, started = 0, False, False
+
+        async def counted():
+            nonlocal seen, over
+            event = await receive()
+            seen += len(event.get("body", b""))
+            if seen > self.limit:
+                over = True
+                return {"type": "http.disconnect"}  # the app stops reading here
+            return event
+
+        async def guarded(event):
+            nonlocal started
+            if over:  # whatever the app answers to the cut body, the client learns why
+                if not started:
+                    started = True
+                    await _send_json(send, 413, {"error": message})
+                return
+            started = started or event["type"] == "http.response.start"
+            await send(event)
+
+        try:
+            await self.app(scope, counted, guarded)
+        except Exception:
+            if not over:
+                raise
+            if not started:
+                await _send_json(send, 413, {"error": message})
+
+
+async def _send_json(send, status: int, body: dict) -> None:
+    data = json.dumps(body).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
+    await send({"type": "http.response.body", "body": data})
 
 
 @lru_cache(maxsize=None)
@@ -88,13 +145,21 @@ def create_app(tagger: Tagger, settings: ServeSettings | None = None) -> FastAPI
         yield
         batcher.close()
 
-    app = FastAPI(title="tagrank", version=__version__, lifespan=lifespan,
+    # /docs and /redoc would load their scripts from a CDN (blank offline): the API is described at /openapi.json
+    app = FastAPI(title="tagrank", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Rank any vocabulary of tags for a photo.")
     app.state.batcher = batcher
+    app.add_middleware(_RequestLimit, limit=int(settings.max_request_mb * 2 ** 20))
+    decoding = threading.BoundedSemaphore(settings.decoders)
 
     @app.exception_handler(TagrankError)
     async def user_error(request: Request, exc: TagrankError):
         return JSONResponse({"error": str(exc)}, status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):  # 404, 405, a malformed multipart body
+        detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
+        return JSONResponse({"error": detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError):
@@ -117,7 +182,8 @@ def create_app(tagger: Tagger, settings: ServeSettings | None = None) -> FastAPI
                 "named": {name: len(_named(name)) for name in named_vocabularies()}}
 
     def decode(data: bytes, name: str):
-        return tagger.backbone.preprocess(load_image(io.BytesIO(data), name=name))
+        with decoding:
+            return tagger.backbone.preprocess(load_image(io.BytesIO(data), name=name, max_pixels=settings.max_pixels))
 
     @app.post("/v1/tags")
     async def tags(photos: list[UploadFile] = File(..., description="one or more photos"),
@@ -129,7 +195,7 @@ def create_app(tagger: Tagger, settings: ServeSettings | None = None) -> FastAPI
             raise TagrankError(f"top must be a positive number, got {top}")
         if len(photos) > settings.max_photos:
             raise TagrankError(f"{len(photos)} photos in one request, the limit is {settings.max_photos}")
-        tagger.check_threshold(threshold)
+        tagger.check_threshold(threshold, "threshold")
         tag_list = parse_vocab(vocab, settings)
         names, arrays, records = [], [], []
         for i, photo in enumerate(photos):

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 from tagrank._log import log, progress_bar
-from tagrank.atomic import write_text_atomic
+from tagrank.atomic import check_output_dir, write_text_atomic
 from tagrank.ranking.confidence import calibrate
-from tagrank.config import Config
+from tagrank.config import check_numbers, Config
 from tagrank.images.datasets import Dataset, filter_tags, load_dataset, match_labels, read_tag_list
 from tagrank.training.distributed import join
 from tagrank.errors import TagrankError
@@ -170,9 +170,11 @@ def train(config: Config, data: Dataset, features: Features, vectors: LabelEncod
     """
     started = time.time()
     out = Path(out)
+    check_numbers(config)
     method_cls = _trainable(config.method)
     if not resume and ((out / CHECKPOINT).exists() or (out / "model.json").exists()):
         raise TagrankError(f"{out} already holds a training run: pass --resume to continue it, or choose another --out")
+    check_output_dir(out, (CHECKPOINT, HISTORY, "model.json"))  # never mix a model into a user's own folder
 
     # Rows: images whose features exist (decode failures were reported by the cache).
     row_of = {p: i for i, p in enumerate(features.paths)}
@@ -199,6 +201,10 @@ def train(config: Config, data: Dataset, features: Features, vectors: LabelEncod
         source = ImageFeatures(backbone, list(data.paths), device)
     else:
         rows = [row_of[p] for p in data.paths]
+        broken = int((~np.isfinite(features.features[rows])).any(axis=1).sum())
+        if broken:  # they would train a model of NaN
+            raise TagrankError(f"the feature cache holds NaN or infinite features for {broken} photo(s): delete "
+                               f"{config.backbone.cache_dir or 'the cache folder (TAGRANK_CACHE)'}'s features and run again")
         source = CachedFeatures(features.features[rows],
                                 features.flipped[rows] if features.flipped is not None else None, device)
     Y = torch.from_numpy(data.matrix).to(device)
@@ -241,9 +247,14 @@ def train(config: Config, data: Dataset, features: Features, vectors: LabelEncod
     start_epoch, best_score, best_epoch, stale = 0, -math.inf, -1, 0
     if resume and (out / CHECKPOINT).exists():
         tensors, state = load_tensors(out / CHECKPOINT)
-        if _without_epochs(state.get("config")) != _without_epochs(config.to_dict()) or state.get("labels") != meta["labels"]:
-            raise TagrankError(f"{out / CHECKPOINT} was made with another config or label set; cannot resume")
-        method.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        other = f"{out / CHECKPOINT} was made with another config, label set or label vectors; cannot resume"
+        if _without_epochs(state.get("config")) != _without_epochs(config.to_dict()) or state.get("labels") != meta["labels"] \
+                or state.get("vector_checksum", vectors.checksum) != vectors.checksum:
+            raise TagrankError(other)
+        try:
+            method.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        except RuntimeError:  # a checkpoint from before vector checksums were recorded
+            raise TagrankError(other) from None
         if finetune:
             backbone.load_state_dict({k[9:]: v for k, v in tensors.items() if k.startswith("backbone.")})
         _restore_optimizer(optimizer, tensors, state["optimizer"])
@@ -283,6 +294,11 @@ def train(config: Config, data: Dataset, features: Features, vectors: LabelEncod
                 x = source.batch(idx, generator, train=True, flip=config.train.flip)
                 rows = idx.to(device)
                 loss = method.loss(x, Y[rows], label_vectors, generator, K[rows] if K is not None else None)
+                if not torch.isfinite(loss):
+                    raise TagrankError(f"training diverged in epoch {epoch + 1}: the loss is {loss.item()} "
+                                       f"(learning rate {lr:g}); lower --lr" +
+                                       (f" (the best model so far, epoch {best_epoch}, is in {out})"
+                                        if best_epoch > 0 else ""))
                 loss.backward()
                 losses.append(loss.item())
             team.sum_gradients(trained + (groups[1]["params"] if finetune else []), len(idx) / len(batch))
@@ -312,7 +328,8 @@ def train(config: Config, data: Dataset, features: Features, vectors: LabelEncod
             backbone_tensors = {f"backbone.{k}": v for k, v in backbone.state_dict().items()} if finetune else {}
             save_tensors(out / CHECKPOINT, {**{f"model.{k}": v for k, v in method.state_dict().items()},
                                             **backbone_tensors, **opt_tensors},
-                         {"epoch": epoch, "config": config.to_dict(), "labels": meta["labels"], "optimizer": opt_meta,
+                         {"epoch": epoch, "config": config.to_dict(), "labels": meta["labels"],
+                          "vector_checksum": vectors.checksum, "optimizer": opt_meta,
                           "history": history, "best_score": best_score, "best_epoch": best_epoch, "stale": stale})
         if team.leader:
             log.info("epoch %d/%d  loss %.4f%s", epoch + 1, config.train.epochs, row["train_loss"],
@@ -326,16 +343,37 @@ def train(config: Config, data: Dataset, features: Features, vectors: LabelEncod
         with torch.no_grad():
             relevance = _relevance(model.method.to(device), source, val_rows, label_vectors)
             kinds = model.method.tag_kinds(model.method.label_space(label_vectors)) if label_vectors is not None else None
+            hubs = config.confidence
+            reference_relevance = None
+            if hubs.hub_weight:  # the reference photos, kept with the model for ranking any vocabulary
+                rows = _reference_rows(data, train_rows, hubs.reference_photos, config.train.seed)
+                photos = source.batch(torch.from_numpy(rows), None, train=False, flip=False).cpu().half()
+                model.reference_photos = photos
+                x = photos.float().to(device)
+                reference_relevance = model.method.relevance(model.method.scores(x, label_vectors)).cpu().numpy()
         val_y = Y[torch.from_numpy(val_rows).to(device)].cpu().numpy()
         val_known = K[torch.from_numpy(val_rows).to(device)].cpu().numpy() if K is not None else None
         model.meta["confidence"] = calibrate(relevance, val_y, meta["labels"], val_known,
-                                             kinds=kinds.cpu().numpy() if kinds is not None else None).to_dict()
+                                             kinds=kinds.cpu().numpy() if kinds is not None else None,
+                                             reference_relevance=reference_relevance, hub_weight=hubs.hub_weight,
+                                             hub_share=hubs.hub_share).to_dict()
         model.method.cpu()
         model.save(out)
     team.wait()
     if not team.leader:
         model = TaggingModel.load(out)
     return TrainResult(model, history, best_epoch, time.time() - started, [data.paths[i] for i in val_rows])
+
+
+def _reference_rows(data: Dataset, train_rows: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """``count`` training photos drawn with ``seed``, equally many from each source of a mixture."""
+    if count <= 0:
+        raise TagrankError(f"config field confidence.reference_photos must be positive, got {count}")
+    rng = np.random.default_rng(seed)
+    sources = data.source[train_rows] if data.source is not None else np.zeros(len(train_rows), int)
+    groups = [train_rows[sources == s] for s in np.unique(sources)]
+    each = -(-count // len(groups))
+    return np.sort(np.concatenate([rng.choice(g, min(each, len(g)), replace=False) for g in groups]))
 
 
 def _draw_weights(data: Dataset, train_rows: np.ndarray, shares: list[float]) -> torch.Tensor | None:

@@ -381,7 +381,7 @@ with `train.seed` 1 and 2, scored on the Corel5k test split like the table above
 per-word F1@5 of the open world on Corel5k alone 37.0 (seed 0, that day's run), 35.7, 35.4 (mean 36.0); WARP
 37.4, 35.6, 38.2 (37.1); BCE 38.7, 39.5, 38.9 (39.0). BCE leads in every seed (by 3.0 on the mean): the
 gap is not seed noise. WARP leads on the mean by 1.0 and in two seeds of three. All three seeds trained with
-PyTorch's default Adam. Again with the fused Adam (stop 30, same script): open world 38.5 (seed 0, the table
+PyTorch's default Adam. Again with the fused Adam (2026-12-02, same script): open world 38.5 (seed 0, the table
 above), 36.1, 35.4 (mean 36.7); WARP 38.0, 37.3, 36.8 (37.4); BCE 39.0, 39.9, 39.0 (39.3). BCE still leads
 in every seed, by 2.6 on the mean, mostly on recall (seed 1: per-word R@5 47.6 against 39.1, P@5 34.3
 against 33.6): it puts more rare words in a photo's top 5.

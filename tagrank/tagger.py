@@ -78,6 +78,7 @@ class Tagger:
         self.default_tags = default_tags
         self.calibration = Calibration.from_dict(meta.get("confidence"), f"model {model_file or meta.get('method')}")
         self.reference_photos = reference_photos.float() if reference_photos is not None else None
+        self._photos_scale: tuple[torch.Tensor, torch.Tensor] | None = None  # see _reference_photos_scale
         if self.calibration is not None and self.calibration.hub_weight and self.reference_photos is None:
             raise TagrankError(f"model {self.name}'s confidence needs its reference photos, which its weights file lacks")
         self._prepared: OrderedDict[tuple, PreparedVocabulary] = OrderedDict()
@@ -230,14 +231,10 @@ class Tagger:
         if entry is not None and entry[1]["usual"].shape == (len(vocab.tags),):
             vocab.usual = torch.from_numpy(entry[1]["usual"])
             return vocab.usual
-        reference = self.prepare(self.calibration.reference)
-        z = []
-        for start in range(0, len(self.reference_photos), 25):
-            x = self.reference_photos[start:start + 25]
-            factors = self.method.factors(x) if vocab.engine is not None else None
-            mean, std = reference_scale(self.method.relevance(self._scores(x, reference, factors)))
-            z.append((self.method.relevance(self._scores(x, vocab, factors)) - mean) / std)
-        vocab.usual = hub_prior(torch.cat(z), self.calibration.hub_share)
+        mean, std = self._reference_photos_scale()
+        relevance = torch.cat([self.method.relevance(self._photo_scores(self.reference_photos[start:start + 50], vocab))
+                               for start in range(0, len(self.reference_photos), 50)])
+        vocab.usual = hub_prior((relevance - mean) / std, self.calibration.hub_share)
         if vocab.key:
             write_entry(path, {"usual": vocab.usual.numpy()}, {"key": vocab.key, "share": self.calibration.hub_share},
                         CACHED_SPACES)
@@ -260,6 +257,33 @@ class Tagger:
         """(B, V) scores of every tag of ``vocab``, computed directly (a small vocabulary)."""
         if vocab.engine is not None:
             return exact_scores(factors, vocab.engine.vectors, self.method.reduce)
+        return self.method.scores(x)[:, vocab.columns]
+
+    @torch.no_grad()
+    def _reference_photos_scale(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each reference photo's mean and std (N, 1) over the calibration's reference labels: once per process,
+        and kept on disk beside the reference labels' label space."""
+        from tagrank.array_cache import read_entry, write_entry
+
+        if self._photos_scale is None:
+            reference = self.prepare(self.calibration.reference)
+            path = _cache_dir() / "usual-relevance" / f"{reference.key}-scale.safetensors"
+            entry = read_entry(path, {"key": reference.key}) if reference.key else None
+            if entry is not None and entry[1]["mean"].shape == (len(self.reference_photos), 1):
+                self._photos_scale = torch.from_numpy(entry[1]["mean"]), torch.from_numpy(entry[1]["std"])
+            else:
+                relevance = torch.cat([self.method.relevance(self._photo_scores(self.reference_photos[s:s + 50], reference))
+                                       for s in range(0, len(self.reference_photos), 50)])
+                self._photos_scale = reference_scale(relevance)
+                if reference.key:
+                    write_entry(path, {"mean": self._photos_scale[0].numpy(), "std": self._photos_scale[1].numpy()},
+                                {"key": reference.key}, CACHED_SPACES)
+        return self._photos_scale
+
+    def _photo_scores(self, x: torch.Tensor, vocab: PreparedVocabulary) -> torch.Tensor:
+        """(B, V) scores of every tag of ``vocab`` for many photos at once, in the method's cheapest form."""
+        if vocab.engine is not None:
+            return self.method.space_scores(x, vocab.engine.vectors)
         return self.method.scores(x)[:, vocab.columns]
 
     def check_threshold(self, threshold: float | None, name: str = "--threshold") -> None:

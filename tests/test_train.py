@@ -301,6 +301,7 @@ def test_backbone_block_scores_match_its_matrices_and_the_engine():
     assert A.shape == (3, 8 + 4, 9)
     direct = torch.linalg.vector_norm(torch.einsum("bkd,vd->bvk", A, space), dim=2)
     assert torch.allclose(method.scores(x, words), direct, atol=1e-4)
+    assert torch.allclose(method.space_scores(x, space), direct, atol=1e-4)  # the reference photos' cheap form
     distances, indices = top_k(method.factors(x), Vocabulary(space), 5, "norm")
     expected = direct.sort(dim=1)
     assert torch.equal(indices, expected.indices[:, :5]) and torch.allclose(distances, expected.values[:, :5], atol=1e-4)

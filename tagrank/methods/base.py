@@ -140,6 +140,13 @@ class Method(nn.Module):
 
         return exact_scores(self.factors(features), self.label_space(label_vectors), self.reduce)
 
+    def space_scores(self, features: torch.Tensor, space: torch.Tensor) -> torch.Tensor:
+        """(B, V) scores of labels already in :meth:`label_space` (V, D): the engine's exact form, unless a method
+        has a cheaper one of its own."""
+        from tagrank.ranking.engine import exact_scores
+
+        return exact_scores(self.factors(features), space, self.reduce)
+
     def relevance(self, scores: torch.Tensor) -> torch.Tensor:
         """Scores turned so that higher is more relevant."""
         return -scores if self.lower_is_better else scores

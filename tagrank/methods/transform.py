@@ -321,6 +321,9 @@ class Transform(Method):
     def scores(self, features: torch.Tensor, label_vectors: torch.Tensor | None = None) -> torch.Tensor:
         return self.distances(features, self.label_space(label_vectors))
 
+    def space_scores(self, features: torch.Tensor, space: torch.Tensor) -> torch.Tensor:
+        return self.distances(features, space)  # A's parts each in their cheap form, not the dense A
+
     @property
     def wants_background(self) -> bool:
         return self.options.background_weight > 0

@@ -20,6 +20,10 @@ LICENSE = Path(__file__).resolve().parent / "LICENSE.txt"
 TAGGED_TOPS = {"n00015388", "n00007846", "n00017222", "n00021265"}
 """WordNet's top synsets (noun.Tops: entity, object, whole, organism, artifact, …) are too abstract to be
 tags and would top every photo; these four people do post: animal, person, plant, food."""
+WHAT_THINGS_ARE_MADE_OF = {"noun.substance", "noun.relation"}
+"""Lexicographer files whose synsets above several classes say what a thing is made of or is part of
+('liquid' and 'fluid' above espresso, 'solid', 'agent', 'component', 'part'), not what a photo shows: they
+took slots of coffee's top 5. A synset of theirs that is one class's own ('toilet tissue') stays."""
 
 
 @dataclass(frozen=True)
@@ -34,14 +38,17 @@ class Generic:
 
 @lru_cache(maxsize=1)
 def generic_names() -> Generic:
-    """Every lemma of a synset above ImageNet classes, except the abstract top synsets; the lemma of several
-    such synsets names its first sense ('cat' is the true cat, not the big cat)."""
+    """Every lemma of a synset above ImageNet classes, except the abstract top synsets and the substances and
+    parts above several classes; the lemma of several such synsets names its first sense ('cat' is the true
+    cat, not the big cat)."""
     table = json.loads(HIERARCHY.read_text(encoding="utf-8"))
     synsets = table["synsets"]
     lemmas, ids, classes = [], [], []
     for lemma, senses in table["senses"].items():
         first = synsets[senses[0]]
         if first["lexfile"] == "noun.Tops" and first["id"] not in TAGGED_TOPS:
+            continue
+        if first["lexfile"] in WHAT_THINGS_ARE_MADE_OF and len(first["classes"]) > 1:
             continue
         lemmas.append(lemma.lower())
         ids.append(first["id"])

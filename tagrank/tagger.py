@@ -36,6 +36,10 @@ confidence curves, so the score order and the confidence order can differ)."""
 CACHED_SPACE_BYTES = 64 << 20
 CACHED_SPACES = 8
 """Label spaces up to this size are kept on disk, this many (the most recently written; see Tagger._label_space)."""
+STRUCTURED_MAX_TAGS = 200_000
+STRUCTURED_ELEMENTS = 1 << 26
+"""Structured exact search (Tagger._structured) up to this many tags, this many intermediate values at a time;
+beyond, the engine's streaming scan."""
 PREPARED_VOCABULARIES = 16
 """Prepared vocabularies kept in memory, least recently used dropped first (the disk cache stays)."""
 
@@ -286,6 +290,21 @@ class Tagger:
             return self.method.space_scores(x, vocab.engine.vectors)
         return self.method.scores(x)[:, vocab.columns]
 
+    def _structured(self, vocab: PreparedVocabulary) -> bool:
+        """Whether exact search goes through the method's structured scores rather than the engine's scan."""
+        from tagrank.ranking.engine import Vocabulary
+
+        return (self.method.structured_scores and type(vocab.engine) is Vocabulary
+                and len(vocab.tags) <= STRUCTURED_MAX_TAGS)
+
+    def _structured_top_k(self, x: torch.Tensor, vocab: PreparedVocabulary, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Exact top-``k`` from :meth:`Method.space_scores`, a few photos at a time (its intermediates are
+        photos × tags × rows)."""
+        step = max(1, STRUCTURED_ELEMENTS // (len(vocab.tags) * 32))
+        parts = [rank_scores(self.method.space_scores(x[start:start + step], vocab.engine.vectors), k,
+                             self.method.lower_is_better) for start in range(0, len(x), step)]
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
     def check_threshold(self, threshold: float | None, name: str = "--threshold") -> None:
         """Refuse a threshold that is no confidence; ``name``: what the caller calls it (the service: 'threshold')."""
         if threshold is None:
@@ -310,11 +329,14 @@ class Tagger:
         x = torch.as_tensor(features, dtype=torch.float32)
         if len(x) == 0:  # no photo of a batch decoded
             return []
-        factors = self.method.factors(x) if vocab.engine is not None else None
+        structured = self._structured(vocab)
+        factors = self.method.factors(x) if vocab.engine is not None and not structured else None
         # With a confidence the list is ordered by it: the most confident of the CONFIDENCE_POOL best-scored
         # tags (a fixed pool, so the top 5 is the start of the top 10)
         wanted = max(top, CONFIDENCE_POOL) if self.calibration is not None else top
-        if vocab.engine is not None:
+        if structured:
+            scores, indices = self._structured_top_k(x, vocab, wanted)
+        elif vocab.engine is not None:
             scores, indices = vocab.engine.top_k(factors, wanted, self.method.reduce)
         else:
             scores, indices = rank_scores(self._scores(x, vocab, None), wanted, self.method.lower_is_better)
@@ -324,7 +346,8 @@ class Tagger:
         confidence = None
         if self.calibration is not None:
             reference = self.prepare(self.calibration.reference)
-            mean, std = reference_scale(self.method.relevance(self._scores(x, reference, factors)))
+            reference_scores = self._photo_scores(x, reference) if structured else self._scores(x, reference, factors)
+            mean, std = reference_scale(self.method.relevance(reference_scores))
             z = (self.method.relevance(scores) - mean) / std
             if self.calibration.hub_weight:  # hubs lowered (tagrank.ranking.confidence)
                 z = z - self.calibration.hub_weight * self._usual_best(vocab)[indices]

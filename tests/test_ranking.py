@@ -165,3 +165,31 @@ def test_scan_precision_can_be_fixed_by_environment(monkeypatch):
         assert scan_dtype() in PRECISIONS  # measured
     finally:
         scan_dtype.cache_clear()
+
+
+@pytest.mark.parametrize("vocab", ["default", "custom"])
+def test_structured_scores_equal_the_engines_and_give_the_same_top_k(vocab):
+    """The default model's exact search through its structured scores (learned rows, block, name row each in
+    their own form) against the engine's generic quadratic form: same scores to float tolerance, same top 50,
+    over real photos' features, for the everyday vocabulary and for tags outside the shipped table."""
+    from tagrank.ranking.engine import rank_scores
+    from tagrank.tagger import Tagger
+
+    tagger = Tagger.load()
+    tags = None if vocab == "default" else ["kitten on a sofa", "latte art", "bike lane", "sunset", "cat", "mug",
+                                            "espresso", "thunderstorm", "wedding cake", "tabby"]
+    prepared = tagger.prepare(tags)
+    assert tagger._structured(prepared)
+    x = tagger.reference_photos[:48]
+    with torch.no_grad():
+        structured = tagger.method.space_scores(x, prepared.engine.vectors)
+        generic = tagger._scores(x, prepared, tagger.method.factors(x))
+        assert torch.allclose(structured, generic, rtol=1e-5, atol=1e-4)
+        k = min(50, len(prepared.tags))
+        via_engine = prepared.engine.top_k(tagger.method.factors(x), k, tagger.method.reduce)
+        via_parts = tagger._structured_top_k(x, prepared, k)
+    assert torch.allclose(via_engine[0], via_parts[0], rtol=1e-5)
+    # the same tags in the same order, but for neighbours closer than the two forms' rounding (none here)
+    swapped = via_engine[1] != via_parts[1]
+    assert torch.allclose(via_engine[0][swapped], via_parts[0][swapped], rtol=1e-6)
+    assert swapped.float().mean() < 0.005 and torch.equal(rank_scores(generic, k, True)[1], via_engine[1])

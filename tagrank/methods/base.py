@@ -140,9 +140,13 @@ class Method(nn.Module):
 
         return exact_scores(self.factors(features), self.label_space(label_vectors), self.reduce)
 
+    structured_scores = False
+    """Whether :meth:`space_scores` evaluates the score's parts in their own cheap forms (then the ranker uses it
+    for exact search instead of the engine's generic quadratic form)."""
+
     def space_scores(self, features: torch.Tensor, space: torch.Tensor) -> torch.Tensor:
         """(B, V) scores of labels already in :meth:`label_space` (V, D): the engine's exact form, unless a method
-        has a cheaper one of its own."""
+        has a cheaper one of its own (:attr:`structured_scores`)."""
         from tagrank.ranking.engine import exact_scores
 
         return exact_scores(self.factors(features), space, self.reduce)

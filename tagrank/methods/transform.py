@@ -321,8 +321,12 @@ class Transform(Method):
     def scores(self, features: torch.Tensor, label_vectors: torch.Tensor | None = None) -> torch.Tensor:
         return self.distances(features, self.label_space(label_vectors))
 
+    # ‖A x‖² as the sum of its parts: the learned rows (k×d per tag), the block (one cosine), the name row
+    # (p·φ) — about a tenth of the generic quadratic form's work over the default vocabulary
+    structured_scores = True
+
     def space_scores(self, features: torch.Tensor, space: torch.Tensor) -> torch.Tensor:
-        return self.distances(features, space)  # A's parts each in their cheap form, not the dense A
+        return self.distances(features, space)
 
     @property
     def wants_background(self) -> bool:

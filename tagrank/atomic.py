@@ -123,6 +123,36 @@ def atomic_file(path: str | os.PathLike, mode: str = "wb") -> Iterator:
         raise
 
 
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path beside ``path`` for a library to write (it may be left empty); on success it is
+    fsync'd and renamed over ``path``, on failure removed."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        clean_stale(path)
+        fd, name = tempfile.mkstemp(prefix=_prefix(path), suffix=".tmp", dir=path.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise write_error(path, exc) from None
+    tmp = Path(name)
+    os.chmod(tmp, 0o666 & ~_umask())
+    try:
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError) and _written(exc, tmp):
+            raise write_error(path, exc) from None
+        raise
+
+
 def keep_newest(folder: str | os.PathLike, pattern: str, count: int) -> None:
     """A bounded cache: delete the files of ``folder`` matching ``pattern`` beyond the ``count`` most recently
     written."""

@@ -179,6 +179,10 @@ def rank(
     search: str = SearchOpt,
     batch_size: int = typer.Option(32, "--batch-size"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    write_keywords: Optional[str] = typer.Option(None, "--write-keywords",
+                                                 help="also write the tags as XMP keywords: xmp (NAME.EXT.xmp "
+                                                      "sidecars), lightroom (NAME.xmp) or embed (inside the photo)"),
+    force: bool = typer.Option(False, "--force", help="with --write-keywords: redo photos already tagged the same way"),
 ) -> None:
     """Rank a vocabulary of tags for each photo; smaller distance (transform) = more relevant."""
     from tagrank.atomic import check_writable
@@ -202,6 +206,13 @@ def rank(
     check_search(search)
     if out is not None:
         check_writable(out)
+    if write_keywords is not None:
+        from tagrank import keywords
+
+        keywords.sidecar_path("photo", write_keywords)  # the mode, checked
+        keywords._exiv2()  # installed?
+    elif force:
+        raise TagrankError("--force goes with --write-keywords")
     images, problems = find_images(paths)
     if not images:
         raise TagrankError("; ".join(problems) if problems else "no images given")
@@ -209,15 +220,31 @@ def rank(
     tags = LabelIndex.load(index, tagger.vectors) if index is not None else \
         (load_vocabulary(vocab) if vocab is not None else None)
     tagger.prepare(tags)
-    failed = []
+    failed, written, skipped = [], [], []
+    if write_keywords is not None:  # a re-run over a grown library ranks only the photos not yet tagged this way
+        made_with = keywords.stamp(str(model or method or "embedded default"),
+                                   {"vocab": str(index or vocab or "default"), "top": top, "threshold": cut})
+        if not force:
+            skipped = [p for p in images if keywords.already_tagged(p, write_keywords, made_with)]
+            images = [p for p in images if p not in set(skipped)]
 
     def records():
         for record in tagger.iter_rank(images, tags, top, cut, explain, batch_size, progress and len(images) > 1):
             if "error" in record:
                 failed.append(record["error"])
+            elif write_keywords is not None:
+                try:
+                    keywords.write_keywords(record["image"], record["tags"], write_keywords, made_with, force=True)
+                    written.append(record["image"])
+                except TagrankError as exc:  # this photo's keywords; the others' are still written
+                    failed.append(str(exc))
             yield record
 
     write_results(records(), fmt, out, tagger.method.score_name)
+    if write_keywords is not None:
+        typer.echo(f"keywords written for {len(written)} photo(s)" +
+                   (f"; {len(skipped)} already tagged the same way, skipped (--force redoes them)" if skipped else ""),
+                   err=True)
     for problem in problems + failed:
         typer.echo(f"error: {printable(problem)}", err=True)
     if problems or failed:

@@ -41,7 +41,7 @@ def generic_names() -> Generic:
     """Every lemma of a synset above ImageNet classes, except the abstract top synsets and the substances and
     parts above several classes; the lemma of several such synsets names its first sense ('cat' is the true
     cat, not the big cat)."""
-    table = json.loads(HIERARCHY.read_text(encoding="utf-8"))
+    table = _table()
     synsets = table["synsets"]
     lemmas, ids, classes = [], [], []
     for lemma, senses in table["senses"].items():
@@ -54,3 +54,28 @@ def generic_names() -> Generic:
         ids.append(first["id"])
         classes.append(first["classes"])
     return Generic(lemmas, ids, classes)
+
+
+@lru_cache(maxsize=1)
+def _table() -> dict:
+    return json.loads(HIERARCHY.read_text(encoding="utf-8"))
+
+
+def hierarchy_path(tag: str) -> list[str]:
+    """The everyday names above ``tag``'s first WordNet sense, most general first ('tabby': animal, mammal,
+    cat); empty when WordNet does not know the tag. A synset counts when it names a generic tag
+    (:func:`generic_names`) whose first lemma is in the everyday vocabulary."""
+    from tagrank.labels.vocab import DEFAULT_VOCABULARY, load_vocabulary
+
+    table = _table()
+    senses = table["senses"].get(tag.lower())
+    if not senses:
+        return []
+    synset = table["synsets"][senses[0]]
+    below = set(synset["classes"])
+    generic = set(generic_names().synsets)
+    everyday = {t.lower() for t in load_vocabulary(DEFAULT_VOCABULARY)}
+    above = [s for s in table["synsets"] if s["id"] in generic and s["id"] != synset["id"]
+             and s["lemmas"][0].lower() in everyday and below < set(s["classes"])]
+    # most general first: more classes below it (WordNet's depths differ between a synset's paths)
+    return [s["lemmas"][0] for s in sorted(above, key=lambda s: (-len(s["classes"]), s["depth"]))]

@@ -1,0 +1,90 @@
+"""Keywords where photo managers read them: XMP sidecars and embedded XMP/IPTC, read back by exiftool."""
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+pytest.importorskip("exiv2")
+EXIFTOOL = shutil.which("exiftool")
+needs_exiftool = pytest.mark.skipif(EXIFTOOL is None, reason="exiftool (Debian libimage-exiftool-perl) is not installed")
+
+
+def _exif(path, *fields) -> dict:
+    out = subprocess.run([EXIFTOOL, "-json", "-struct", "-n", *fields, str(path)], capture_output=True, text=True,
+                         check=True).stdout
+    return json.loads(out)[0]
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [] if value is None else [value]
+
+
+@pytest.fixture
+def library(tmp_path, photos):
+    """Two photos; one already carries a person's keywords, a date, a position and an orientation."""
+    folder = tmp_path / "library"
+    folder.mkdir()
+    shutil.copy(photos["chelsea"], folder / "cat.jpg")
+    shutil.copy(photos["coffee"], folder / "coffee.jpg")
+    if EXIFTOOL:
+        subprocess.run([EXIFTOOL, "-q", "-overwrite_original", "-XMP-dc:Subject=my cat", "-XMP-dc:Subject=holiday",
+                        "-IPTC:Keywords=my cat", "-DateTimeOriginal=2024:05:01 10:00:00", "-GPSLatitude=48.85",
+                        "-GPSLatitudeRef=N", "-Orientation#=1", "-XMP-dc:Title=Chelsea", str(folder / "cat.jpg")],
+                       check=True)
+    return folder
+
+
+@needs_exiftool
+def test_sidecars_hold_the_tags_and_a_rerun_only_does_new_photos(cli, library):
+    result = cli("rank", library, "--top", "3", "--write-keywords", "xmp")
+    assert result.code == 0 and "keywords written for 2 photo(s)" in result.err
+    side = _exif(library / "cat.jpg.xmp")
+    subject = _as_list(side["Subject"])
+    assert len(subject) == 3 and "cat" in " ".join(subject)
+    assert all(h.startswith("tagrank|") for h in _as_list(side["HierarchicalSubject"]))
+    assert "tagrank|animal|" in " ".join(_as_list(side["HierarchicalSubject"]))  # WordNet's path above a cat
+    assert (library / "coffee.jpg.xmp").is_file() and not (library / "coffee.xmp").exists()
+    shutil.copy(library / "coffee.jpg", library / "new.jpg")
+    again = cli("rank", library, "--top", "3", "--write-keywords", "xmp", "--format", "json")
+    assert "keywords written for 1 photo(s); 2 already tagged the same way" in again.err
+    assert [r["image"] for r in json.loads(again.out)] == [str(library / "new.jpg")]
+    assert "written for 3 photo(s)" in cli("rank", library, "--write-keywords", "xmp", "--force").err
+    assert cli("rank", library, "--write-keywords", "lightroom").code == 0 and (library / "coffee.xmp").is_file()
+
+
+@needs_exiftool
+def test_embedded_keywords_keep_the_persons_own_and_every_other_field(cli, library):
+    photo = library / "cat.jpg"
+    fields = ("-DateTimeOriginal", "-GPSLatitude", "-Orientation", "-XMP-dc:Title")
+    before = _exif(photo, *fields)
+    from PIL import Image
+
+    pixels = Image.open(photo).tobytes()
+    assert cli("rank", photo, "--top", "3", "--write-keywords", "embed").code == 0
+    after = _exif(photo, "-XMP-dc:Subject", "-IPTC:Keywords", *fields)
+    subject = _as_list(after.pop("Subject"))
+    assert subject[:2] == ["my cat", "holiday"] and len(subject) == 5
+    assert _as_list(after.pop("Keywords"))[0] == "my cat"
+    assert after == before  # date, position, orientation, title: unchanged
+    assert Image.open(photo).tobytes() == pixels
+    # A re-run with fewer tags replaces only tagrank's: the person's stay.
+    assert cli("rank", photo, "--top", "1", "--write-keywords", "embed", "--force").code == 0
+    assert _as_list(_exif(photo, "-XMP-dc:Subject")["Subject"])[:2] == ["my cat", "holiday"]
+    assert len(_as_list(_exif(photo, "-XMP-dc:Subject")["Subject"])) == 3
+
+
+def test_the_image_data_is_untouched_and_the_options_checked(cli, library, tmp_path):
+    from PIL import Image
+
+    photo = library / "coffee.jpg"
+    pixels = Image.open(photo).tobytes()
+    assert cli("rank", photo, "--write-keywords", "embed").code == 0
+    assert Image.open(photo).tobytes() == pixels
+    from tagrank.keywords import read_keywords
+
+    assert read_keywords(photo)["tagrank"] == read_keywords(photo)["subject"]
+    bad = cli("rank", photo, "--write-keywords", "exif")
+    assert bad.code == 2 and "--write-keywords must be one of xmp, lightroom, embed" in bad.err
+    assert cli("rank", photo, "--force").code == 2

@@ -116,3 +116,38 @@ def test_the_documented_pixel_limit_holds_and_names_the_size(tmp_path):
     Image.new("1", (15000, 13000)).save(tmp_path / "195mp.png")  # PIL itself refuses these
     with pytest.raises(ImageError, match=r"195,000,000 pixels; the limit"):
         load_image(tmp_path / "195mp.png")
+
+
+def test_a_camera_jpeg_is_decoded_at_a_reduced_scale_to_the_same_tensor_shape(tmp_path, photos):
+    """A 12 MP JPEG is decoded by its DCT at a reduced scale (never below what the view needs), so the CNN gets the
+    same shape, and nearly the same pixels, as from a full decode."""
+    import numpy as np
+
+    from tagrank.images.backbone import Backbone
+
+    Image.open(photos["coffee"]).resize((4032, 3024), Image.BICUBIC).save(tmp_path / "camera.jpg", quality=92)
+    backbone = Backbone("lite0-whole")
+    drafted = load_image(tmp_path / "camera.jpg", min_side=backbone.decode_side)
+    assert drafted.size == (1008, 756) and min(drafted.size) >= backbone.decode_side
+    assert load_image(tmp_path / "camera.jpg").size == (4032, 3024)
+    assert load_image(photos["coffee"], min_side=backbone.decode_side).size == Image.open(photos["coffee"]).size
+    full = backbone.preprocess(load_image(tmp_path / "camera.jpg")).astype(float)
+    reduced = backbone.preprocess(drafted).astype(float)
+    assert full.shape == reduced.shape and np.abs(full - reduced).mean() < 3  # of 255
+
+
+def test_heic_photos_decode_with_pillow_heif(tmp_path, photos):
+    pillow_heif = pytest.importorskip("pillow_heif")
+    pillow_heif.register_heif_opener()
+    Image.open(photos["chelsea"]).save(tmp_path / "IMG_0001.HEIC")
+    image = load_image(tmp_path / "IMG_0001.HEIC")
+    assert image.mode == "RGB" and image.size == Image.open(photos["chelsea"]).size
+
+
+def test_heic_without_pillow_heif_says_what_to_install(tmp_path, monkeypatch):
+    import tagrank.images.photos as photos_module
+
+    (tmp_path / "IMG_0002.heic").write_bytes(b"\0\0\0\x18ftypheic")
+    monkeypatch.setattr(photos_module._heif_support, "available", False, raising=False)
+    with pytest.raises(ImageError, match=r"IMG_0002.heic: HEIC/HEIF photos need pillow-heif: pip install 'tagrank\[heic\]'"):
+        load_image(tmp_path / "IMG_0002.heic")

@@ -118,6 +118,12 @@ class Backbone(nn.Module):
         """The whole view's pixels per photo: those of the centre view's resized square before its crop."""
         return round(self.spec.image_size / self.spec.crop_pct) ** 2
 
+    @property
+    def decode_side(self) -> int:
+        """The shorter side photos are decoded to at least (load_image's min_side): twice what either view
+        resizes to, so the bicubic resize still starts from more pixels than it keeps."""
+        return 2 * max(int(round(self.spec.image_size / self.spec.crop_pct)), int(self.pixel_budget ** 0.5))
+
     def preprocess(self, image: Image.Image) -> np.ndarray:
         """uint8 HWC pixels for the network: the centre crop or the whole photo, as the view says."""
         return self._whole(image) if self.whole else self._centre(image)

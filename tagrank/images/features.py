@@ -55,7 +55,7 @@ def _decode_batch(backbone: Backbone, paths: Sequence[str]):
     arrays, good, bad = [], [], {}
     for p in paths:
         try:
-            arrays.append(backbone.preprocess(load_image(p)))
+            arrays.append(backbone.preprocess(load_image(p, min_side=backbone.decode_side)))
             good.append(p)
         except ImageError as exc:
             bad[p] = str(exc)

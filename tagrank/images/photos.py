@@ -20,7 +20,8 @@ from PIL import Image, ImageFile, ImageOps
 
 from tagrank.errors import os_reason, TagrankError
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".heic", ".heif"}
+HEIF_SUFFIXES = {".heic", ".heif"}  # iPhone photos: decoded by pillow-heif (pip install 'tagrank[heic]')
 MAX_PIXELS = 100_000_000
 """Decompression-bomb limit: larger images are rejected (PIL's own default warns at 89M, errors at 179M)."""
 
@@ -31,17 +32,34 @@ class ImageError(TagrankError):
     """One image could not be decoded; the message names its path."""
 
 
+def _heif_support() -> bool:
+    """Register pillow-heif's HEIC/HEIF opener with PIL, once; False when it is not installed."""
+    if not hasattr(_heif_support, "available"):
+        try:
+            import pillow_heif
+
+            pillow_heif.register_heif_opener()
+            _heif_support.available = True
+        except ImportError:
+            _heif_support.available = False
+    return _heif_support.available
+
+
 def load_image(path: str | os.PathLike | BinaryIO, name: str | None = None,
-               max_pixels: int | None = None) -> Image.Image:
+               max_pixels: int | None = None, min_side: int | None = None) -> Image.Image:
     """Decode ``path`` (or an open binary file, e.g. an upload) to an 8-bit RGB image with its EXIF
     orientation applied; messages call it ``name`` (default: the path). Larger than ``max_pixels`` (default
-    MAX_PIXELS): refused before decoding.
+    MAX_PIXELS): refused before decoding. ``min_side``: the shorter side the caller needs at most; a JPEG at
+    least twice as large is decoded at a reduced scale by its DCT (a 12 MP photo in a quarter of the time),
+    never below ``min_side``.
 
     Grayscale, palette, CMYK, 16-bit and alpha images are converted (alpha composited on white);
     missing, truncated, corrupt and oversized (decompression-bomb) files raise :class:`ImageError`.
     """
     label = name if name is not None else path
     max_pixels = max_pixels or MAX_PIXELS
+    if isinstance(path, (str, os.PathLike)) and Path(path).suffix.lower() in HEIF_SUFFIXES and not _heif_support():
+        raise ImageError(f"{label}: HEIC/HEIF photos need pillow-heif: pip install 'tagrank[heic]'")
     try:
         with warnings.catch_warnings():
             # PIL warns from 89.5 MP; tagrank's own documented limit (checked before decoding) decides.
@@ -50,6 +68,9 @@ def load_image(path: str | os.PathLike | BinaryIO, name: str | None = None,
                 if im.width * im.height > max_pixels:
                     raise ImageError(f"{label}: image too large ({im.width}x{im.height} = "
                                      f"{im.width * im.height:,} pixels; the limit is {max_pixels:,})")
+                short = min(im.size)
+                if min_side and im.format == "JPEG" and short >= 2 * min_side:  # both sides stay >= the request
+                    im.draft("RGB", (-(-im.width * min_side // short), -(-im.height * min_side // short)))
                 im.load()
                 im = ImageOps.exif_transpose(im)
                 return _to_rgb(im)

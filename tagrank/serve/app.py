@@ -183,7 +183,8 @@ def create_app(tagger: Tagger, settings: ServeSettings | None = None) -> FastAPI
 
     def decode(data: bytes, name: str):
         with decoding:
-            return tagger.backbone.preprocess(load_image(io.BytesIO(data), name=name, max_pixels=settings.max_pixels))
+            return tagger.backbone.preprocess(load_image(io.BytesIO(data), name=name, max_pixels=settings.max_pixels,
+                                                         min_side=tagger.backbone.decode_side))
 
     @app.post("/v1/tags")
     async def tags(photos: list[UploadFile] = File(..., description="one or more photos"),

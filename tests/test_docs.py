@@ -71,3 +71,12 @@ def test_a_wrong_option_is_caught():
     with pytest.raises(Exception):
         _parse("tagrank rank photo.jpg --topp 5")
     _parse("tagrank rank photo.jpg --top 5")
+
+
+def test_the_quickstart_shows_what_the_default_model_says(cli, monkeypatch):
+    """The README's example output is the embedded model's, as the quickstart command prints it."""
+    monkeypatch.chdir(REPO)
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    shown = readme.split("tags two example photos:\n\n```\n", 1)[1].split("```", 1)[0]
+    result = cli("rank", "examples/cat.jpg", "examples/coffee.jpg", "--top", "5")
+    assert result.code == 0 and result.out.strip() == shown.strip()

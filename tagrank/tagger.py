@@ -10,6 +10,7 @@ Results are plain data: one dict per image with its top tags, their scores, rank
 from __future__ import annotations
 
 import os
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,6 +87,7 @@ class Tagger:
         if self.calibration is not None and self.calibration.hub_weight and self.reference_photos is None:
             raise TagrankError(f"model {self.name}'s confidence needs its reference photos, which its weights file lacks")
         self._prepared: OrderedDict[tuple, PreparedVocabulary] = OrderedDict()
+        self._lock = threading.Lock()  # guards _prepared
 
     # -- construction ------------------------------------------------------------------------------
 
@@ -143,8 +145,10 @@ class Tagger:
 
     # -- vocabularies ------------------------------------------------------------------------------
 
-    def prepare(self, vocab: Sequence[str] | LabelIndex | None = None) -> PreparedVocabulary:
-        """Embed (zero-shot) or map onto training labels (BCE/WARP) a vocabulary; cached per vocabulary."""
+    def prepare(self, vocab: Sequence[str] | LabelIndex | None = None, persist: bool = True) -> PreparedVocabulary:
+        """Embed (zero-shot) or map onto training labels (BCE/WARP) a vocabulary; kept in memory per vocabulary
+        (several threads may ask at once). ``persist=False``: never written to the disk caches (a service's
+        inline lists)."""
         if isinstance(vocab, LabelIndex):
             key = ("index", id(vocab))
         else:
@@ -152,15 +156,27 @@ class Tagger:
             if not vocab:
                 raise TagrankError("empty vocabulary")
             key = ("tags", tuple(vocab))
-        if key in self._prepared:
-            self._prepared.move_to_end(key)
-        else:
-            self._prepared[key] = self._prepare(vocab)
+        with self._lock:
+            if key in self._prepared:
+                self._prepared.move_to_end(key)
+                return self._prepared[key]
+        prepared = self._prepare(vocab, persist)  # outside the lock: the work, which another thread may repeat
+        with self._lock:
+            self._prepared[key] = prepared
             while len(self._prepared) > PREPARED_VOCABULARIES:  # a service sees many inline vocabularies
                 self._prepared.popitem(last=False)
-        return self._prepared[key]
+        return prepared
 
-    def _prepare(self, vocab) -> PreparedVocabulary:
+    def warm(self, vocab: PreparedVocabulary) -> PreparedVocabulary:
+        """Compute now what ranking ``vocab`` will need beyond its vectors (the confidence's reference labels,
+        each tag's usual best): a service does it off its ranking thread."""
+        if self.calibration is not None:
+            self.prepare(self.calibration.reference)
+            if self.calibration.hub_weight:
+                self._usual_best(vocab)
+        return vocab
+
+    def _prepare(self, vocab, persist: bool = True) -> PreparedVocabulary:
         if self.method.zero_shot:
             if isinstance(vocab, LabelIndex):
                 from tagrank.labels.index import check_vector_match
@@ -169,11 +185,11 @@ class Tagger:
                 tags, raw, oov = vocab.tags, vocab.vectors, vocab.oov
                 clusters = vocab.faiss if vocab.clusters else None
             else:
-                tags, raw, oov = embedded_vocabulary(vocab, self.vectors)
+                tags, raw, oov = embedded_vocabulary(vocab, self.vectors, persist=persist)
                 clusters = None
             from tagrank.ranking.search import make_engine
 
-            key = self._space_key(tags) if len(tags) >= CACHED_VOCABULARY_MIN_TAGS else None
+            key = self._space_key(tags) if persist and len(tags) >= CACHED_VOCABULARY_MIN_TAGS else None
             vectors = self._label_space(raw, key)
             with torch.no_grad():
                 kinds = self.method.tag_kinds(vectors)

@@ -106,8 +106,8 @@ def test_concurrent_requests_share_cnn_batches(tagger):
     array = tagger.backbone.preprocess(Image.open(EXAMPLES / "cat.jpg").convert("RGB"))
     batcher = Batcher(tagger, max_batch=32, max_wait=0.5)
     try:
-        futures: list[Future] = [batcher.submit(Job([array], None if i % 2 else ("cat", "rocket"), 1, None))
-                                 for i in range(6)]
+        small = tagger.warm(tagger.prepare(["cat", "rocket"], persist=False))
+        futures: list[Future] = [batcher.submit(Job([array], None if i % 2 else small, 1, None)) for i in range(6)]
         results = [f.result(timeout=60) for f in futures]
     finally:
         batcher.close()
@@ -230,3 +230,29 @@ def test_serve_checks_its_options_and_address_before_announcing(cli, monkeypatch
         result = cli("serve", "--port", str(port))
         assert result.code == 1 and result.err.count("\n") == 1 and f"cannot listen on 127.0.0.1:{port}" in result.err
         assert "serving" not in result.err
+
+
+def test_a_large_inline_vocabulary_is_prepared_off_the_batcher_and_never_cached_on_disk(tagger, tmp_path, monkeypatch):
+    """While one request embeds a 3,000-tag list, plain requests keep being answered, and nothing of that list
+    reaches the disk caches."""
+    import threading
+    import time
+
+    import tagrank.images.features
+
+    monkeypatch.setattr(tagrank.images.features, "DEFAULT_CACHE_DIR", tmp_path)
+    words = [f"thing number {i}" for i in range(3000)]
+    with TestClient(create_app(tagger)) as client:
+        big: dict = {}
+        worker = threading.Thread(target=lambda: big.update(r=client.post(
+            "/v1/tags", files=[_photo("cat.jpg")], data={"vocab": ", ".join(words), "top": "2"})))
+        worker.start()
+        plain = []
+        while worker.is_alive() and len(plain) < 3:
+            started = time.perf_counter()
+            assert client.post("/v1/tags", files=[_photo("coffee.jpg")], data={"top": "1"}).status_code == 200
+            plain.append(time.perf_counter() - started)
+        worker.join()
+    assert big["r"].status_code == 200 and len(big["r"].json()[0]["tags"]) == 2
+    assert plain  # answered while the large list was being embedded
+    assert not [p for p in tmp_path.rglob("*.safetensors")]  # no cache entry for an inline list

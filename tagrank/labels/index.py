@@ -294,21 +294,21 @@ def check_vector_match(manifest: dict, vectors: LabelEncoder, what: str) -> None
                            f"{vectors.source} (checksum {vectors.checksum})")
 
 
-def embedded_vocabulary(tags: list[str], encoder: LabelEncoder,
-                        cache_dir: str | os.PathLike | None = None) -> tuple[list[str], np.ndarray, list[str]]:
+def embedded_vocabulary(tags: list[str], encoder: LabelEncoder, cache_dir: str | os.PathLike | None = None,
+                        persist: bool = True) -> tuple[list[str], np.ndarray, list[str]]:
     """What :meth:`LabelIndex.build` gives a ranker: the embedded tags, their raw vectors and the OOV tags.
 
     Cached on disk under ``cache_dir/vocabularies`` (default: the feature cache's folder), keyed by the
     encoder's checksum and the tag list, so a vocabulary used again (the default one on every
     ``tagrank rank``) costs one small file read instead of an embedding and an index. A damaged or
-    unwritable cache is ignored and rebuilt.
+    unwritable cache is ignored and rebuilt. ``persist=False``: the cache is neither read nor written.
     """
     from tagrank.array_cache import read_entry, write_entry
     from tagrank.images.features import DEFAULT_CACHE_DIR
     from tagrank.labels.vocab import merge_duplicates
 
     tags = merge_duplicates(tags, encoder.normalise)
-    if len(tags) < CACHED_VOCABULARY_MIN_TAGS:  # cheap to embed again (and a service sees many such lists)
+    if len(tags) < CACHED_VOCABULARY_MIN_TAGS or not persist:  # cheap to embed again, or not to be kept
         index = LabelIndex.build(tags, encoder, clusters=0)  # only its vectors are used
         return index.tags, index.vectors, index.oov
     key = text_key([encoder.checksum, *tags])

@@ -151,6 +151,7 @@ def create_app(tagger: Tagger, settings: ServeSettings | None = None) -> FastAPI
     app.state.batcher = batcher
     app.add_middleware(_RequestLimit, limit=int(settings.max_request_mb * 2 ** 20))
     decoding = threading.BoundedSemaphore(settings.decoders)
+    preparing = threading.BoundedSemaphore(1)
 
     @app.exception_handler(TagrankError)
     async def user_error(request: Request, exc: TagrankError):
@@ -180,6 +181,12 @@ def create_app(tagger: Tagger, settings: ServeSettings | None = None) -> FastAPI
     async def vocabularies() -> dict:
         return {"default": {"size": len(tagger.default_tags), "first": tagger.default_tags[:20]},
                 "named": {name: len(_named(name)) for name in named_vocabularies()}}
+
+    def prepare(tags: tuple[str, ...]):
+        """An inline or named vocabulary, embedded off the batcher's thread, one at a time (a 20k-tag list must
+        not take every core), and never written to the disk caches (each request may bring a new one)."""
+        with preparing:
+            return tagger.warm(tagger.prepare(list(tags), persist=False))
 
     def decode(data: bytes, name: str):
         with decoding:
@@ -214,7 +221,8 @@ def create_app(tagger: Tagger, settings: ServeSettings | None = None) -> FastAPI
         if not arrays:
             errors = [r["error"] for r in records]
             return JSONResponse({"error": "; ".join(errors), "results": records}, status_code=422)
-        ranked = iter(await asyncio.wrap_future(batcher.submit(Job(arrays, tag_list, top, threshold))))
+        prepared = await run_in_threadpool(prepare, tag_list) if tag_list is not None else None
+        ranked = iter(await asyncio.wrap_future(batcher.submit(Job(arrays, prepared, top, threshold))))
         names_left = iter(names)
         return [r if r is not None else {"image": next(names_left), "tags": next(ranked)} for r in records]
 

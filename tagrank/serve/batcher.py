@@ -4,7 +4,8 @@ Requests decode their photos (in the web server's thread pool) and submit the pi
 batcher's single worker thread collects up to ``max_batch`` photos or waits at most ``max_wait``
 seconds after the first, runs the CNN once over all of them, and ranks each request's photos with its
 own vocabulary and options. So the CNN sees batches as in offline ``tagrank rank`` however the
-requests arrive, and the Tagger (not thread-safe) is only ever used by one thread.
+requests arrive. A request's own vocabulary is prepared in the request's thread, never here, so a large
+one does not hold up the others' photos.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from tagrank.tagger import Tagger
+from tagrank.tagger import PreparedVocabulary, Tagger
 
 
 @dataclass
@@ -27,7 +28,7 @@ class Job:
     """One request's decoded photos and ranking options; ``future`` gets one tag list per photo."""
 
     arrays: list[np.ndarray]
-    vocab: tuple[str, ...] | None
+    vocab: PreparedVocabulary | None  # prepared by the request (Tagger.prepare + warm); None: the default
     top: int
     threshold: float | None
     future: Future = field(default_factory=Future)
@@ -89,7 +90,7 @@ class Batcher:
                 part = features[start:start + len(job.arrays)]
                 start += len(job.arrays)
                 try:
-                    prepared = self.tagger.prepare(list(job.vocab) if job.vocab is not None else None)
+                    prepared = job.vocab if job.vocab is not None else self.tagger.prepare()
                     job.future.set_result(self.tagger.rank_features(part, prepared, job.top, job.threshold))
                 except Exception as exc:  # noqa: BLE001 - a bad vocabulary fails its own request only
                     job.future.set_exception(exc)

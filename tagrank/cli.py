@@ -109,10 +109,24 @@ def index_info(directory: Path = typer.Argument(..., help="label index directory
 
 # -- training --------------------------------------------------------------------------------------
 
+def _library_recipe(method: str | None):
+    """A person's library trains by the embedded default model's recipe (its recorded config, without its
+    datasets), so the model ranks their keywords and, like the default, any other tag."""
+    import json
+
+    from tagrank.config import config_from_dict
+    from tagrank.tagger import DEFAULT_MODEL
+
+    recorded = json.loads((DEFAULT_MODEL / "model.json").read_text(encoding="utf-8"))["config"]
+    recorded["data"] = {k: v for k, v in recorded.get("data", {}).items() if k != "sources"}
+    return config_from_dict(recorded, method, "the default model's recipe")
+
+
 @app.command()
 def train(
-    dataset: str = typer.Argument(..., help="dataset layout: csv, folder, corel5k, nuswide, imagefolder, tinyimagenet; "
-                                            "or 'mixture' for the config's [[data.sources]]"),
+    dataset: str = typer.Argument(..., help="dataset layout: csv, folder, corel5k, nuswide, imagefolder, tinyimagenet, "
+                                            "library (photos with keywords); or 'mixture' for the config's "
+                                            "[[data.sources]]"),
     root: Optional[Path] = typer.Option(None, "--root", help="dataset root (for csv: the table or its folder)"),
     out: Path = typer.Option(..., "--out", help="run directory: model.safetensors, model.json, train.jsonl"),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML config (configs/*.toml); flags override it"),
@@ -130,15 +144,18 @@ def train(
     finetune: bool = typer.Option(False, "--finetune", help="train the CNN end to end too (slow on CPU; for GPUs)"),
     device: Optional[str] = typer.Option(None, "--device", help="auto (default), cpu, cuda, cuda:1 ..."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    keywords_from: Optional[str] = typer.Option(None, "--keywords-from",
+                                                help="library: any (default), sidecar, xmp or iptc"),
 ) -> None:
-    """Train a tagging method on a dataset's training split."""
+    """Train a tagging method on a dataset's training split (a library: on its photos' keywords)."""
     from tagrank.atomic import check_output_dir
     from tagrank.config import load_config, override
     from tagrank.labels.encoders import load_encoder
     from tagrank.images.features import DEFAULT_CACHE_DIR
     from tagrank.training.trainer import run_training
 
-    cfg = load_config(config, method)
+    cfg = _library_recipe(method) if dataset == "library" and config is None else load_config(config, method)
+    override(cfg.data, keywords_from=keywords_from)
     override(cfg.train, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, device=device)
     if finetune:
         cfg.backbone.finetune = True

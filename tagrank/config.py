@@ -55,6 +55,7 @@ class SourceConfig:
 @dataclass
 class DataConfig:
     min_images: int = 1  # a training tag needs this many training images
+    keywords_from: str = "any"  # dataset 'library': any, sidecar, xmp or iptc (where a photo's keywords are read)
     drop_digits: bool = False  # drop tags containing digits (Flickr noise such as "2008", "d80")
     exclude: list[str] = field(default_factory=list)
     unseen: str | None = None  # file of tags held out from training (zero-shot split)
@@ -152,9 +153,14 @@ def load_config(path: str | os.PathLike | None = None, method: str | None = None
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise TagrankError(f"cannot parse config {path}: {exc}") from None
+    return config_from_dict(raw, method, str(path))
+
+
+def config_from_dict(raw: dict, method: str | None = None, where: str = "the config") -> Config:
+    """A config from its tables (a TOML file's, or a model's recorded ``config``)."""
     unknown = set(raw) - {"method", "train", "data", "backbone", "confidence"}
     if unknown:
-        raise TagrankError(f"unknown config table(s) {', '.join(sorted(unknown))} in {path}")
+        raise TagrankError(f"unknown config table(s) {', '.join(sorted(unknown))} in {where}")
     options = dict(raw.get("method", {}))
     name = method or options.pop("name", "transform")
     options.pop("name", None)

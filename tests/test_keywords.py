@@ -88,3 +88,63 @@ def test_the_image_data_is_untouched_and_the_options_checked(cli, library, tmp_p
     bad = cli("rank", photo, "--write-keywords", "exif")
     assert bad.code == 2 and "--write-keywords must be one of xmp, lightroom, embed" in bad.err
     assert cli("rank", photo, "--force").code == 2
+
+
+def _persons_keywords(path, subject=(), iptc=(), sidecar=False):
+    """Keywords as a photo manager writes them (not tagrank): embedded XMP/IPTC, or a NAME.EXT.xmp sidecar."""
+    import exiv2
+
+    from tagrank.keywords import sidecar_path
+
+    target = sidecar_path(path, "xmp") if sidecar else path
+    image = exiv2.ImageFactory.create(exiv2.ImageType.xmp, str(target)) if sidecar else \
+        exiv2.ImageFactory.open(str(target))
+    image.readMetadata()
+    if subject:
+        value = exiv2.XmpArrayValue(exiv2.TypeId.xmpBag)
+        for keyword in subject:
+            value.read(keyword)
+        image.xmpData().add(exiv2.XmpKey("Xmp.dc.subject"), value)
+    for keyword in iptc:
+        datum = exiv2.Iptcdatum(exiv2.IptcKey("Iptc.Application2.Keywords"))
+        datum.setValue(keyword)
+        image.iptcData().add(datum)
+    image.writeMetadata()
+
+
+def test_a_library_trains_on_its_owners_keywords(cli, photos, tmp_path):
+    """`train library`: each photo's own keywords (sidecar, XMP, IPTC) are its labels, tagrank's own ones and
+    photos without keywords are left out, and the model ranks the owner's vocabulary and any other tag."""
+    from tagrank.images.datasets import load_dataset
+
+    library = tmp_path / "library"
+    library.mkdir()
+    people = {"chelsea": ["my cat", "pets"], "coffee": ["breakfast"], "rocket": ["space trip"],
+              "horse": ["riding holiday", "pets"]}
+    for name, keywords in people.items():
+        for i in range(4):
+            photo = library / f"{name}{i}.jpg"
+            shutil.copy(photos[name], photo)
+            if i == 0:
+                _persons_keywords(photo, subject=keywords, sidecar=True)
+            elif i == 1:
+                _persons_keywords(photo, iptc=keywords)
+            else:
+                _persons_keywords(photo, subject=keywords)
+    shutil.copy(photos["camera"], library / "untagged.jpg")
+    shutil.copy(photos["astronaut"], library / "tagged_by_tagrank.jpg")
+    assert cli("rank", library / "tagged_by_tagrank.jpg", "--write-keywords", "xmp").code == 0
+    data = load_dataset("library", library)
+    assert sorted(data.labels) == ["breakfast", "my cat", "pets", "riding holiday", "space trip"]
+    assert len(data) == 16 and int(data.matrix[:, data.labels.index("pets")].sum()) == 8
+    assert len(load_dataset("library", library, keywords_from="iptc")) == 4
+    result = cli("train", "library", "--root", library, "--out", tmp_path / "mine", "--epochs", "3", "--no-progress")
+    assert result.code == 0, result
+    assert "2 of 18 photos have no keywords" in result.err
+    ranked = cli("rank", library / "chelsea2.jpg", "--model", tmp_path / "mine", "--top", "2", "--format", "json")
+    assert ranked.code == 0 and {t["tag"] for t in json.loads(ranked.out)[0]["tags"]} <= set(data.labels)
+    unseen = cli("rank", library / "chelsea2.jpg", "--model", tmp_path / "mine", "--vocab", "everyday", "--top", "5",
+                 "--format", "json")
+    assert "cat" in " ".join(t["tag"] for t in json.loads(unseen.out)[0]["tags"])  # beyond the owner's words
+    bad = cli("train", "library", "--root", library, "--out", tmp_path / "x", "--keywords-from", "exif")
+    assert bad.code == 2 and "--keywords-from must be one of any, sidecar, xmp, iptc" in bad.err

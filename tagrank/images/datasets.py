@@ -9,6 +9,7 @@ datasets into one training mixture, where a label is *known* only for its own da
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 from dataclasses import dataclass, field
@@ -316,18 +317,70 @@ def read_tinyimagenet(root: Path, split: str) -> Dataset:
     return _single_label("tinyimagenet", ids, paths, classes, names, of)
 
 
-DATASETS: dict[str, Callable[[Path, str], Dataset]] = {
+KEYWORD_SOURCES = ("any", "sidecar", "xmp", "iptc")
+
+
+def read_library(root: Path, split: str, keywords_from: str = "any") -> Dataset:
+    """A person's photo library (``root`` recursed) labelled by the keywords they gave: a sidecar's
+    (``NAME.EXT.xmp``, else ``NAME.xmp``) XMP ``dc:subject`` and the leaves of ``lr:hierarchicalSubject``, the
+    photo's embedded XMP, its IPTC keywords; ``keywords_from`` picks one source (``any``: all of them). The
+    keywords tagrank wrote itself are left out, and photos without keywords are skipped (and counted).
+    The library has no split of its own: training holds out its validation photos."""
+    from tagrank.keywords import read_keywords, sidecar_path
+
+    if keywords_from not in KEYWORD_SOURCES:
+        raise TagrankError(f"--keywords-from must be one of {', '.join(KEYWORD_SOURCES)}, got {keywords_from!r}")
+    if not root.is_dir():
+        raise TagrankError(f"photo library not found: {root}")
+    files = sorted(f for f in root.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+    ids, paths, tags, unreadable = [], [], [], 0
+    for f in files:
+        found: list[str] = []
+        sources = []
+        if keywords_from in ("any", "sidecar"):
+            sources += [s for s in (sidecar_path(f, "xmp"), sidecar_path(f, "lightroom")) if s.is_file()][:1]
+        if keywords_from in ("any", "xmp", "iptc"):
+            sources.append(f)
+        for source in sources:
+            try:
+                read = read_keywords(source)
+            except Exception:  # noqa: BLE001 - a file Exiv2 cannot read has no keywords for us
+                unreadable += 1
+                continue
+            own = set(read["tagrank"])
+            if keywords_from != "iptc":
+                found += [k for k in read["subject"] if k not in own]
+                found += [h.split("|")[-1] for h in read["hierarchical"] if not h.startswith("tagrank|")]
+            if keywords_from in ("any", "iptc"):
+                found += [k for k in read["iptc"] if k not in own]
+        found = list(dict.fromkeys(k.strip() for k in found if k.strip()))
+        if found:
+            ids.append(str(f.relative_to(root)))
+            paths.append(str(f))
+            tags.append(found)
+    skipped = len(files) - len(ids)
+    if skipped:
+        log.warning("%s: %d of %d photos have no keywords (from %s) and are left out%s", root, skipped, len(files),
+                    keywords_from, f"; {unreadable} metadata file(s) could not be read" if unreadable else "")
+    if not ids:
+        raise TagrankError(f"no photo in {root} has keywords (from {keywords_from}): tag some in your photo manager")
+    return _from_tag_lists("library", ids, paths, tags)
+
+
+DATASETS: dict[str, Callable[..., Dataset]] = {
     "csv": read_csv,
     "folder": read_folder,
     "corel5k": read_corel5k,
     "nuswide": read_nuswide,
     "imagefolder": read_imagefolder,
     "tinyimagenet": read_tinyimagenet,
+    "library": read_library,
 }
 
 
-def load_dataset(name: str, root: str | os.PathLike, split: str = "train") -> Dataset:
-    """Read dataset ``name`` at ``root``; ``split`` is ``train``, ``test`` or ``all``."""
+def load_dataset(name: str, root: str | os.PathLike, split: str = "train", **options) -> Dataset:
+    """Read dataset ``name`` at ``root``; ``split`` is ``train``, ``test`` or ``all``; ``options``: those of the
+    config's ``[data]`` fields its reader takes (the library's ``keywords_from``), the rest ignored."""
     if name not in DATASETS:
         raise TagrankError(f"unknown dataset {name!r} (choose from {', '.join(DATASETS)})")
     if split not in ("train", "test", "all"):
@@ -335,7 +388,9 @@ def load_dataset(name: str, root: str | os.PathLike, split: str = "train") -> Da
     root = Path(root)
     if not root.exists():
         raise TagrankError(f"dataset root not found: {root}")
-    return DATASETS[name](root, split)
+    reader = DATASETS[name]
+    takes = inspect.signature(reader).parameters
+    return reader(root, split, **{k: v for k, v in options.items() if k in takes})
 
 
 def merge_datasets(parts: list[Dataset], name: str = "mixture") -> Dataset:

@@ -447,7 +447,7 @@ def training_data(dataset: str, root: str | Path | None, config: Config) -> tupl
         if d.sources:
             raise TagrankError("the config lists [[data.sources]]: train 'mixture', or drop them")
         sources = [(dataset, root, d.unseen)]
-    parts = [load_dataset(name, path, "train").only_present() for name, path, _ in sources]
+    parts = [load_dataset(name, path, "train", keywords_from=d.keywords_from).only_present() for name, path, _ in sources]
     unseen: list[str] = []
     for part, (_, _, unseen_file) in zip(parts, sources):
         if unseen_file:

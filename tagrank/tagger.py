@@ -42,7 +42,9 @@ STRUCTURED_ELEMENTS = 1 << 26
 """Structured exact search (Tagger._structured) up to this many tags, this many intermediate values at a time;
 beyond, the engine's streaming scan."""
 PREPARED_VOCABULARIES = 16
-"""Prepared vocabularies kept in memory, least recently used dropped first (the disk cache stays)."""
+PREPARED_BYTES = 512 << 20
+"""Prepared vocabularies kept in memory, least recently used dropped first (the disk cache stays): at most this
+many, and this many bytes of label vectors (a 20,000-tag list in the default model's space is 140 MB)."""
 
 
 @dataclass
@@ -163,7 +165,9 @@ class Tagger:
         prepared = self._prepare(vocab, persist)  # outside the lock: the work, which another thread may repeat
         with self._lock:
             self._prepared[key] = prepared
-            while len(self._prepared) > PREPARED_VOCABULARIES:  # a service sees many inline vocabularies
+            # a service sees many inline vocabularies: keep a few, and at most PREPARED_BYTES of them
+            while len(self._prepared) > 1 and (len(self._prepared) > PREPARED_VOCABULARIES or
+                                               sum(map(_size, self._prepared.values())) > PREPARED_BYTES):
                 self._prepared.popitem(last=False)
         return prepared
 
@@ -425,6 +429,12 @@ class Tagger:
             else:
                 results.append(item)
         return RankOutput(results, failed, self.prepare(vocab).oov)
+
+
+def _size(vocab: PreparedVocabulary) -> int:
+    """Bytes a prepared vocabulary holds in its label vectors."""
+    vectors = getattr(vocab.engine, "vectors", None)
+    return vectors.numel() * vectors.element_size() if isinstance(vectors, torch.Tensor) else 0
 
 
 def _cache_dir() -> Path:

@@ -227,7 +227,7 @@ def rank(
         from tagrank import keywords
 
         keywords.sidecar_path("photo", write_keywords)  # the mode, checked
-        keywords._exiv2()  # installed?
+        keywords.exiv2_binding()  # installed?
     elif force:
         raise TagrankError("--force goes with --write-keywords")
     images, problems = find_images(paths)

@@ -47,15 +47,16 @@ def sidecar_path(photo: str | os.PathLike, mode: str) -> Path:
     raise TagrankError(f"--write-keywords must be one of {', '.join(MODES)}, got {mode!r}")
 
 
-def _exiv2():
+def exiv2_binding():
+    """Exiv2's Python binding with tagrank's XMP namespace registered; one clear line when it is missing."""
     try:
         import exiv2
     except ImportError:
-        raise TagrankError("--write-keywords needs Exiv2's Python binding: pip install 'tagrank[keywords]'") from None
-    if not getattr(_exiv2, "registered", False):
+        raise TagrankError("photo keywords need Exiv2's Python binding: pip install 'tagrank[keywords]'") from None
+    if not getattr(exiv2_binding, "registered", False):
         exiv2.XmpProperties.registerNs(NAMESPACE, PREFIX)
         exiv2.LogMsg.setLevel(exiv2.LogMsg.Level.mute)
-        _exiv2.registered = True
+        exiv2_binding.registered = True
     return exiv2
 
 
@@ -67,7 +68,7 @@ def stamp(model: str, options: dict) -> str:
 def write_keywords(photo: str | os.PathLike, tags: list[dict], mode: str, made_with: str, force: bool = False) -> bool:
     """Write ``tags`` ({tag, confidence} dicts) as ``photo``'s keywords; ``made_with``: :func:`stamp`. Returns
     False when the photo already holds keywords made the same way (and ``force`` is not set)."""
-    exiv2 = _exiv2()
+    exiv2 = exiv2_binding()
     target = sidecar_path(photo, mode)
     if not force and already_tagged(photo, mode, made_with):
         return False
@@ -115,7 +116,7 @@ def write_keywords(photo: str | os.PathLike, tags: list[dict], mode: str, made_w
 
 def already_tagged(photo: str | os.PathLike, mode: str, made_with: str) -> bool:
     """Whether ``photo``'s keywords (where ``mode`` keeps them) were written the way :func:`stamp` describes."""
-    exiv2 = _exiv2()
+    exiv2 = exiv2_binding()
     target = sidecar_path(photo, mode)
     if not target.is_file():
         return False
@@ -130,7 +131,7 @@ def already_tagged(photo: str | os.PathLike, mode: str, made_with: str) -> bool:
 def read_keywords(path: str | os.PathLike) -> dict[str, list[str]]:
     """A photo's or sidecar's keywords as a photo manager sees them: subject, hierarchical, IPTC, and those
     tagrank added."""
-    exiv2 = _exiv2()
+    exiv2 = exiv2_binding()
     image = exiv2.ImageFactory.open(str(path))
     image.readMetadata()
     xmp = image.xmpData()

@@ -90,6 +90,7 @@ class Tagger:
             raise TagrankError(f"model {self.name}'s confidence needs its reference photos, which its weights file lacks")
         self._prepared: OrderedDict[tuple, PreparedVocabulary] = OrderedDict()
         self._lock = threading.Lock()  # guards _prepared
+        self._identity: str | None = None  # see _model_identity
 
     # -- construction ------------------------------------------------------------------------------
 
@@ -220,11 +221,21 @@ class Tagger:
         import json
         from dataclasses import asdict
 
-        from tagrank.checksums import file_fingerprint, text_key
+        from tagrank.checksums import text_key
 
-        model = file_fingerprint(self.model_file) if self.model_file is not None else \
-            json.dumps(self.meta, sort_keys=True, default=str)
-        return text_key([model, json.dumps(asdict(self.method.options), sort_keys=True), self.vectors.checksum, *tags])
+        return text_key([self._model_identity(), json.dumps(asdict(self.method.options), sort_keys=True),
+                         self.vectors.checksum, *tags])
+
+    def _model_identity(self) -> str:
+        """The weights file's sha256 (read once per process), or the description of a model without one."""
+        import json
+
+        from tagrank.checksums import file_sha256
+
+        if self._identity is None:
+            self._identity = file_sha256(self.model_file) if self.model_file is not None else \
+                json.dumps(self.meta, sort_keys=True, default=str)
+        return self._identity
 
     @torch.no_grad()
     def _label_space(self, raw: np.ndarray, key: str | None) -> torch.Tensor:
@@ -267,13 +278,9 @@ class Tagger:
     def _vocabulary_key(self, tags: Sequence[str]) -> str:
         """A name for this model ranking these tags (the approx search keeps its frequent tags under it): the
         model's weights file (or, without one, its description), the label encoder and the tags."""
-        import json
+        from tagrank.checksums import text_key
 
-        from tagrank.checksums import file_sha256, text_key
-
-        model = file_sha256(self.model_file) if self.model_file is not None else \
-            json.dumps(self.meta, sort_keys=True, default=str)
-        return text_key([model, self.vectors.checksum, *tags])
+        return text_key([self._model_identity(), self.vectors.checksum, *tags])
 
     # -- ranking -----------------------------------------------------------------------------------
 

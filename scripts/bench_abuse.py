@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import io
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_serve import free_port  # noqa: E402
+from bench_serve import start_server  # noqa: E402
 
 
 def rss_mb(pid: int) -> float:
@@ -54,22 +53,9 @@ def main() -> None:
     Image.new("1", (10000, 10000)).save(bomb, format="PNG")  # 100 MP in a small file
     bomb = bomb.getvalue()
 
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "tagrank.cli", "serve", "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
+    server, base = start_server()
     client = httpx.Client(timeout=600)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                client.get(f"{base}/v1/health", timeout=1).raise_for_status()
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("the server did not start")
-                time.sleep(0.2)
-
         def plain() -> float:
             started = time.perf_counter()
             client.post(f"{base}/v1/tags", files=[("photos", ("coffee.jpg", photo, "image/jpeg"))]).raise_for_status()

@@ -30,6 +30,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_server() -> tuple[subprocess.Popen, str]:
+    """`tagrank serve` as its own process on a free loopback port, once it answers /v1/health; and its URL."""
+    import httpx
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "tagrank.cli", "serve", "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            httpx.get(f"{base}/v1/health", timeout=1).raise_for_status()
+            return server, base
+        except httpx.HTTPError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                raise SystemExit(f"the server did not start: {server.stderr.read() if server.poll() is not None else ''}")
+            time.sleep(0.2)
+
+
 def main() -> None:
     import httpx
 
@@ -44,20 +64,8 @@ def main() -> None:
     plan = [photos[i % len(photos)] for i in range(args.requests)]
     blobs = {p: Path(p).read_bytes() for p in set(plan)}
 
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "tagrank.cli", "serve", "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
+    server, base = start_server()
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                httpx.get(f"{base}/v1/health", timeout=1).raise_for_status()
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit(f"the server did not start: {server.stderr.read() if server.poll() is not None else ''}")
-                time.sleep(0.2)
         httpx.post(f"{base}/v1/tags", files=[("photos", ("warm.jpg", blobs[plan[0]], "image/jpeg"))], timeout=60)
         latencies: list[float] = []
         counts = {"good_ok": 0, "good_failed": 0, "bad_4xx": 0, "bad_other": 0}

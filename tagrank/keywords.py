@@ -101,8 +101,7 @@ def write_keywords(photo: str | os.PathLike, tags: list[dict], mode: str, made_w
             _set_text(exiv2, xmp, f"Xmp.{PREFIX}.Date", datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
             if mode == "embed":  # IPTC keywords too: some managers read only those
                 iptc = image.iptcData()
-                old = [str(d.value()) for d in iptc if d.key() == "Iptc.Application2.Keywords"]
-                keep = [k for k in old if k not in ours_before]
+                keep = [k for k in _iptc_keywords(iptc) if k not in ours_before]
                 _remove(exiv2, iptc, "Iptc.Application2.Keywords")
                 for keyword in keep + [n for n in ours if n not in keep]:
                     datum = exiv2.Iptcdatum(exiv2.IptcKey("Iptc.Application2.Keywords"))
@@ -136,13 +135,13 @@ def read_keywords(path: str | os.PathLike) -> dict[str, list[str]]:
     image.readMetadata()
     xmp = image.xmpData()
     return {"subject": _texts(xmp, "Xmp.dc.subject"), "hierarchical": _texts(xmp, "Xmp.lr.hierarchicalSubject"),
-            "iptc": [str(d.value()) for d in image.iptcData() if d.key() == "Iptc.Application2.Keywords"],
+            "iptc": _iptc_keywords(image.iptcData()),
             "tagrank": _texts(xmp, f"Xmp.{PREFIX}.Keywords")}
 
 
 def hierarchical(tag: str) -> str:
     """``tagrank|animal|...|cat|tabby`` along WordNet's generic names above ``tag``, or ``tagrank|TAG``."""
-    return "|".join([ROOT, *_wordnet_path(tag.lower()), tag]) if _wordnet_path(tag.lower()) else f"{ROOT}|{tag}"
+    return "|".join([ROOT, *_wordnet_path(tag.lower()), tag])  # no WordNet path: tagrank|TAG
 
 
 @lru_cache(maxsize=4096)
@@ -164,6 +163,10 @@ def _texts(data, key: str) -> list[str]:
             value = datum.value()  # a text's count() is its length: only arrays are read item by item
             out += [value.toString(i) for i in range(value.count())] if value.typeId() in arrays else [str(value)]
     return out
+
+
+def _iptc_keywords(iptc) -> list[str]:
+    return [str(datum.value()) for datum in iptc if datum.key() == "Iptc.Application2.Keywords"]
 
 
 def _set_array(exiv2, xmp, key: str, items: list[str], kind) -> None:

@@ -267,9 +267,7 @@ class Tagger:
             vocab.usual = torch.from_numpy(entry[1]["usual"])
             return vocab.usual
         mean, std = self._reference_photos_scale()
-        relevance = torch.cat([self.method.relevance(self._photo_scores(self.reference_photos[start:start + 50], vocab))
-                               for start in range(0, len(self.reference_photos), 50)])
-        vocab.usual = hub_prior((relevance - mean) / std, self.calibration.hub_share)
+        vocab.usual = hub_prior((self._reference_relevance(vocab) - mean) / std, self.calibration.hub_share)
         if vocab.key:
             write_entry(path, {"usual": vocab.usual.numpy()}, {"key": vocab.key, "share": self.calibration.hub_share},
                         CACHED_SPACES)
@@ -303,13 +301,16 @@ class Tagger:
             if entry is not None and entry[1]["mean"].shape == (len(self.reference_photos), 1):
                 self._photos_scale = torch.from_numpy(entry[1]["mean"]), torch.from_numpy(entry[1]["std"])
             else:
-                relevance = torch.cat([self.method.relevance(self._photo_scores(self.reference_photos[s:s + 50], reference))
-                                       for s in range(0, len(self.reference_photos), 50)])
-                self._photos_scale = reference_scale(relevance)
+                self._photos_scale = reference_scale(self._reference_relevance(reference))
                 if reference.key:
                     write_entry(path, {"mean": self._photos_scale[0].numpy(), "std": self._photos_scale[1].numpy()},
                                 {"key": reference.key}, CACHED_SPACES)
         return self._photos_scale
+
+    def _reference_relevance(self, vocab: PreparedVocabulary) -> torch.Tensor:
+        """(N, V) relevance of every tag of ``vocab`` for the model's N reference photos, 50 photos at a time."""
+        return torch.cat([self.method.relevance(self._photo_scores(self.reference_photos[start:start + 50], vocab))
+                          for start in range(0, len(self.reference_photos), 50)])
 
     def _photo_scores(self, x: torch.Tensor, vocab: PreparedVocabulary) -> torch.Tensor:
         """(B, V) scores of every tag of ``vocab`` for many photos at once, in the method's cheapest form."""

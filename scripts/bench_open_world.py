@@ -307,7 +307,7 @@ all 202 classes).
 
 ### Hub share and the example photos
 
-The default model ranking the everyday vocabulary (tagrank/labels/vocabularies/everyday.txt) over the
+The default model ranking the everyday vocabulary (vocab/everyday.txt) over the
 Tiny ImageNet validation and Corel5k test photos: the 10 most frequent tags take **{pct(share)} %** of all top-5
 slots ({', '.join(f'{t} {n}' for t, n in hubs)}).
 

@@ -3,7 +3,7 @@
     python scripts/make_encoder_table.py
 
 Writes tagrank/labels/encoders/tables/minilm.safetensors (float16 vectors of the normalised tags of
-tagrank/labels/vocabularies/*.txt, the ImageNet class names among them, in sorted order) and its
+vocab/*.txt, the ImageNet class names among them, in sorted order) and its
 sha256 beside it. With them a plain `tagrank rank` never runs the transformer. The same installed
 weights give the same bytes.
 """

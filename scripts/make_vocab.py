@@ -1,4 +1,4 @@
-"""Derive the named vocabularies in tagrank/labels/vocabularies/ from the real dataset files under ../shared/data.
+"""Derive the named vocabularies in vocab/ from the real dataset files under ../shared/data.
 
     python scripts/make_vocab.py [--shared ../shared]
 
@@ -19,9 +19,10 @@ from pathlib import Path
 from tagrank.images.backbone import IMAGENET_CLASSES
 from tagrank.images.datasets import load_dataset
 from tagrank.labels.encoders import normalise_tag
-from tagrank.labels.vocab import NAMED, merge_duplicates
+from tagrank.labels.vocab import merge_duplicates
 
 ROOT = Path(__file__).resolve().parent.parent
+VOCAB = ROOT / "vocab"  # the named vocabularies (setup.py ships them in the package)
 
 
 def read_lines(path: Path) -> list[str]:
@@ -52,15 +53,15 @@ def main() -> None:
     }
     tiny = load_dataset("tinyimagenet", data / "tiny-imagenet", "train").labels
     imagenet = timm_imagenet_names()
-    IMAGENET_CLASSES.write_text("\n".join(imagenet) + "\n", encoding="utf-8")  # class order, duplicates kept
+    (VOCAB / IMAGENET_CLASSES.name).write_text("\n".join(imagenet) + "\n", encoding="utf-8")  # class order, duplicates kept
     print(f"{IMAGENET_CLASSES.name}: {len(imagenet)} class names")
     everyday = (read_lines(data / "vocab" / "ram_tag_list.txt") + lists["corel5k.txt"] + lists["nuswide81.txt"]
                 + tiny + imagenet)
     lists["everyday.txt"] = merge_duplicates(everyday, normalise_tag, "everyday vocabulary")
-    NAMED.mkdir(exist_ok=True)
+    VOCAB.mkdir(exist_ok=True)
     for name, tags in lists.items():
         tags = list(dict.fromkeys(tags))
-        (NAMED / name).write_text("\n".join(tags) + "\n", encoding="utf-8")
+        (VOCAB / name).write_text("\n".join(tags) + "\n", encoding="utf-8")
         print(f"{name}: {len(tags)} tags")
 
 

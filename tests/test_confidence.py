@@ -148,3 +148,25 @@ def test_a_tag_relevant_to_every_photo_is_lowered_by_its_usual_best(tmp_path):
                                                             top=len(data.labels))])
     assert rank_with >= rank_without
     assert result.model.reference_photos is not None
+
+
+def test_each_tag_kind_has_its_own_hub_weight():
+    """kind_hub_weights: λ per tag kind, taken off before the fit (a generic name is right on many photos, so its
+    high usual best is lowered less); a kind the fit has no curve for reads the pooled curve."""
+    rng = np.random.default_rng(5)
+    relevance, kinds = rng.normal(size=(400, 6)), np.array([0, 0, 1, 1, 2, 2])
+    truth = relevance > 1.0
+    reference_relevance = rng.normal(size=(40, 6)) + np.array([0, 0, 0, 0, 3, 3])  # kind 2: high usual best
+    one = calibrate(relevance, truth, [f"t{i}" for i in range(6)], kinds=kinds,
+                    reference_relevance=reference_relevance, hub_weight=0.6)
+    per_kind = calibrate(relevance, truth, [f"t{i}" for i in range(6)], kinds=kinds,
+                         reference_relevance=reference_relevance, hub_weight=0.6, kind_hub_weights=[0.6, 0.6, 0.1])
+    assert per_kind.kind_hub_weights == [0.6, 0.6, 0.1] and one.kind_hub_weights == []
+    kinds_t = torch.tensor([[0, 2, 3]])
+    assert per_kind.hub_weights(kinds_t, torch.zeros(1, dtype=torch.float64)).tolist() == [[0.6, 0.1, 0.6]]  # unknown: λ
+    assert one.hub_weights(kinds_t, torch.zeros(1)) == 0.6 and per_kind.hub_weights(None, torch.zeros(1)) == 0.6
+    assert Calibration.from_dict(per_kind.to_dict()) == per_kind
+    # a kind beyond the fitted curves (a model calibrated before that kind existed) gets the pooled curve
+    z = torch.tensor([0.5, 0.5])
+    pooled = float(per_kind.confidence(z[:1]))
+    assert float(per_kind.confidence(z, torch.tensor([0, 7]))[1]) == pytest.approx(pooled)

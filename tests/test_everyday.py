@@ -164,3 +164,17 @@ def test_the_name_row_ranks_at_its_ranking_weight_and_trains_at_its_own():
     assert method.train().name_weight == 60.0 and method.eval().name_weight == 90.0
     method.options.ranking_name_weight = None
     assert method.eval().name_weight == 60.0
+
+
+def test_generic_names_are_a_tag_kind_of_their_own():
+    """A tag the name row knows only as a name above several classes is kind "generic name": its own curve and its
+    own λ (configs/everyday.toml generic_hub_weight), so 'animal' is not lowered as a hub for being right often."""
+    from tagrank.tagger import Tagger
+
+    tagger = Tagger.load()
+    prepared = tagger.prepare(["animal", "dog", "Norfolk terrier", "espresso", "quantum physics"])
+    names = tagger.method.tag_kind_names
+    assert [names[k] for k in prepared.kinds.tolist()] == ["generic name", "generic name", "class name", "class name",
+                                                           "unnamed"]
+    weights = tagger.calibration.hub_weights(prepared.kinds, torch.zeros(1))
+    assert weights[0] < weights[2] and weights[2] == tagger.calibration.hub_weight

@@ -128,6 +128,9 @@ class Method(nn.Module):
         """The vectors the factors act on (a method may normalise the raw word vectors)."""
         return label_vectors
 
+    tag_kind_names: tuple[str, ...] = ()
+    """What each of :meth:`tag_kinds`' values means (its index), e.g. ("unnamed", "class name", "generic name")."""
+
     def tag_kinds(self, space: torch.Tensor) -> torch.Tensor | None:
         """(V,) the kind of each tag, from its vector in :meth:`label_space` (V, D), where the method scores kinds
         of tags differently enough that confidence is calibrated per kind (:mod:`tagrank.ranking.confidence`); None:

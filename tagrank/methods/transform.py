@@ -303,14 +303,25 @@ class Transform(Method):
             parts.append(names)
         return torch.cat(parts, dim=1) if len(parts) > 1 else label_vectors
 
+    @property
+    def tag_kind_names(self) -> tuple[str, ...]:
+        return ("unnamed", "class name", "generic name") if self.named and self.options.generic_names else \
+            ("unnamed", "class name")
+
     def tag_kinds(self, space: torch.Tensor) -> torch.Tensor | None:
         """With the name row: 1 for a tag that names an ImageNet class (ranked by that class's probability),
-        0 for the rest. The two kinds' scores mean different things (validation: one confidence curve for both
-        left a correct 'cat' at 0.27 beside breed names at 0.90; a curve each cut the cross-fitted log loss
-        0.0188 → 0.0171)."""
+        0 for the rest; with the generic names, 2 for a tag the name row knows only as a name above several
+        classes ('animal', 'dog': a share of each of their probabilities, none of them its own). The kinds' scores
+        mean different things (validation: one confidence curve for unnamed and class names left a correct 'cat'
+        at 0.27 beside breed names at 0.90; a curve each cut the cross-fitted log loss 0.0188 → 0.0171), and a
+        generic name is right on many photos, so its usual best is no sign of a hub (ConfidenceConfig)."""
         if not self.named:
             return None
-        return (self.knowledge.reach(space[:, -NAMES:]) >= NAMED).long()  # φ(w): the label space's last columns
+        names = space[:, -NAMES:]  # φ(w): the label space's last columns
+        kinds = (self.knowledge.reach(names) >= NAMED).long()
+        if self.options.generic_names:
+            kinds = torch.where((kinds == 1) & (names.amax(dim=1) < NAMED), 2, kinds)
+        return kinds
 
     def factors(self, features: torch.Tensor) -> torch.Tensor:
         A = self.matrices(features)

@@ -41,6 +41,7 @@ class Calibration:
     reliability: list[dict] = field(default_factory=list)  # per bin: mean confidence, accuracy, count
     hub_weight: float = 0.0  # λ: z − λ·(the tag's usual best z over the reference photos), see hub_prior
     hub_share: float = 0.05  # the share of the reference photos its usual best is taken over
+    kind_hub_weights: list[float] = field(default_factory=list)  # λ per tag kind; empty: hub_weight for every tag
     slope: float | None = None  # the logistic of models calibrated before the isotonic fit
     intercept: float | None = None
 
@@ -54,10 +55,19 @@ class Calibration:
 
         if not self.kind_knots or kinds is None:
             return curve(self.knots)
-        out, kinds = torch.empty_like(z), torch.as_tensor(kinds, device=z.device)
+        out, kinds = curve(self.knots), torch.as_tensor(kinds, device=z.device)  # a kind without a curve: pooled
         for kind, knots in enumerate(self.kind_knots):
             out = torch.where(kinds == kind, curve(knots), out)
         return out
+
+    def hub_weights(self, kinds: torch.Tensor | np.ndarray | None, like: torch.Tensor) -> torch.Tensor | float:
+        """λ for tags of these ``kinds`` (any shape; None: one kind), as a tensor shaped like ``kinds``, or a
+        number where every kind has the same."""
+        if not self.kind_hub_weights or kinds is None:
+            return self.hub_weight
+        weights = torch.tensor(self.kind_hub_weights + [self.hub_weight], dtype=like.dtype, device=like.device)
+        kinds = torch.as_tensor(kinds, device=like.device)
+        return weights[kinds.clamp(0, len(self.kind_hub_weights))]
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -147,24 +157,26 @@ def reliability(confidence: np.ndarray, y: np.ndarray, bins: int = 10) -> tuple[
 def calibrate(relevance: np.ndarray, truth: np.ndarray, reference: list[str], known: np.ndarray | None = None,
               what: str = "validation photos", kinds: np.ndarray | None = None,
               reference_relevance: np.ndarray | None = None, hub_weight: float = 0.0,
-              hub_share: float = 0.05) -> Calibration:
+              hub_share: float = 0.05, kind_hub_weights: list[float] | None = None) -> Calibration:
     """Fit the calibration on ``relevance`` (N, L) of the reference labels with ``truth`` (N, L).
 
     ``known`` (N, L) leaves out the pairs whose truth is unknown (a mixture's other datasets' labels).
     ``kinds`` (L,): each reference label's kind (:meth:`Method.tag_kinds`), one curve fitted per kind.
     ``reference_relevance`` (M, L): the labels' relevance for the reference photos, whose :func:`hub_prior`
-    times ``hub_weight`` is taken off each label's z before the fit.
+    times ``hub_weight`` (``kind_hub_weights``: λ for each kind) is taken off each label's z before the fit.
     The reliability recorded is cross-fitted: each half of the photos (alternate rows) scored by the
     fit on the other half, so it says how the fit does on photos it has not seen.
     """
     rel = torch.as_tensor(relevance, dtype=torch.float64)
     mean, std = reference_scale(rel)
     z = (rel - mean) / std
-    if hub_weight:
+    hubs = Calibration(reference, hub_weight=hub_weight, hub_share=hub_share,
+                       kind_hub_weights=list(kind_hub_weights or []))
+    if hub_weight or hubs.kind_hub_weights:
         from tagrank.methods.base import standardise
 
-        z = z - hub_weight * hub_prior(standardise(torch.as_tensor(reference_relevance, dtype=torch.float64)),
-                                       hub_share)
+        usual = hub_prior(standardise(torch.as_tensor(reference_relevance, dtype=torch.float64)), hub_share)
+        z = z - hubs.hub_weights(None if kinds is None else torch.as_tensor(np.asarray(kinds, np.int64)), z) * usual
     z = z.numpy()
     truth = np.asarray(truth)
     mask = np.ones(truth.shape, bool) if known is None else np.asarray(known, bool)
@@ -172,6 +184,7 @@ def calibrate(relevance: np.ndarray, truth: np.ndarray, reference: list[str], kn
     kind = None if kinds is None else np.broadcast_to(np.asarray(kinds, np.int64), z.shape).copy()
     calibration = _fit(z, truth, mask, kind, reference)
     calibration.hub_weight, calibration.hub_share = hub_weight, hub_share
+    calibration.kind_hub_weights = hubs.kind_hub_weights
 
     def part(rows: np.ndarray) -> np.ndarray | None:
         return None if kind is None else kind[rows]

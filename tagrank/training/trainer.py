@@ -21,7 +21,7 @@ import torch
 from tagrank._log import log, progress_bar
 from tagrank.atomic import check_output_dir, write_text_atomic
 from tagrank.ranking.confidence import calibrate
-from tagrank.config import check_numbers, Config
+from tagrank.config import check_numbers, Config, ConfidenceConfig
 from tagrank.images.datasets import Dataset, filter_tags, load_dataset, match_labels, read_tag_list
 from tagrank.training.distributed import join
 from tagrank.errors import TagrankError
@@ -356,13 +356,21 @@ def train(config: Config, data: Dataset, features: Features, vectors: LabelEncod
         model.meta["confidence"] = calibrate(relevance, val_y, meta["labels"], val_known,
                                              kinds=kinds.cpu().numpy() if kinds is not None else None,
                                              reference_relevance=reference_relevance, hub_weight=hubs.hub_weight,
-                                             hub_share=hubs.hub_share).to_dict()
+                                             hub_share=hubs.hub_share,
+                                             kind_hub_weights=_kind_hub_weights(model.method, hubs)).to_dict()
         model.method.cpu()
         model.save(out)
     team.wait()
     if not team.leader:
         model = TaggingModel.load(out)
     return TrainResult(model, history, best_epoch, time.time() - started, [data.paths[i] for i in val_rows])
+
+
+def _kind_hub_weights(method, hubs: ConfidenceConfig) -> list[float]:
+    """λ for each of the method's tag kinds where the generic names have their own (else none: one λ)."""
+    if hubs.generic_hub_weight is None or "generic name" not in method.tag_kind_names:
+        return []
+    return [hubs.generic_hub_weight if kind == "generic name" else hubs.hub_weight for kind in method.tag_kind_names]
 
 
 def _reference_rows(data: Dataset, train_rows: np.ndarray, count: int, seed: int) -> np.ndarray:

@@ -42,6 +42,8 @@ class BatchJob:
     threshold: float | None = None
     batch_size: int = 32
     search: str = "auto"  # how vocabularies are searched (tagrank.ranking.search)
+    backend: str = "auto"  # where the CNN runs (tagrank.images.runtimes); not part of the run's record: the
+    # runtimes' features agree to ~1e-5, so a run resumed on another one is the same run
 
     def load_tagger(self):
         """The tagger this job describes (once per process, or per Ray actor)."""
@@ -85,7 +87,8 @@ def tag_shard(job: BatchJob, index: int, paths: list[str], tagger) -> dict:
     started = time.perf_counter()
     vocab = load_vocabulary(job.vocab) if job.vocab else None
     rows, failures = [], []
-    for record in tagger.iter_rank(paths, vocab, job.top, job.threshold, batch_size=job.batch_size):
+    for record in tagger.iter_rank(paths, vocab, job.top, job.threshold, batch_size=job.batch_size,
+                                   backend=job.backend):
         image = text_name(record["image"])  # Parquet holds UTF-8 text: a name's odd bytes as \xNN
         if "error" in record:
             failures.append({"image": image, "error": text_name(record["error"])})
@@ -130,6 +133,9 @@ def run_batch(inputs: list[str], job: BatchJob, shard_size: int = 1000, ray_addr
     # everything the run needs is checked before anything is recorded, so a corrected command is not refused
     tagger = job.load_tagger()
     tagger.check_threshold(job.threshold)
+    from tagrank.images.runtimes import choose_runtime
+
+    choose_runtime(job.backend, len(paths))
     tags = tagger.prepare(load_vocabulary(job.vocab) if job.vocab else None).tags
     fingerprint = hashlib.sha256("\n".join(paths).encode("utf-8", "surrogateescape")).hexdigest()
     manifest = {"format": "tagrank-batch/1", "photos": len(paths), "photo_list_sha256": fingerprint,

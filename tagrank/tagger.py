@@ -91,6 +91,7 @@ class Tagger:
         self._prepared: OrderedDict[tuple, PreparedVocabulary] = OrderedDict()
         self._lock = threading.Lock()  # guards _prepared
         self._identity: str | None = None  # see _model_identity
+        self._forwards: dict[str, object] = {}  # the backbone's forward on each runtime used (see _forward)
 
     # -- construction ------------------------------------------------------------------------------
 
@@ -404,9 +405,26 @@ class Tagger:
             out.append(tags)
         return out
 
+    def _forward(self, backend: str, photos: int):
+        """The backbone's forward pass on the runtime ``backend`` means for ``photos`` photos (None: torch's);
+        compiled once per tagger (tagrank.images.runtimes)."""
+        from tagrank.images.runtimes import choose_runtime, runtime_forward
+
+        runtime = choose_runtime(backend, photos)
+        if runtime == "torch":
+            return None
+        with self._lock:
+            if runtime not in self._forwards:
+                self._forwards[runtime] = runtime_forward(runtime, self.backbone, _cache_dir())
+            return self._forwards[runtime]
+
     def iter_rank(self, images: Sequence[str | os.PathLike], vocab=None, top: int = 5, threshold: float | None = None,
-                  explain: bool = False, batch_size: int = 32, progress: bool = False) -> Iterator[dict]:
-        """Yield, image by image in input order, ``{"image", "tags"}`` or ``{"image", "error"}``."""
+                  explain: bool = False, batch_size: int = 32, progress: bool = False,
+                  backend: str = "auto") -> Iterator[dict]:
+        """Yield, image by image in input order, ``{"image", "tags"}`` or ``{"image", "error"}``.
+
+        ``backend``: where the CNN runs, "torch", "openvino", "onnxruntime" or "auto" (the fastest installed for
+        many photos: tagrank.images.runtimes)."""
         from tagrank._log import progress_bar
         from tagrank.images.features import extract
 
@@ -415,12 +433,13 @@ class Tagger:
             raise TagrankError(f"--top must be a positive number, got {top}")
         self.check_threshold(threshold)
         paths = [str(p) for p in images]
+        forward = self._forward(backend, len(paths))
         chunk = max(batch_size, 256)
         bar = progress_bar(total=len(paths), enabled=progress, desc="tagging", unit="img")  # one bar, whole run
         try:
             for start in range(0, len(paths), chunk):
                 part = paths[start:start + chunk]
-                feats = extract(self.backbone, part, batch_size=batch_size, bar=bar)
+                feats = extract(self.backbone, part, batch_size=batch_size, bar=bar, forward=forward)
                 ranked = dict(zip(feats.paths, self.rank_features(feats.features, prepared, top, threshold, explain)))
                 for p in part:
                     yield {"image": p, "tags": ranked[p]} if p in ranked else {"image": p, "error": feats.failed[p]}
@@ -428,10 +447,10 @@ class Tagger:
             bar.close()
 
     def rank(self, images: Sequence[str | os.PathLike], vocab=None, top: int = 5, threshold: float | None = None,
-             explain: bool = False, batch_size: int = 32, progress: bool = False) -> RankOutput:
+             explain: bool = False, batch_size: int = 32, progress: bool = False, backend: str = "auto") -> RankOutput:
         """Tag ``images`` with the ``top`` best tags of ``vocab`` (default: the model's vocabulary)."""
         results, failed = [], {}
-        for item in self.iter_rank(images, vocab, top, threshold, explain, batch_size, progress):
+        for item in self.iter_rank(images, vocab, top, threshold, explain, batch_size, progress, backend):
             if "error" in item:
                 failed[item["image"]] = item["error"]
             else:

@@ -152,9 +152,15 @@ class Backbone(nn.Module):
         height = max(STRIDE, round(h * scale / STRIDE) * STRIDE)
         return np.asarray(image.resize((width, height), Image.BICUBIC), dtype=np.uint8)
 
-    def features(self, photos: list[np.ndarray], batch_size: int = 32) -> torch.Tensor:
+    @property
+    def stride(self) -> int:
+        return STRIDE
+
+    def features(self, photos: list[np.ndarray], batch_size: int = 32, forward=None) -> torch.Tensor:
         """Features (N, feature_dim) of preprocessed photos in order; photos of one shape share a batch (the
-        whole view's shapes vary with the aspect)."""
+        whole view's shapes vary with the aspect). ``forward``: another runtime's forward pass
+        (tagrank.images.runtimes), default this module's."""
+        forward = forward or self
         out = torch.zeros(len(photos), self.feature_dim)
         by_shape: dict[tuple, list[int]] = {}
         for i, photo in enumerate(photos):
@@ -162,7 +168,7 @@ class Backbone(nn.Module):
         for rows in by_shape.values():
             for start in range(0, len(rows), batch_size):
                 part = rows[start:start + batch_size]
-                out[part] = self(self.to_tensor(np.stack([photos[i] for i in part])))
+                out[part] = forward(self.to_tensor(np.stack([photos[i] for i in part])))
         return out
 
     @staticmethod
@@ -179,6 +185,10 @@ class Backbone(nn.Module):
             # Indexing keeps the layout (to_tensor's channels-last strides); repeat() would not, and the
             # kernels differ by layout too.
             return self.forward(x[[0, 0]])[:1]
+        return self.network_features(x)
+
+    def network_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The network's part of :meth:`forward` (what tagrank.images.runtimes exports)."""
         cells = self.model.forward_features(x)
         pooled = self.model.forward_head(cells, pre_logits=True)
         if not self.whole:

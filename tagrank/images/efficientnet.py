@@ -30,7 +30,10 @@ class SameConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pads = []
-        for size, kernel, stride in zip(reversed(x.shape[-2:]), reversed(self.kernel_size), reversed(self.stride)):
+        # plain ints: a traced export (tagrank.images.runtimes) then records the pads as constants, right for
+        # every input whose sides are multiples of the network's stride, instead of mixing constants and sizes
+        sizes = [int(size) for size in x.shape[-2:]]
+        for size, kernel, stride in zip(reversed(sizes), reversed(self.kernel_size), reversed(self.stride)):
             total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
             pads += [total // 2, total - total // 2]
         return F.conv2d(F.pad(x, pads), self.weight, self.bias, self.stride, 0, self.dilation, self.groups)

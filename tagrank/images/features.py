@@ -63,10 +63,11 @@ def _decode_batch(backbone: Backbone, paths: Sequence[str]):
 
 
 def extract(backbone: Backbone, paths: Sequence[str], batch_size: int = 32, flip: bool = False,
-            progress: bool = True, desc: str = "features", bar=None) -> Features:
+            progress: bool = True, desc: str = "features", bar=None, forward=None) -> Features:
     """Run the backbone over ``paths``; undecodable images are skipped and listed in ``failed``.
 
-    ``bar``: a progress bar over a larger run to advance (instead of one of its own).
+    ``bar``: a progress bar over a larger run to advance (instead of one of its own). ``forward``: the
+    backbone's forward pass on another runtime (tagrank.images.runtimes; never for cached features).
     """
     paths = [str(p) for p in paths]
     chunks = [paths[i:i + batch_size] for i in range(0, len(paths), batch_size)]
@@ -84,7 +85,7 @@ def extract(backbone: Backbone, paths: Sequence[str], batch_size: int = 32, flip
             pending = pool.submit(_decode_batch, backbone, chunks[i + 1]) if i + 1 < len(chunks) else None
             failed.update(bad)
             if photos:
-                feats.append(backbone.features(photos, batch_size).numpy())
+                feats.append(backbone.features(photos, batch_size, forward).numpy())
                 if flip:
                     flips.append(backbone.features([p[:, ::-1] for p in photos], batch_size).numpy())
                 out_paths.extend(good)

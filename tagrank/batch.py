@@ -44,6 +44,8 @@ class BatchJob:
     search: str = "auto"  # how vocabularies are searched (tagrank.ranking.search)
     backend: str = "auto"  # where the CNN runs (tagrank.images.runtimes); not part of the run's record: the
     # runtimes' features agree to ~1e-5, so a run resumed on another one is the same run
+    write_keywords: str | None = None  # also each photo's keywords (tagrank.keywords: xmp, lightroom, embed)
+    force: bool = False  # rewrite the keywords of photos already tagged the same way
 
     def load_tagger(self):
         """The tagger this job describes (once per process, or per Ray actor)."""
@@ -86,14 +88,24 @@ def tag_shard(job: BatchJob, index: int, paths: list[str], tagger) -> dict:
 
     started = time.perf_counter()
     vocab = load_vocabulary(job.vocab) if job.vocab else None
-    rows, failures = [], []
+    rows, failures, keywords_written = [], [], 0
+    if job.write_keywords:
+        from tagrank import keywords
+
+        made_with = keywords.run_stamp(job.model, job.method, job.vocab, job.top, job.threshold)
     for record in tagger.iter_rank(paths, vocab, job.top, job.threshold, batch_size=job.batch_size,
                                    backend=job.backend):
         image = text_name(record["image"])  # Parquet holds UTF-8 text: a name's odd bytes as \xNN
         if "error" in record:
             failures.append({"image": image, "error": text_name(record["error"])})
-        else:
-            rows += [{"image": image, **tag} for tag in record["tags"]]
+            continue
+        rows += [{"image": image, **tag} for tag in record["tags"]]
+        if job.write_keywords:  # the tags stay in the shard; a photo whose keywords fail is listed as failed too
+            try:
+                keywords_written += keywords.write_keywords(record["image"], record["tags"], job.write_keywords,
+                                                            made_with, force=job.force)
+            except TagrankError as exc:
+                failures.append({"image": image, "error": text_name(str(exc))})
     tags_name, failures_name = shard_names(index)
     for name, frame in ((failures_name, pd.DataFrame(failures, columns=["image", "error"])),
                         (tags_name, pd.DataFrame(rows, columns=["image", "rank", "tag", "score", "confidence"]))):
@@ -101,7 +113,8 @@ def tag_shard(job: BatchJob, index: int, paths: list[str], tagger) -> dict:
         frame.to_parquet(buffer, index=False)
         with atomic_file(Path(job.out) / name) as f:  # the tags file last: its presence marks the shard done
             f.write(buffer.getvalue())
-    return {"shard": index, "photos": len(paths), "failed": len(failures), "seconds": time.perf_counter() - started}
+    return {"shard": index, "photos": len(paths), "failed": len(failures), "keywords": keywords_written,
+            "seconds": time.perf_counter() - started}
 
 
 class _ShardTagger:
@@ -115,7 +128,7 @@ class _ShardTagger:
         import numpy as np
 
         done = [tag_shard(self.job, int(i), list(paths), self.tagger) for i, paths in zip(batch["shard"], batch["paths"])]
-        return {key: np.array([d[key] for d in done]) for key in ("shard", "photos", "failed", "seconds")}
+        return {key: np.array([d[key] for d in done]) for key in ("shard", "photos", "failed", "keywords", "seconds")}
 
 
 def run_batch(inputs: list[str], job: BatchJob, shard_size: int = 1000, ray_address: str | None = None,
@@ -136,6 +149,10 @@ def run_batch(inputs: list[str], job: BatchJob, shard_size: int = 1000, ray_addr
     from tagrank.images.runtimes import choose_runtime
 
     choose_runtime(job.backend, len(paths))
+    if job.write_keywords is not None or job.force:
+        from tagrank.keywords import check_options
+
+        check_options(job.write_keywords, job.force)
     tags = tagger.prepare(load_vocabulary(job.vocab) if job.vocab else None).tags
     fingerprint = hashlib.sha256("\n".join(paths).encode("utf-8", "surrogateescape")).hexdigest()
     manifest = {"format": "tagrank-batch/1", "photos": len(paths), "photo_list_sha256": fingerprint,
@@ -145,6 +162,8 @@ def run_batch(inputs: list[str], job: BatchJob, shard_size: int = 1000, ray_addr
                 "vocab_sha256": hashlib.sha256("\n".join(tags).encode("utf-8", "surrogateescape")).hexdigest()}
     if job.search != "auto":  # recorded only when chosen, so runs started before the option still resume
         manifest["search"] = job.search
+    if job.write_keywords:  # a resumed run must not leave the finished shards' photos without keywords
+        manifest["write_keywords"] = job.write_keywords
     before = _manifest(out)
     if before is not None:
         # a run recorded before tagrank kept the vocabulary's content still resumes
@@ -165,6 +184,7 @@ def run_batch(inputs: list[str], job: BatchJob, shard_size: int = 1000, ray_addr
         done = [tag_shard(job, i, part, tagger) for i, part in todo]
     return {"photos": len(paths), "shards": len(shards), "skipped": len(shards) - len(todo),
             "tagged_now": sum(d["photos"] - d["failed"] for d in done), "failed_now": sum(d["failed"] for d in done),
+            "keywords_now": sum(d["keywords"] for d in done),
             "seconds": time.perf_counter() - started, "problems": problems}
 
 

@@ -230,13 +230,10 @@ def rank(
     check_runtime(backend)
     if out is not None:
         check_writable(out)
-    if write_keywords is not None:
+    if write_keywords is not None or force:
         from tagrank import keywords
 
-        keywords.sidecar_path("photo", write_keywords)  # the mode, checked
-        keywords.exiv2_binding()  # installed?
-    elif force:
-        raise TagrankError("--force goes with --write-keywords")
+        keywords.check_options(write_keywords, force)
     images, problems = find_images(paths)
     if not images:
         raise TagrankError("; ".join(problems) if problems else "no images given")
@@ -246,8 +243,7 @@ def rank(
     tagger.prepare(tags)
     failed, written, skipped = [], [], []
     if write_keywords is not None:  # a re-run over a grown library ranks only the photos not yet tagged this way
-        made_with = keywords.stamp(str(model or method or "embedded default"),
-                                   {"vocab": str(index or vocab or "default"), "top": top, "threshold": cut})
+        made_with = keywords.run_stamp(model, method, index or vocab, top, cut)
         if not force:
             skipped = [p for p in images if keywords.already_tagged(p, write_keywords, made_with)]
             images = [p for p in images if p not in set(skipped)]
@@ -304,6 +300,11 @@ def batch(
     batch_size: int = typer.Option(32, "--batch-size"),
     search: str = SearchOpt,
     backend: str = BackendOpt,
+    write_keywords: Optional[str] = typer.Option(None, "--write-keywords",
+                                                 help="also write each photo's tags as XMP keywords: xmp, lightroom "
+                                                      "or embed (as rank does); photos already tagged the same way "
+                                                      "keep theirs"),
+    force: bool = typer.Option(False, "--force", help="with --write-keywords: rewrite photos already tagged the same way"),
 ) -> None:
     """Tag a large photo set into Parquet shards; rerun to resume (finished shards are skipped)."""
     from tagrank.batch import BatchJob, run_batch
@@ -313,11 +314,13 @@ def batch(
     _positive("--top", top)
     _positive("--batch-size", batch_size)
     job = BatchJob(str(out), str(model) if model else None, method, vectors, vocab, top,
-                   _number("--threshold", threshold), batch_size, check_search(search), check_runtime(backend))
+                   _number("--threshold", threshold), batch_size, check_search(search), check_runtime(backend),
+                   write_keywords, force)
     summary = run_batch(inputs, job, shard_size, address, workers, use_ray=ray)
+    written = f"; keywords written for {summary['keywords_now']} photo(s)" if write_keywords else ""
     typer.echo(f"{summary['photos']} photos in {summary['shards']} shards ({summary['skipped']} already done): "
                f"{summary['tagged_now']} tagged, {summary['failed_now']} failed now, in {summary['seconds']:.1f} s; "
-               f"wrote {out}")
+               f"wrote {out}{written}")
     if summary["failed_now"]:
         typer.echo(f"error: {summary['failed_now']} photo(s) could not be read: see {out}/failures-*.parquet", err=True)
     if summary["problems"]:

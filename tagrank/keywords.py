@@ -65,6 +65,21 @@ def stamp(model: str, options: dict) -> str:
     return json.dumps({"model": model, **options}, sort_keys=True, ensure_ascii=False)
 
 
+def run_stamp(model, method, vocab, top: int, threshold: float | None) -> str:
+    """:func:`stamp` of a `rank` or `batch` run (the same for both, so each skips what the other wrote)."""
+    return stamp(str(model or method or "embedded default"), {"vocab": str(vocab or "default"), "top": top,
+                                                              "threshold": threshold})
+
+
+def check_options(mode: str | None, force: bool) -> None:
+    """Refuse a keyword mode tagrank does not know, a missing Exiv2 binding, or --force without a mode."""
+    if mode is not None:
+        sidecar_path("photo", mode)  # the mode, checked
+        exiv2_binding()  # installed?
+    elif force:
+        raise TagrankError("--force goes with --write-keywords")
+
+
 def write_keywords(photo: str | os.PathLike, tags: list[dict], mode: str, made_with: str, force: bool = False) -> bool:
     """Write ``tags`` ({tag, confidence} dicts) as ``photo``'s keywords; ``made_with``: :func:`stamp`. Returns
     False when the photo already holds keywords made the same way (and ``force`` is not set)."""

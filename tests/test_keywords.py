@@ -148,3 +148,27 @@ def test_a_library_trains_on_its_owners_keywords(cli, photos, tmp_path):
     assert "cat" in " ".join(t["tag"] for t in json.loads(unseen.out)[0]["tags"])  # beyond the owner's words
     bad = cli("train", "library", "--root", library, "--out", tmp_path / "x", "--keywords-from", "exif")
     assert bad.code == 2 and "--keywords-from must be one of any, sidecar, xmp, iptc" in bad.err
+
+
+@needs_exiftool
+def test_batch_writes_keywords_and_skips_photos_tagged_the_same_way(cli, library, tmp_path):
+    """`tagrank batch --write-keywords` writes what `rank` would (the same stamp, so neither redoes the other's
+    photos), keeps the tags in its shards, and records the mode so a resumed run cannot leave photos out."""
+    import pandas as pd
+
+    assert cli("rank", library / "coffee.jpg", "--top", "3", "--write-keywords", "xmp").code == 0
+    before = (library / "coffee.jpg.xmp").stat().st_mtime_ns
+    result = cli("batch", library, "--out", tmp_path / "run", "--top", "3", "--write-keywords", "xmp")
+    assert result.code == 0 and "keywords written for 1 photo(s)" in result.out, result.out + result.err
+    assert (library / "coffee.jpg.xmp").stat().st_mtime_ns == before  # tagged the same way by rank: kept
+    side = _exif(library / "cat.jpg.xmp")
+    tags = pd.read_parquet(tmp_path / "run" / "tags-00000.parquet")
+    assert sorted(_as_list(side["Subject"])) == sorted(tags[tags.image.str.endswith("cat.jpg")].tag)
+    assert set(tags.image.map(lambda p: p.rsplit("/", 1)[-1])) == {"cat.jpg", "coffee.jpg"}
+    changed = cli("batch", library, "--out", tmp_path / "run", "--top", "3", "--write-keywords", "embed")
+    assert changed.code != 0 and "write_keywords" in changed.err
+    forced = cli("batch", library, "--out", tmp_path / "again", "--top", "3", "--write-keywords", "xmp", "--force")
+    assert "keywords written for 2 photo(s)" in forced.out
+    for bad in (["--write-keywords", "picasa"], ["--force"]):
+        refused = cli("batch", library, "--out", tmp_path / "bad", *bad)
+        assert refused.code != 0 and "Traceback" not in refused.err and not (tmp_path / "bad").exists()

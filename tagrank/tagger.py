@@ -89,7 +89,7 @@ class Tagger:
         if self.calibration is not None and self.calibration.hub_weight and self.reference_photos is None:
             raise TagrankError(f"model {self.name}'s confidence needs its reference photos, which its weights file lacks")
         self._prepared: OrderedDict[tuple, PreparedVocabulary] = OrderedDict()
-        self._lock = threading.Lock()  # guards _prepared
+        self._lock = threading.Lock()  # guards _prepared and _forwards
         self._identity: str | None = None  # see _model_identity
         self._forwards: dict[str, object] = {}  # the backbone's forward on each runtime used (see _forward)
 

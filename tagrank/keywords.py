@@ -123,8 +123,10 @@ def write_keywords(photo: str | os.PathLike, tags: list[dict], mode: str, made_w
                     datum.setValue(keyword)
                     iptc.add(datum)
             image.writeMetadata()
-        except exiv2.Exiv2Error as exc:  # a format Exiv2 cannot write, damaged metadata
-            raise TagrankError(f"{target}: cannot write its keywords ({exc})") from None
+        except exiv2.Exiv2Error as exc:  # a format Exiv2 cannot write, damaged metadata, a sidecar that is not XMP
+            what = exc.args[1] if len(exc.args) > 1 else exc
+            raise TagrankError(f"{target}: cannot write its keywords: Exiv2 says '{what}' (a sidecar that is not XMP, "
+                               "or damaged metadata: repair or move it)") from None
     return True
 
 
@@ -155,8 +157,10 @@ def read_keywords(path: str | os.PathLike) -> dict[str, list[str]]:
 
 
 def hierarchical(tag: str) -> str:
-    """``tagrank|animal|...|cat|tabby`` along WordNet's generic names above ``tag``, or ``tagrank|TAG``."""
-    return "|".join([ROOT, *_wordnet_path(tag.lower()), tag])  # no WordNet path: tagrank|TAG
+    """``tagrank|animal|...|cat|tabby`` along WordNet's generic names above ``tag``, or ``tagrank|TAG``. A '|'
+    inside a tag (a hashtag list's 'black|white') is written as '/' here: in lr:hierarchicalSubject it would
+    split the tag into levels (dc:subject keeps the tag as it is)."""
+    return "|".join([ROOT, *_wordnet_path(tag.lower()), tag.replace("|", "/")])  # no WordNet path: tagrank|TAG
 
 
 @lru_cache(maxsize=4096)

@@ -172,3 +172,22 @@ def test_batch_writes_keywords_and_skips_photos_tagged_the_same_way(cli, library
     for bad in (["--write-keywords", "picasa"], ["--force"]):
         refused = cli("batch", library, "--out", tmp_path / "bad", *bad)
         assert refused.code != 0 and "Traceback" not in refused.err and not (tmp_path / "bad").exists()
+
+
+@needs_exiftool
+def test_a_sidecar_that_is_not_xmp_and_a_tag_with_a_bar(cli, library, tmp_path):
+    """A sidecar Exiv2 cannot read is one clear line naming it, and the other photos still get theirs; a '|' in
+    a tag stays in dc:subject but does not split its hierarchical keyword into levels."""
+    (library / "cat.jpg.xmp").write_text("not XMP at all", encoding="utf-8")
+    result = cli("rank", library, "--top", "2", "--write-keywords", "xmp")
+    assert result.code == 1 and "Traceback" not in result.err
+    assert f"{library / 'cat.jpg.xmp'}: cannot write its keywords: Exiv2 says" in result.err
+    assert (library / "cat.jpg.xmp").read_text(encoding="utf-8") == "not XMP at all"  # left as it was
+    assert (library / "coffee.jpg.xmp").is_file()
+    vocab = tmp_path / "bars.txt"
+    vocab.write_text("black|white\ncoffee\n", encoding="utf-8")
+    assert cli("rank", library / "coffee.jpg", "--vocab", vocab, "--top", "2", "--write-keywords", "xmp",
+               "--force").code == 0
+    side = _exif(library / "coffee.jpg.xmp")
+    assert "black|white" in _as_list(side["Subject"])
+    assert "tagrank|black/white" in _as_list(side["HierarchicalSubject"])

@@ -27,7 +27,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from tagrank.atomic import atomic_path
-from tagrank.errors import TagrankError
+from tagrank.errors import TagrankError, os_reason
 
 MODES = ("xmp", "lightroom", "embed")
 NAMESPACE = "http://ns.tagrank.org/keywords/1.0/"
@@ -89,6 +89,15 @@ def write_keywords(photo: str | os.PathLike, tags: list[dict], mode: str, made_w
         return False
     if mode == "embed" and not target.is_file():
         raise TagrankError(f"{photo}: file not found")
+    try:
+        _write(exiv2, target, tags, made_with, mode)
+    except OSError as exc:  # a read-only folder, a folder where the sidecar should be: this photo only
+        raise TagrankError(f"{target}: cannot write its keywords: {os_reason(exc)}") from None
+    return True
+
+
+def _write(exiv2, target: Path, tags: list[dict], made_with: str, mode: str) -> None:
+    """Write ``tags`` into ``target`` (a sidecar or the photo) atomically, keeping every other keyword and field."""
     with atomic_path(target) as tmp:
         try:
             if target.exists():
@@ -127,7 +136,6 @@ def write_keywords(photo: str | os.PathLike, tags: list[dict], mode: str, made_w
             what = exc.args[1] if len(exc.args) > 1 else exc
             raise TagrankError(f"{target}: cannot write its keywords: Exiv2 says '{what}' (a sidecar that is not XMP, "
                                "or damaged metadata: repair or move it)") from None
-    return True
 
 
 def already_tagged(photo: str | os.PathLike, mode: str, made_with: str) -> bool:

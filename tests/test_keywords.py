@@ -184,6 +184,13 @@ def test_a_sidecar_that_is_not_xmp_and_a_tag_with_a_bar(cli, library, tmp_path):
     assert f"{library / 'cat.jpg.xmp'}: cannot write its keywords: Exiv2 says" in result.err
     assert (library / "cat.jpg.xmp").read_text(encoding="utf-8") == "not XMP at all"  # left as it was
     assert (library / "coffee.jpg.xmp").is_file()
+    # a place the system will not write (a folder where the sidecar goes; a read-only folder fails alike): that
+    # photo's one line, the others' keywords written
+    (library / "cat.jpg.xmp").unlink()
+    (library / "cat.jpg.xmp").mkdir()
+    blocked = cli("rank", library, "--top", "2", "--write-keywords", "xmp", "--force")
+    assert blocked.code == 1 and f"{library / 'cat.jpg.xmp'}: cannot write its keywords: is a directory" in blocked.err
+    assert "keywords written for 1 photo(s)" in blocked.err and "Traceback" not in blocked.err
     vocab = tmp_path / "bars.txt"
     vocab.write_text("black|white\ncoffee\n", encoding="utf-8")
     assert cli("rank", library / "coffee.jpg", "--vocab", vocab, "--top", "2", "--write-keywords", "xmp",

@@ -146,9 +146,9 @@ def run_batch(inputs: list[str], job: BatchJob, shard_size: int = 1000, ray_addr
     # everything the run needs is checked before anything is recorded, so a corrected command is not refused
     tagger = job.load_tagger()
     tagger.check_threshold(job.threshold)
-    from tagrank.images.runtimes import choose_runtime
+    from tagrank.images.runtimes import check_runtime
 
-    choose_runtime(job.backend, len(paths))
+    check_runtime(job.backend)
     if job.write_keywords is not None or job.force:
         from tagrank.keywords import check_options
 

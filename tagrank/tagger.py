@@ -86,7 +86,7 @@ class Tagger:
         self.calibration = Calibration.from_dict(meta.get("confidence"), f"model {model_file or meta.get('method')}")
         self.reference_photos = reference_photos.float() if reference_photos is not None else None
         self._photos_scale: tuple[torch.Tensor, torch.Tensor] | None = None  # see _reference_photos_scale
-        if self.calibration is not None and self.calibration.hub_weight and self.reference_photos is None:
+        if self.calibration is not None and self.calibration.lowers_hubs and self.reference_photos is None:
             raise TagrankError(f"model {self.name}'s confidence needs its reference photos, which its weights file lacks")
         self._prepared: OrderedDict[tuple, PreparedVocabulary] = OrderedDict()
         self._lock = threading.Lock()  # guards _prepared and _forwards
@@ -178,7 +178,7 @@ class Tagger:
         each tag's usual best): a service does it off its ranking thread."""
         if self.calibration is not None:
             self.prepare(self.calibration.reference)
-            if self.calibration.hub_weight:
+            if self.calibration.lowers_hubs:
                 self._usual_best(vocab)
         return vocab
 
@@ -379,7 +379,7 @@ class Tagger:
             mean, std = reference_scale(self.method.relevance(reference_scores))
             z = (self.method.relevance(scores) - mean) / std
             kinds = vocab.kinds[indices] if vocab.kinds is not None else None
-            if self.calibration.hub_weight or self.calibration.kind_hub_weights:  # hubs lowered (ranking.confidence)
+            if self.calibration.lowers_hubs:  # hubs lowered (tagrank.ranking.confidence)
                 z = z - self.calibration.hub_weights(kinds, z) * self._usual_best(vocab)[indices]
             confidence = self.calibration.confidence(z, kinds)
             # stable: equal confidences (the curve's flat stretches) keep the score order

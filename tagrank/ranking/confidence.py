@@ -60,6 +60,11 @@ class Calibration:
             out = torch.where(kinds == kind, curve(knots), out)
         return out
 
+    @property
+    def lowers_hubs(self) -> bool:
+        """Whether some tags' z is lowered by their usual best (which needs the model's reference photos)."""
+        return bool(self.hub_weight or any(self.kind_hub_weights))
+
     def hub_weights(self, kinds: torch.Tensor | np.ndarray | None, like: torch.Tensor) -> torch.Tensor | float:
         """λ for tags of these ``kinds`` (any shape; None: one kind), as a tensor shaped like ``kinds``, or a
         number where every kind has the same."""
@@ -172,7 +177,7 @@ def calibrate(relevance: np.ndarray, truth: np.ndarray, reference: list[str], kn
     z = (rel - mean) / std
     hubs = Calibration(reference, hub_weight=hub_weight, hub_share=hub_share,
                        kind_hub_weights=list(kind_hub_weights or []))
-    if hub_weight or hubs.kind_hub_weights:
+    if hubs.lowers_hubs:
         from tagrank.methods.base import standardise
 
         usual = hub_prior(standardise(torch.as_tensor(reference_relevance, dtype=torch.float64)), hub_share)

@@ -344,8 +344,9 @@ def train(config: Config, data: Dataset, features: Features, vectors: LabelEncod
             relevance = _relevance(model.method.to(device), source, val_rows, label_vectors)
             kinds = model.method.tag_kinds(model.method.label_space(label_vectors)) if label_vectors is not None else None
             hubs = config.confidence
+            kind_hub_weights = _kind_hub_weights(model.method, hubs)
             reference_relevance = None
-            if hubs.hub_weight:  # the reference photos, kept with the model for ranking any vocabulary
+            if hubs.hub_weight or any(kind_hub_weights):  # the reference photos, kept for ranking any vocabulary
                 rows = _reference_rows(data, train_rows, hubs.reference_photos, config.train.seed)
                 photos = source.batch(torch.from_numpy(rows), None, train=False, flip=False).cpu().half()
                 model.reference_photos = photos
@@ -357,7 +358,7 @@ def train(config: Config, data: Dataset, features: Features, vectors: LabelEncod
                                              kinds=kinds.cpu().numpy() if kinds is not None else None,
                                              reference_relevance=reference_relevance, hub_weight=hubs.hub_weight,
                                              hub_share=hubs.hub_share,
-                                             kind_hub_weights=_kind_hub_weights(model.method, hubs)).to_dict()
+                                             kind_hub_weights=kind_hub_weights).to_dict()
         model.method.cpu()
         model.save(out)
     team.wait()

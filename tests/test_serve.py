@@ -52,6 +52,8 @@ def test_tags_have_the_shape_of_rank_json_and_its_results(client, tagger):
 def test_vocabularies_named_and_inline(client):
     inline = client.post("/v1/tags", files=[_photo("cat.jpg")], data={"vocab": "rocket, espresso\nkitten", "top": "1"})
     assert inline.json()[0]["tags"][0]["tag"] == "kitten"
+    accented = client.post("/v1/tags", files=[_photo("cat.jpg")], data={"vocab": "café, kätzchen, kitten", "top": "3"})
+    assert {t["tag"] for t in accented.json()[0]["tags"]} == {"café", "kätzchen", "kitten"}  # UTF-8 text as sent
     as_json = client.post("/v1/tags", files=[_photo("coffee.jpg")], data={"vocab": '["rocket", "espresso"]', "top": "1"})
     assert as_json.json()[0]["tags"][0]["tag"] == "espresso"
     named = client.post("/v1/tags", files=[_photo("coffee.jpg")], data={"vocab": "nuswide81", "top": "2"})
@@ -67,6 +69,7 @@ def test_vocabularies_named_and_inline(client):
     ([_photo("cat.jpg")], {"top": "many"}, 422, "top:"),
     ([_photo("cat.jpg")], {"threshold": "2"}, 400, "between 0 and 1"),
     ([_photo("cat.jpg")], {"vocab": "[1, 2]"}, 400, "list of strings"),
+    ([_photo("cat.jpg")], {"vocab": b"th\xff\xfe, dog"}, 400, "form field 'vocab' is not valid utf-8 text"),
     ([], {}, 422, "photos:"),
 ])
 def test_bad_requests_get_a_4xx_naming_the_problem(client, files, data, status, needle):

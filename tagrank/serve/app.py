@@ -27,7 +27,9 @@ from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from tagrank import __version__
 from tagrank.errors import TagrankError
@@ -49,6 +51,44 @@ class ServeSettings:
     max_inline_tags: int = 20000  # tags in an inline vocabulary
     max_pixels: int = 50_000_000  # per photo: a 97 kB PNG can hold 100 MP (0.3 GB decoded); cameras give 12-50
     decoders: int = 2  # photos decoded at once, across requests: bounds the memory decoding takes
+
+
+class _StrictTextParser(MultiPartParser):
+    """Multipart form fields as text in their charset, or refused: Starlette reads bytes that are not valid in it
+    as Latin-1, so the field 'th\\xff\\xfe' became the tag 'thÿþ'."""
+
+    def on_part_end(self) -> None:
+        if self._current_part.file is None:
+            try:
+                bytes(self._current_part.data).decode(self._charset)
+            except (UnicodeDecodeError, LookupError):
+                raise MultiPartException(f"form field {self._current_part.field_name!r} is not valid "
+                                         f"{self._charset or 'utf-8'} text") from None
+        super().on_part_end()
+
+
+class _StrictFormRequest(Request):
+    async def _get_form(self, *, max_files=1000, max_fields=1000, max_part_size=1024 * 1024):
+        if self._form is None and self.headers.get("content-type", "").startswith("multipart/form-data"):
+            parser = _StrictTextParser(self.headers, self.stream(), max_files=max_files, max_fields=max_fields,
+                                       max_part_size=max_part_size)
+            try:
+                self._form = await parser.parse()
+            except MultiPartException as exc:
+                raise StarletteHTTPException(status_code=400, detail=exc.message) from None
+        return await super()._get_form(max_files=max_files, max_fields=max_fields, max_part_size=max_part_size)
+
+
+class _StrictFormRoute(APIRoute):
+    """Routes whose requests read their forms with :class:`_StrictTextParser`."""
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+
+        async def strict(request: Request):
+            return await handler(_StrictFormRequest(request.scope, request.receive))
+
+        return strict
 
 
 class _RequestLimit:
@@ -148,6 +188,7 @@ def create_app(tagger: Tagger, settings: ServeSettings | None = None) -> FastAPI
     # /docs and /redoc would load their scripts from a CDN (blank offline): the API is described at /openapi.json
     app = FastAPI(title="tagrank", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Rank any vocabulary of tags for a photo.")
+    app.router.route_class = _StrictFormRoute
     app.state.batcher = batcher
     app.add_middleware(_RequestLimit, limit=int(settings.max_request_mb * 2 ** 20))
     decoding = threading.BoundedSemaphore(settings.decoders)

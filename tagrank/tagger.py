@@ -34,6 +34,8 @@ DEFAULT_VOCAB_FILE = "vocab.txt"
 CONFIDENCE_POOL = 50
 """The best-scored tags among which a calibrated tagger picks its most confident (tags of two kinds have two
 confidence curves, so the score order and the confidence order can differ)."""
+SYNONYM_ROOM = 16
+"""Tags ranked beyond the list's end, so that it is still full when synonyms are left out (_first_of_groups)."""
 CACHED_SPACE_BYTES = 64 << 20
 CACHED_SPACES = 8
 """Label spaces up to this size are kept on disk, this many (the most recently written; see Tagger._label_space)."""
@@ -58,6 +60,7 @@ class PreparedVocabulary:
     kinds: torch.Tensor | None = None  # each tag's kind, where the confidence is calibrated per kind
     usual: torch.Tensor | None = None  # each tag's usual best z over the model's reference photos, once asked
     key: str | None = None  # names this model's label space of these tags on disk (large vocabularies)
+    groups: torch.Tensor | None = None  # each tag's synonym group (WordNet synset), -1 for none: one per list
 
 
 @dataclass
@@ -201,7 +204,7 @@ class Tagger:
                 kinds = self.method.tag_kinds(vectors)
             engine = make_engine(vectors, self.search, clusters, raw, self.method.label_space, self.method.reduce,
                                  memory_key=lambda: self._vocabulary_key(tags))
-            return PreparedVocabulary(tags, engine=engine, oov=oov, kinds=kinds, key=key)
+            return PreparedVocabulary(tags, engine=engine, oov=oov, kinds=kinds, key=key, groups=_synonym_groups(tags))
         tags = vocab.tags if isinstance(vocab, LabelIndex) else vocab
         from tagrank.images.datasets import resolve_labels
 
@@ -363,6 +366,8 @@ class Tagger:
         # With a confidence the list is ordered by it: the most confident of the CONFIDENCE_POOL best-scored
         # tags (a fixed pool, so the top 5 is the start of the top 10)
         wanted = max(top, CONFIDENCE_POOL) if self.calibration is not None else top
+        if vocab.groups is not None:  # room for the synonyms left out
+            wanted = min(wanted + SYNONYM_ROOM, len(vocab.tags))
         if structured:
             scores, indices = self._structured_top_k(x, vocab, wanted)
         elif vocab.engine is not None:
@@ -383,8 +388,12 @@ class Tagger:
                 z = z - self.calibration.hub_weights(kinds, z) * self._usual_best(vocab)[indices]
             confidence = self.calibration.confidence(z, kinds)
             # stable: equal confidences (the curve's flat stretches) keep the score order
-            order = confidence.argsort(dim=1, descending=True, stable=True)[:, :top]
+            order = confidence.argsort(dim=1, descending=True, stable=True)
             scores, indices, confidence = (t.gather(1, order) for t in (scores, indices, confidence))
+        if vocab.groups is not None:
+            scores, indices, confidence = _first_of_groups(scores, indices, confidence, vocab.groups)
+        scores, indices = scores[:, :top], indices[:, :top]
+        confidence = confidence[:, :top] if confidence is not None else None
         votes = None
         if explain:
             if not hasattr(self.method, "committee"):
@@ -456,6 +465,27 @@ class Tagger:
             else:
                 results.append(item)
         return RankOutput(results, failed, self.prepare(vocab).oov)
+
+
+def _synonym_groups(tags: list[str]) -> torch.Tensor | None:
+    """Each tag's synonym group (tagrank.labels.wordnet.synonym_groups); None when no two tags share one."""
+    from tagrank.labels.wordnet import synonym_groups
+
+    groups = torch.tensor(synonym_groups(list(tags)), dtype=torch.long)
+    named = groups[groups >= 0]
+    return groups if len(named) > len(named.unique()) else None
+
+
+def _first_of_groups(scores: torch.Tensor, indices: torch.Tensor, confidence: torch.Tensor | None,
+                     groups: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Each ranked list (B, P) with the later tags of a synonym group moved to its end (stable: the order of
+    the rest is kept), so that the top of the list names each thing once."""
+    group = groups[indices]  # (B, P)
+    earlier = torch.ones(group.shape[1], group.shape[1], dtype=torch.bool).tril(-1)  # [i, j]: j before i
+    repeated = ((group[:, :, None] == group[:, None, :]) & earlier & (group[:, :, None] >= 0)).any(dim=2)
+    order = repeated.to(torch.int8).argsort(dim=1, stable=True)
+    return (scores.gather(1, order), indices.gather(1, order),
+            confidence.gather(1, order) if confidence is not None else None)
 
 
 def _size(vocab: PreparedVocabulary) -> int:

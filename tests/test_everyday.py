@@ -131,6 +131,31 @@ def test_the_order_is_the_confidence_order_on_many_photos(photos):
     assert all([t["rank"] for t in tags] == list(range(1, 11)) for tags in ranked)
 
 
+def test_synonyms_share_a_group_and_a_list_names_each_thing_once():
+    from tagrank.labels.wordnet import synonym_groups
+    from tagrank.tagger import Tagger, _first_of_groups
+
+    tags = ["animal", "creature", "Siamese cat", "siamese", "coffee", "espresso", "dog", "domestic  dog", "sky"]
+    g = synonym_groups(tags)
+    assert g[0] == g[1] and g[2] == g[3] and g[6] == g[7] and g[8] == -1
+    assert len({g[0], g[2], g[4], g[5], g[6]}) == 5  # a name above a class is not the class's synonym
+    # the later tags of a group move to the end of the list; the others keep their order
+    groups = torch.tensor([0, 0, 1, -1, -1, 1])
+    indices = torch.tensor([[1, 3, 0, 2, 5, 4]])
+    scores = torch.arange(6.0)[None]
+    _, kept, sure = _first_of_groups(scores, indices, scores.clone(), groups)
+    assert kept.tolist() == [[1, 3, 2, 4, 0, 5]] and sure.tolist() == [[0, 1, 3, 5, 2, 4]]
+    # the default model over the everyday vocabulary: no two tags of a synset in one list
+    tagger = Tagger.load()
+    vocab = tagger.prepare()
+    rng = np.random.default_rng(1)
+    features = torch.from_numpy(np.abs(rng.normal(0.5, 0.6, size=(100, tagger.method.feature_dim))).astype(np.float32))
+    where = {t: i for i, t in enumerate(vocab.tags)}
+    for tags in tagger.rank_features(features, vocab, top=10):
+        named = [int(vocab.groups[where[t["tag"]]]) for t in tags if vocab.groups[where[t["tag"]]] >= 0]
+        assert len(named) == len(set(named)) and len(tags) == 10
+
+
 def test_mosaics_are_reproducible_multi_object_photos(tmp_path, photos):
     from tagrank.evaluation.everyday import make_mosaics
 

@@ -61,6 +61,19 @@ def _table() -> dict:
     return json.loads(HIERARCHY.read_text(encoding="utf-8"))
 
 
+def synonym_groups(tags: list[str]) -> list[int]:
+    """A group id for each tag that names a synset of the hierarchy (its first sense there), shared by the tags
+    naming the same synset ('animal', 'creature', 'fauna', 'beast'; 'Siamese cat', 'siamese'); -1 for the
+    others. A ranked list keeps the best of a group: four slots saying one thing leave out three others."""
+    senses = _table()["senses"]
+    ids: dict[int, int] = {}
+    groups = []
+    for tag in tags:
+        found = senses.get(" ".join(tag.replace("_", " ").split()).lower())
+        groups.append(ids.setdefault(found[0], len(ids)) if found else -1)
+    return groups
+
+
 def hierarchy_path(tag: str) -> list[str]:
     """The everyday names above ``tag``'s first WordNet sense, most general first ('tabby': animal, mammal,
     cat); empty when WordNet does not know the tag. A synset counts when it names a generic tag

@@ -22,17 +22,16 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def bare_forward(backbone, paths: list[str]) -> float:
-    """img/s of the CNN alone on the same photos, decoded and preprocessed beforehand (batches of 32)."""
+def bare_forward(backbone, paths: list[str], forward=None) -> float:
+    """img/s of the CNN alone on the same photos, decoded and preprocessed beforehand (batches of 32, a batch
+    per photo shape as tagging runs them); ``forward``: another runtime's (tagrank.images.runtimes)."""
     from tagrank.images.photos import load_image
 
-    batches = [backbone.to_tensor(np.stack([backbone.preprocess(load_image(p)) for p in paths[i:i + 32]]))
-               for i in range(0, len(paths), 32)]
+    photos = [backbone.preprocess(load_image(p, min_side=backbone.decode_side)) for p in paths]
     with torch.inference_mode():
-        backbone(batches[0])
+        backbone.features(photos[:32], 32, forward)  # warm
         start = time.perf_counter()
-        for batch in batches:
-            backbone(batch)
+        backbone.features(photos, 32, forward)
     return len(paths) / (time.perf_counter() - start)
 
 

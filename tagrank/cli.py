@@ -343,6 +343,7 @@ def serve(
     batch_wait_ms: float = typer.Option(10.0, "--batch-wait-ms", help="how long a photo waits for others to batch with"),
     max_upload_mb: float = typer.Option(20.0, "--max-upload-mb", help="largest photo accepted"),
     search: str = SearchOpt,
+    backend: str = BackendOpt,
 ) -> None:
     """Serve the tagger over HTTP: POST /v1/tags, a web page at /, OpenAPI docs at /docs."""
     try:
@@ -351,6 +352,7 @@ def serve(
         from tagrank.serve import ServeSettings, create_app
     except ImportError as exc:
         raise TagrankError(f"tagrank serve needs the serve extra (pip install 'tagrank[serve]'): {exc.name} is missing") from None
+    from tagrank.images.runtimes import check_runtime
     from tagrank.ranking.search import check_search
     from tagrank.tagger import Tagger
     from tagrank.labels.vocab import load_vocabulary
@@ -359,6 +361,7 @@ def serve(
     import socket
 
     _positive("--batch-size", batch_size)
+    check_runtime(backend)
     if not 0 < port < 65536:
         raise TagrankError(f"--port must be between 1 and 65535, got {port}")
     if not (math.isfinite(batch_wait_ms) and batch_wait_ms >= 0):
@@ -376,7 +379,8 @@ def serve(
     if vocab is not None:
         tagger.default_tags = load_vocabulary(vocab)
     tagger.prepare()  # embedded before the first request
-    settings = ServeSettings(max_batch=batch_size, max_wait_ms=batch_wait_ms, max_upload_mb=max_upload_mb)
+    settings = ServeSettings(max_batch=batch_size, max_wait_ms=batch_wait_ms, max_upload_mb=max_upload_mb,
+                             backend=backend)
     typer.echo(f"tagrank serving {tagger.name} on http://{host}:{port}/ (API description: /openapi.json)", err=True)
     uvicorn.run(create_app(tagger, settings), host=host, port=port, log_level="warning")
 

@@ -414,9 +414,9 @@ class Tagger:
             out.append(tags)
         return out
 
-    def _forward(self, backend: str, photos: int):
+    def forward_pass(self, backend: str, photos: int):
         """The backbone's forward pass on the runtime ``backend`` means for ``photos`` photos (None: torch's);
-        compiled once per tagger (tagrank.images.runtimes)."""
+        converted once per tagger (tagrank.images.runtimes)."""
         from tagrank.images.runtimes import choose_runtime, runtime_forward
 
         runtime = choose_runtime(backend, photos)
@@ -435,23 +435,21 @@ class Tagger:
         ``backend``: where the CNN runs, "torch", "openvino", "onnxruntime" or "auto" (the fastest installed for
         many photos: tagrank.images.runtimes)."""
         from tagrank._log import progress_bar
-        from tagrank.images.features import extract
+        from tagrank.images.features import iter_features
 
         prepared = self.prepare(vocab)
         if top <= 0:
             raise TagrankError(f"--top must be a positive number, got {top}")
         self.check_threshold(threshold)
         paths = [str(p) for p in images]
-        forward = self._forward(backend, len(paths))
-        chunk = max(batch_size, 256)
+        forward = self.forward_pass(backend, len(paths))
         bar = progress_bar(total=len(paths), enabled=progress, desc="tagging", unit="img")  # one bar, whole run
-        try:
-            for start in range(0, len(paths), chunk):
-                part = paths[start:start + chunk]
-                feats = extract(self.backbone, part, batch_size=batch_size, bar=bar, forward=forward)
-                ranked = dict(zip(feats.paths, self.rank_features(feats.features, prepared, top, threshold, explain)))
-                for p in part:
-                    yield {"image": p, "tags": ranked[p]} if p in ranked else {"image": p, "error": feats.failed[p]}
+        try:  # each batch ranked as the CNN gives it, while the next one is decoded
+            for batch in iter_features(self.backbone, paths, batch_size, forward=forward):
+                ranked = dict(zip(batch.good, self.rank_features(batch.features, prepared, top, threshold, explain)))
+                bar.update(len(batch.paths))
+                for p in batch.paths:
+                    yield {"image": p, "tags": ranked[p]} if p in ranked else {"image": p, "error": batch.failed[p]}
         finally:
             bar.close()
 

@@ -29,7 +29,7 @@ def tagger():
 
 @pytest.fixture(scope="module")
 def client(tagger):
-    with TestClient(create_app(tagger, ServeSettings(max_upload_mb=1.0))) as c:
+    with TestClient(create_app(tagger, ServeSettings(max_upload_mb=1.0, backend="torch"))) as c:
         yield c
 
 
@@ -47,6 +47,21 @@ def test_tags_have_the_shape_of_rank_json_and_its_results(client, tagger):
         assert [t["tag"] for t in served["tags"]] == [t["tag"] for t in ranked["tags"]]
         assert set(served["tags"][0]) == {"rank", "tag", "score", "confidence"}
         assert served["tags"][0]["score"] == pytest.approx(ranked["tags"][0]["score"], rel=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["openvino", "onnxruntime"])
+def test_the_service_runs_the_cnn_where_it_is_told_with_the_same_tags(tagger, backend):
+    from tagrank.images.runtimes import installed
+
+    if not installed(backend):
+        pytest.skip(f"{backend} is not installed")
+    offline = tagger.rank([EXAMPLES / "cat.jpg", EXAMPLES / "coffee.jpg"], top=5, backend="torch").results
+    with TestClient(create_app(tagger, ServeSettings(backend=backend))) as c:
+        assert c.app.state.batcher.forward is not None
+        records = c.post("/v1/tags", files=[_photo("cat.jpg"), _photo("coffee.jpg")], data={"top": "5"}).json()
+    for served, ranked in zip(records, offline):
+        assert [t["tag"] for t in served["tags"]] == [t["tag"] for t in ranked["tags"]]
+        assert served["tags"][0]["score"] == pytest.approx(ranked["tags"][0]["score"], rel=1e-4)
 
 
 def test_vocabularies_named_and_inline(client):

@@ -6,7 +6,7 @@ preprocessing signature; rows are keyed by absolute path, file size and mtime. A
 changed, or that is new at its path, is extracted only if its content is new (a digest of the file is
 kept with its row): a folder provided again, moved or copied keeps its features, an edited photo does not.
 A row may also hold the features of the mirrored photo (NaN where never asked for).
-Decoding runs in a background thread while the CNN works on the previous batch.
+Decoding runs in a background thread while the CNN works on the previous batch (:func:`iter_features`).
 """
 
 from __future__ import annotations
@@ -62,15 +62,48 @@ def _decode_batch(backbone: Backbone, paths: Sequence[str]):
     return good, arrays, bad
 
 
+class Batch(NamedTuple):
+    """One batch of :func:`iter_features`: its paths in input order, the decoded ones' features (and the
+    mirrored photos', when asked), and the errors of the others."""
+
+    paths: list[str]
+    good: list[str]
+    features: np.ndarray
+    flipped: np.ndarray | None
+    failed: dict[str, str]
+
+
+def iter_features(backbone: Backbone, paths: Sequence[str], batch_size: int = 32, flip: bool = False,
+                  forward=None) -> Iterator[Batch]:
+    """The backbone's features of ``paths``, batch by batch: while the CNN works on one batch (and the caller
+    on what it yielded), one thread decodes the next, across the whole run.
+
+    ``forward``: the backbone's forward pass on another runtime (tagrank.images.runtimes; never for cached
+    features)."""
+    paths = [str(p) for p in paths]
+    chunks = [paths[i:i + batch_size] for i in range(0, len(paths), batch_size)]
+    dim = backbone.feature_dim
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(_decode_batch, backbone, chunks[0]) if chunks else None
+        for i, chunk in enumerate(chunks):
+            good, photos, bad = pending.result()
+            pending = pool.submit(_decode_batch, backbone, chunks[i + 1]) if i + 1 < len(chunks) else None
+            features, flipped = np.zeros((0, dim), np.float32), None
+            if photos:
+                with torch.inference_mode():
+                    features = backbone.features(photos, batch_size, forward).numpy().astype(np.float32)
+                    if flip:
+                        flipped = backbone.features([p[:, ::-1] for p in photos], batch_size).numpy().astype(np.float32)
+            yield Batch(chunk, good, features, flipped if flip else None, bad)
+
+
 def extract(backbone: Backbone, paths: Sequence[str], batch_size: int = 32, flip: bool = False,
             progress: bool = True, desc: str = "features", bar=None, forward=None) -> Features:
     """Run the backbone over ``paths``; undecodable images are skipped and listed in ``failed``.
 
-    ``bar``: a progress bar over a larger run to advance (instead of one of its own). ``forward``: the
-    backbone's forward pass on another runtime (tagrank.images.runtimes; never for cached features).
+    ``bar``: a progress bar over a larger run to advance (instead of one of its own). ``forward``: as in
+    :func:`iter_features`.
     """
-    paths = [str(p) for p in paths]
-    chunks = [paths[i:i + batch_size] for i in range(0, len(paths), batch_size)]
     out_paths: list[str] = []
     feats: list[np.ndarray] = []
     flips: list[np.ndarray] = []
@@ -78,22 +111,17 @@ def extract(backbone: Backbone, paths: Sequence[str], batch_size: int = 32, flip
     own_bar = bar is None
     if own_bar:
         bar = progress_bar(total=len(paths), enabled=progress, desc=desc, unit="img")
-    with ThreadPoolExecutor(max_workers=1) as pool, torch.inference_mode():
-        pending = pool.submit(_decode_batch, backbone, chunks[0]) if chunks else None
-        for i in range(len(chunks)):
-            good, photos, bad = pending.result()
-            pending = pool.submit(_decode_batch, backbone, chunks[i + 1]) if i + 1 < len(chunks) else None
-            failed.update(bad)
-            if photos:
-                feats.append(backbone.features(photos, batch_size, forward).numpy())
-                if flip:
-                    flips.append(backbone.features([p[:, ::-1] for p in photos], batch_size).numpy())
-                out_paths.extend(good)
-            bar.update(len(chunks[i]))
+    for batch in iter_features(backbone, paths, batch_size, flip, forward):
+        failed.update(batch.failed)
+        out_paths.extend(batch.good)
+        feats.append(batch.features)
+        if flip and batch.flipped is not None:
+            flips.append(batch.flipped)
+        bar.update(len(batch.paths))
     if own_bar:
         bar.close()
     dim = backbone.feature_dim
-    stack = (lambda parts: np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, dim), np.float32))
+    stack = (lambda parts: np.concatenate(parts) if parts else np.zeros((0, dim), np.float32))
     return Features(out_paths, stack(feats), stack(flips) if flip else None, failed)
 
 

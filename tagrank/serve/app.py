@@ -51,6 +51,8 @@ class ServeSettings:
     max_inline_tags: int = 20000  # tags in an inline vocabulary
     max_pixels: int = 50_000_000  # per photo: a 97 kB PNG can hold 100 MP (0.3 GB decoded); cameras give 12-50
     decoders: int = 2  # photos decoded at once, across requests: bounds the memory decoding takes
+    backend: str = "auto"  # where the CNN runs (tagrank.images.runtimes): a service tags many photos, so auto
+                           # takes the fastest installed
 
 
 class _StrictTextParser(MultiPartParser):
@@ -177,7 +179,11 @@ def parse_vocab(value: str | None, settings: ServeSettings) -> tuple[str, ...] |
 def create_app(tagger: Tagger, settings: ServeSettings | None = None) -> FastAPI:
     """The FastAPI application serving ``tagger``; its batcher thread starts now and stops with the app."""
     settings = settings or ServeSettings()
-    batcher = Batcher(tagger, settings.max_batch, settings.max_wait_ms / 1000)
+    from tagrank.images.runtimes import AUTO_MIN_PHOTOS
+
+    # converted (or read from the cache) before the first request
+    forward = tagger.forward_pass(settings.backend, AUTO_MIN_PHOTOS)
+    batcher = Batcher(tagger, settings.max_batch, settings.max_wait_ms / 1000, forward)
     limit = int(settings.max_upload_mb * 1024 * 1024)
 
     @asynccontextmanager

@@ -37,8 +37,10 @@ class Job:
 class Batcher:
     """A worker thread tagging the photos of queued jobs, many jobs per CNN batch."""
 
-    def __init__(self, tagger: Tagger, max_batch: int = 32, max_wait: float = 0.01):
+    def __init__(self, tagger: Tagger, max_batch: int = 32, max_wait: float = 0.01, forward=None):
+        """``forward``: the backbone's forward pass on another runtime (:meth:`Tagger.forward_pass`)."""
         self.tagger = tagger
+        self.forward = forward
         self.max_batch = max_batch
         self.max_wait = max_wait
         self.batches = 0  # CNN batches run, and photos in them (for /v1/health and the load test)
@@ -97,7 +99,7 @@ class Batcher:
 
     def _features(self, arrays: list[np.ndarray]) -> torch.Tensor:
         with torch.inference_mode():
-            features = self.tagger.backbone.features(arrays, self.max_batch)
+            features = self.tagger.backbone.features(arrays, self.max_batch, self.forward)
         # CNN batches run: one per photo shape (the whole view's vary with the aspect) and max_batch photos
         self.batches += sum(-(-n // self.max_batch) for n in Counter(a.shape for a in arrays).values())
         self.photos += len(arrays)

@@ -6,7 +6,7 @@ preprocessing signature; rows are keyed by absolute path, file size and mtime. A
 changed, or that is new at its path, is extracted only if its content is new (a digest of the file is
 kept with its row): a folder provided again, moved or copied keeps its features, an edited photo does not.
 A row may also hold the features of the mirrored photo (NaN where never asked for).
-Decoding runs in a background thread while the CNN works on the previous batch (:func:`iter_features`).
+Decoding runs in background threads while the CNN works on the previous batch (:func:`iter_features`).
 """
 
 from __future__ import annotations
@@ -51,15 +51,17 @@ class Features:
     failed: dict[str, str] = field(default_factory=dict)
 
 
-def _decode_batch(backbone: Backbone, paths: Sequence[str]):
-    arrays, good, bad = [], [], {}
-    for p in paths:
-        try:
-            arrays.append(backbone.preprocess(load_image(p, min_side=backbone.decode_side)))
-            good.append(p)
-        except ImageError as exc:
-            bad[p] = str(exc)
-    return good, arrays, bad
+def _decode(backbone: Backbone, path: str) -> np.ndarray | ImageError:
+    """One photo decoded and preprocessed, or the reason it cannot be."""
+    try:
+        return backbone.preprocess(load_image(path, min_side=backbone.decode_side))
+    except ImageError as exc:
+        return exc
+
+
+DECODERS = max(1, min(2, os.cpu_count() or 1))
+"""Photos decoded at once while the CNN runs: PIL releases the GIL while it decodes, and a 12 MP JPEG takes
+longer to decode than the CNN on OpenVINO takes for it; never more threads than cores."""
 
 
 class Batch(NamedTuple):
@@ -76,18 +78,24 @@ class Batch(NamedTuple):
 def iter_features(backbone: Backbone, paths: Sequence[str], batch_size: int = 32, flip: bool = False,
                   forward=None) -> Iterator[Batch]:
     """The backbone's features of ``paths``, batch by batch: while the CNN works on one batch (and the caller
-    on what it yielded), one thread decodes the next, across the whole run.
+    on what it yielded), :data:`DECODERS` threads decode the next, across the whole run.
 
     ``forward``: the backbone's forward pass on another runtime (tagrank.images.runtimes; never for cached
     features)."""
     paths = [str(p) for p in paths]
     chunks = [paths[i:i + batch_size] for i in range(0, len(paths), batch_size)]
     dim = backbone.feature_dim
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(_decode_batch, backbone, chunks[0]) if chunks else None
+    with ThreadPoolExecutor(max_workers=DECODERS) as pool:
+        def decoding(chunk: list[str]) -> list:
+            return [pool.submit(_decode, backbone, p) for p in chunk]
+
+        pending = decoding(chunks[0]) if chunks else []
         for i, chunk in enumerate(chunks):
-            good, photos, bad = pending.result()
-            pending = pool.submit(_decode_batch, backbone, chunks[i + 1]) if i + 1 < len(chunks) else None
+            decoded = [future.result() for future in pending]
+            pending = decoding(chunks[i + 1]) if i + 1 < len(chunks) else []  # the next batch, while the CNN runs
+            good = [p for p, d in zip(chunk, decoded) if not isinstance(d, ImageError)]
+            photos = [d for d in decoded if not isinstance(d, ImageError)]
+            bad = {p: str(d) for p, d in zip(chunk, decoded) if isinstance(d, ImageError)}
             features, flipped = np.zeros((0, dim), np.float32), None
             if photos:
                 with torch.inference_mode():

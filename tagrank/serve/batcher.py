@@ -87,15 +87,29 @@ class Batcher:
                 for job in jobs:
                     job.future.set_exception(exc)
                 continue
-            start = 0
-            for job in jobs:
-                part = features[start:start + len(job.arrays)]
-                start += len(job.arrays)
-                try:
-                    prepared = job.vocab if job.vocab is not None else self.tagger.prepare()
-                    job.future.set_result(self.tagger.rank_features(part, prepared, job.top, job.threshold))
-                except Exception as exc:  # noqa: BLE001 - a bad vocabulary fails its own request only
-                    job.future.set_exception(exc)
+            self._rank(jobs, features)
+
+    def _rank(self, jobs: list[Job], features: torch.Tensor) -> None:
+        """Rank each job's photos; jobs that ask the same (vocabulary, top, threshold) are ranked in one call,
+        since a call's fixed cost (the reference labels' scale, the top-K) outweighs one photo's."""
+        starts = np.cumsum([0] + [len(job.arrays) for job in jobs])
+        groups: dict[tuple, list[int]] = {}
+        for i, job in enumerate(jobs):
+            groups.setdefault((id(job.vocab), job.top, job.threshold), []).append(i)
+        for members in groups.values():
+            first = jobs[members[0]]
+            rows = torch.cat([torch.arange(starts[i], starts[i + 1]) for i in members])
+            try:
+                prepared = first.vocab if first.vocab is not None else self.tagger.prepare()
+                ranked = self.tagger.rank_features(features[rows], prepared, first.top, first.threshold)
+            except Exception as exc:  # noqa: BLE001 - a bad vocabulary fails its own requests only
+                for i in members:
+                    jobs[i].future.set_exception(exc)
+                continue
+            done = 0
+            for i in members:
+                jobs[i].future.set_result(ranked[done:done + len(jobs[i].arrays)])
+                done += len(jobs[i].arrays)
 
     def _features(self, arrays: list[np.ndarray]) -> torch.Tensor:
         with torch.inference_mode():

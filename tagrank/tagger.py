@@ -39,10 +39,9 @@ SYNONYM_ROOM = 16
 CACHED_SPACE_BYTES = 64 << 20
 CACHED_SPACES = 8
 """Label spaces up to this size are kept on disk, this many (the most recently written; see Tagger._label_space)."""
-STRUCTURED_MAX_TAGS = 200_000
 STRUCTURED_ELEMENTS = 1 << 26
-"""Structured exact search (Tagger._structured) up to this many tags, this many intermediate values at a time;
-beyond, the engine's streaming scan."""
+"""Structured exact search (Tagger._structured) holds this many intermediate values at a time (photos × tags ×
+rows; at least one photo)."""
 PREPARED_VOCABULARIES = 16
 PREPARED_BYTES = 512 << 20
 """Prepared vocabularies kept in memory, least recently used dropped first (the disk cache stays): at most this
@@ -326,8 +325,7 @@ class Tagger:
         """Whether exact search goes through the method's structured scores rather than the engine's scan."""
         from tagrank.ranking.engine import Vocabulary
 
-        return (self.method.structured_scores and type(vocab.engine) is Vocabulary
-                and len(vocab.tags) <= STRUCTURED_MAX_TAGS)
+        return self.method.structured_scores and type(vocab.engine) is Vocabulary
 
     def _structured_top_k(self, x: torch.Tensor, vocab: PreparedVocabulary, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact top-``k`` from :meth:`Method.space_scores`, a few photos at a time (its intermediates are

@@ -79,15 +79,16 @@ def main() -> None:
     backbone = Backbone("lite0-whole")
     with tempfile.TemporaryDirectory() as scratch:
         runtimes = other_runtimes(backbone, Path(scratch), args.compile)
-        print("1. bare forward, batch 32, ms per photo (ratio: torch / runtime)")
+        forward_rows = []
         for height, width in SHAPES:
             x = backbone.to_tensor(np.random.default_rng(0).integers(0, 256, (32, height, width, 3), np.uint8))
             reference = timed(backbone, x)
-            row = [f"torch {reference:.1f}"]
+            row = [f"{height}×{width}", f"{reference:.1f}"]
             for name, forward in runtimes.items():
                 ms = timed(forward, x)
-                row.append(f"{name} {ms:.1f} ({reference / ms:.2f}×)")
-            print(f"   {height}×{width}: " + ", ".join(row))
+                row.append(f"{ms:.1f} (**{reference / ms:.1f}×**)")
+            forward_rows.append(row)
+            print(row, flush=True)
 
         data = args.shared / "data"
         tiny = load_dataset("tinyimagenet", data / "tiny-imagenet", "test").paths
@@ -98,13 +99,15 @@ def main() -> None:
         prepared = tagger.prepare()
         on_torch = extract(backbone, paths, progress=False)
         reference_tags = [[t["tag"] for t in tags] for tags in tagger.rank_features(on_torch.features, prepared)]
-        print(f"2. {len(paths)} photos: features and the default model's top 5")
+        agreement = []
         for name, forward in runtimes.items():
             other = extract(backbone, paths, progress=False, forward=forward)
             tags = [[t["tag"] for t in tags] for tags in tagger.rank_features(other.features, prepared)]
             same = np.mean([a == b for a, b in zip(reference_tags, tags)])
-            print(f"   {name}: largest feature difference {np.abs(other.features - on_torch.features).max():.2e}, "
-                  f"identical top-5 lists {100 * same:.1f} %")
+            agreement.append(f"{name}: largest feature difference from torch's "
+                             f"{np.abs(other.features - on_torch.features).max():.1e}, identical top-5 lists "
+                             f"{100 * same:.1f} %")
+            print(agreement[-1], flush=True)
 
         library = Path(scratch) / "library"
         library.mkdir()
@@ -121,10 +124,20 @@ def main() -> None:
                 subprocess.run(["tagrank", "rank", str(library), "--top", "5", "--format", "jsonl", "--no-progress",
                                 *options], check=True, stdout=subprocess.DEVNULL)
                 seconds[name].append(time.perf_counter() - start)
-        print(f"3. tagrank rank DIR --top 5, {args.library} Corel5k photos, wall seconds (two runs each)")
-        for name, values in seconds.items():
-            print(f"   {name}: " + ", ".join(f"{v:.1f}" for v in values))
-    print(f"({time.perf_counter() - started:.0f} s)")
+    from tagrank.evaluation.markdown import table, write_section
+
+    reading = (f"The bare forward of the default backbone (Lite0, the whole view) on a batch of 32, ms per photo, "
+               f"median of 5 calls after a warm one, each runtime against torch (channels-last) in the same run; "
+               f"then the features and the default model's top 5 of {len(paths)} Tiny ImageNet and Corel5k photos on "
+               f"each runtime against torch's; then `tagrank rank DIR --top 5` over {args.library} Corel5k photos, "
+               "wall seconds of two runs each (start-up and, on a runtime's first run, its conversion included).")
+    body = "\n\n".join([
+        table(["photo shape", "torch, ms per photo", *runtimes], forward_rows),
+        "Agreement with torch: " + "; ".join(agreement) + ".",
+        table(["`tagrank rank DIR`", "wall seconds"], [[name, ", ".join(f"{v:.1f}" for v in values)]
+                                                        for name, values in seconds.items()])])
+    write_section(ROOT / "BENCHMARKS.md", "backends", "### The CNN on a CPU: torch, OpenVINO, ONNX Runtime",
+                  "python scripts/bench_backends.py", time.perf_counter() - started, reading, body)
 
 
 if __name__ == "__main__":

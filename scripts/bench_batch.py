@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--shard-size", type=int, default=250)
     args = parser.parse_args()
+    started = time.perf_counter()
     photos = sorted(glob.glob(str(args.shared / "data" / "corel5k" / "images" / "train" / "*.jpeg")))[: args.photos]
     if not photos:
         raise SystemExit(f"no Corel5k photos under {args.shared}")
@@ -42,15 +43,28 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
+        summary = run_batch(photos, BatchJob(out), args.shard_size)
+        in_process = summary["tagged_now"] / (time.perf_counter() - start)
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
         ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False)
         try:
             summary = run_batch(photos, BatchJob(out), args.shard_size, workers=args.workers, use_ray=True)
         finally:
             ray.shutdown()
         on_ray = summary["tagged_now"] / (time.perf_counter() - start)
-    print(f"single process Tagger.rank: {single:.1f} photos/s; tagrank batch on Ray ({args.workers} actors, "
-          f"{summary['shards']} shards of {args.shard_size}, cluster start-up included): {on_ray:.1f} photos/s "
-          f"= {on_ray / single:.0%} of single-process; {summary['failed_now']} failed")
+    from tagrank.evaluation.markdown import table, write_section
+
+    rows = [["`Tagger.rank` in one process (the reference)", f"{single:.1f}", "100 %"],
+            ["`tagrank batch` in one process", f"{in_process:.1f}", f"**{in_process / single:.0%}**"],
+            [f"`tagrank batch --ray`, {args.workers} actors, cluster start-up included", f"{on_ray:.1f}",
+             f"**{on_ray / single:.0%}**"]]
+    for row in rows:
+        print(" | ".join(row))
+    reading = (f"{len(photos)} Corel5k training photos, default model, shards of {args.shard_size} photos written "
+               f"to a fresh folder; {summary['failed_now']} failed on Ray. Photos/s and the share of the reference's.")
+    write_section(ROOT / "BENCHMARKS.md", "batch", "### Batch tagging", "python scripts/bench_batch.py",
+                  time.perf_counter() - started, reading, table(["run", "photos/s", "share"], rows))
 
 
 if __name__ == "__main__":

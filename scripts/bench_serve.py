@@ -59,6 +59,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--bad-every", type=int, default=10)
     args = parser.parse_args()
+    started = time.perf_counter()
     photos = sorted(glob.glob(str(args.shared / "data" / "corel5k" / "images" / "test" / "*.jpeg")))[: args.requests]
     photos = photos or [str(p) for p in sorted((ROOT / "examples").glob("*.jpg"))]
     plan = [photos[i % len(photos)] for i in range(args.requests)]
@@ -110,14 +111,23 @@ def main() -> None:
     served = counts["good_ok"] / served_seconds
     offline = len(good) / offline_seconds
     cuts = statistics.quantiles(latencies, n=100)
-    print(f"served: {counts['good_ok']} photos in {served_seconds:.1f} s = {served:.1f} photos/s "
-          f"({args.clients} clients, one photo per request, {health['batches']} CNN batches of "
-          f"{health['photos'] / max(1, health['batches']):.1f} photos on average)")
-    print(f"offline Tagger.rank of the same {len(good)} photos: {offline:.1f} photos/s; served/offline "
-          f"{served / offline:.0%} (goal >= 80 %)")
-    print(f"latency of good requests: p50 {1000 * cuts[49]:.0f} ms, p99 {1000 * cuts[98]:.0f} ms")
-    print(f"good requests failed: {counts['good_failed']} (goal 0); bad requests answered 4xx: "
-          f"{counts['bad_4xx']} of {counts['bad_4xx'] + counts['bad_other']}")
+    from tagrank.evaluation.markdown import table, write_section
+
+    rows = [["served photos/s", f"{served:.1f} ({health['batches']} CNN batches of "
+             f"{health['photos'] / max(1, health['batches']):.1f} photos on average)"],
+            ["offline `Tagger.rank` of the same photos, photos/s", f"{offline:.1f}"],
+            ["served / offline", f"**{served / offline:.0%}** (goal ≥ 80 %)"],
+            ["latency of good requests, p50 / p99", f"{1000 * cuts[49]:.0f} / {1000 * cuts[98]:.0f} ms"],
+            ["good requests failed", f"{counts['good_failed']} of {counts['good_ok'] + counts['good_failed']} (goal 0)"],
+            ["broken uploads answered 4xx", f"{counts['bad_4xx']} of {counts['bad_4xx'] + counts['bad_other']}"]]
+    for row in rows:
+        print(": ".join(row))
+    reading = (f"`tagrank serve` (default model, CNN on the fastest runtime installed) on loopback: {args.clients} "
+               f"clients each send {args.requests} one-photo requests of Corel5k test photos, every "
+               f"{args.bad_every}th a broken upload; the reference is `Tagger.rank` of the same good photos in one "
+               "process, same run, same runtime.")
+    write_section(ROOT / "BENCHMARKS.md", "serve", "### The service under load", "python scripts/bench_serve.py",
+                  time.perf_counter() - started, reading, table(["what", "figure"], rows))
 
 
 if __name__ == "__main__":

@@ -70,6 +70,8 @@ class _StrictTextParser(MultiPartParser):
 
 
 class _StrictFormRequest(Request):
+    """A request whose multipart form is read by :class:`_StrictTextParser` (other bodies as Starlette reads them)."""
+
     async def _get_form(self, *, max_files=1000, max_fields=1000, max_part_size=1024 * 1024):
         if self._form is None and self.headers.get("content-type", "").startswith("multipart/form-data"):
             parser = _StrictTextParser(self.headers, self.stream(), max_files=max_files, max_fields=max_fields,

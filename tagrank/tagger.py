@@ -93,7 +93,7 @@ class Tagger:
         self._prepared: OrderedDict[tuple, PreparedVocabulary] = OrderedDict()
         self._lock = threading.Lock()  # guards _prepared and _forwards
         self._identity: str | None = None  # see _model_identity
-        self._forwards: dict[str, object] = {}  # the backbone's forward on each runtime used (see _forward)
+        self._forwards: dict[str, object] = {}  # the backbone's forward on each runtime used (see forward_pass)
 
     # -- construction ------------------------------------------------------------------------------
 

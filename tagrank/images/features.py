@@ -99,9 +99,9 @@ def iter_features(backbone: Backbone, paths: Sequence[str], batch_size: int = 32
             features, flipped = np.zeros((0, dim), np.float32), None
             if photos:
                 with torch.inference_mode():
-                    features = backbone.features(photos, batch_size, forward).numpy().astype(np.float32)
+                    features = backbone.features(photos, batch_size, forward).numpy()  # float32 already
                     if flip:
-                        flipped = backbone.features([p[:, ::-1] for p in photos], batch_size).numpy().astype(np.float32)
+                        flipped = backbone.features([p[:, ::-1] for p in photos], batch_size).numpy()
             yield Batch(chunk, good, features, flipped if flip else None, bad)
 
 

@@ -331,8 +331,8 @@ class Tagger:
         """Exact top-``k`` from :meth:`Method.space_scores`, a few photos at a time (its intermediates are
         photos × tags × rows)."""
         step = max(1, STRUCTURED_ELEMENTS // (len(vocab.tags) * 32))
-        parts = [rank_scores(self.method.space_scores(x[start:start + step], vocab.engine.vectors), k,
-                             self.method.lower_is_better) for start in range(0, len(x), step)]
+        parts = [self.method.space_top_k(x[start:start + step], vocab.engine.vectors, k)
+                 for start in range(0, len(x), step)]
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
     def check_threshold(self, threshold: float | None, name: str = "--threshold") -> None:

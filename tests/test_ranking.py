@@ -167,6 +167,43 @@ def test_scan_precision_can_be_fixed_by_environment(monkeypatch):
         scan_dtype.cache_clear()
 
 
+def test_structured_top_k_leaves_out_only_tags_that_cannot_make_it(monkeypatch):
+    """The default model's top-k prunes by bounds on the learned rows' part: the same tags in the same order
+    (ties to the lower index) and the same distances as ranking all scores, while most tags of the everyday
+    vocabulary never get the k×d product; on training labels (gate 1), random vectors and repeated tags."""
+    from tagrank.methods.transform import Transform
+    from tagrank.ranking.engine import rank_scores
+    from tagrank.tagger import Tagger
+
+    tagger = Tagger.load()
+    method = tagger.method
+    x = tagger.reference_photos[:40]
+    taught = tagger.prepare(tagger.calibration.reference).engine.vectors
+    everyday = tagger.prepare(None).engine.vectors
+    generator = torch.Generator().manual_seed(0)
+    randoms = method.label_space(torch.randn(300, method.word_dim, generator=generator))
+    mixed = torch.cat([taught[:100], randoms, everyday[:200], taught[:100]])  # the last 100 repeat the first
+    products = []
+    reach = Transform._reach
+    monkeypatch.setattr(Transform, "_reach", staticmethod(lambda a, w: products.append(len(w)) or reach(a, w)))
+    with torch.no_grad():
+        for space, k in ((everyday, 66), (mixed, 150), (mixed, 2000)):
+            expected = rank_scores(method.space_scores(x, space), k, True)
+            products.clear()
+            found = method.space_top_k(x, space, k)
+            assert torch.allclose(found[0], expected[0], rtol=1e-6)
+            # the same tags in the same order, but for neighbours closer than the sums' rounding (a tag and its
+            # copy can differ in the last bit when scored in different columns of one product)
+            swapped = found[1] != expected[1]
+            assert swapped.float().mean() < 0.01
+            assert torch.allclose(expected[0][swapped], found[0][swapped], rtol=1e-6)
+            if space is everyday:
+                assert products[-1] < len(space) / 2  # the learned rows' product for few tags
+    for row, scores in zip(found[1].tolist(), found[0].tolist()):  # all 700 ranked: a tag and its copy score
+        at = {tag: rank for rank, tag in enumerate(row)}           # the same, to the last bits
+        assert all(abs(scores[at[tag]] - scores[at[tag - 600]]) <= 1e-6 * scores[at[tag]] for tag in range(600, 700))
+
+
 @pytest.mark.parametrize("vocab", ["default", "custom"])
 def test_structured_scores_equal_the_engines_and_give_the_same_top_k(vocab):
     """The default model's exact search through its structured scores (learned rows, block, name row each in

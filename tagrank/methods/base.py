@@ -154,6 +154,13 @@ class Method(nn.Module):
 
         return exact_scores(self.factors(features), space, self.reduce)
 
+    def space_top_k(self, features: torch.Tensor, space: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Exact top-``k`` (scores, indices (B, k)) of labels already in :meth:`label_space`, ties to the lower
+        index: from :meth:`space_scores`, unless a method can leave out tags that cannot make it."""
+        from tagrank.ranking.engine import rank_scores
+
+        return rank_scores(self.space_scores(features, space), k, self.lower_is_better)
+
     def relevance(self, scores: torch.Tensor) -> torch.Tensor:
         """Scores turned so that higher is more relevant."""
         return -scores if self.lower_is_better else scores

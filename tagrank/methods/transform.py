@@ -52,6 +52,7 @@ from tagrank.errors import TagrankError
 from tagrank.methods.losses import PAIRINGS, hinge_rank_loss, softmax_rank_loss, warp_loss
 from tagrank.methods.base import HeadOptions, Method, mlp, register, sample_negatives
 from tagrank.methods.conse import ImagenetKnowledge
+from tagrank.ranking.engine import select
 
 
 LOSSES = ("hinge", "warp", "softmax")
@@ -274,18 +275,50 @@ class Transform(Method):
 
     def _distances(self, features: torch.Tensor, learned: torch.Tensor, label_vectors: torch.Tensor) -> torch.Tensor:
         squared = self._reach(learned, label_vectors[:, self._learned_columns])
+        for term in self._other_terms(features, learned, label_vectors):
+            squared = squared + term
+        return squared.clamp_min(1e-12).sqrt()
+
+    def _other_terms(self, features: torch.Tensor, learned: torch.Tensor, label_vectors: torch.Tensor) -> list[torch.Tensor]:
+        """The parts of ‖A x‖² (B, V each) besides the learned rows': the gate's level row, the name row, the block."""
+        terms = []
         if self.gated:
-            squared = squared + label_vectors[:, self._faded].square()[None, :] * self.level(learned)[:, None]
+            terms.append(label_vectors[:, self._faded].square()[None, :] * self.level(learned)[:, None])
         if self.options.backbone_block:
             probabilities = self.knowledge.probabilities(features)  # the block's and the name row's
             if self.named:
                 matched = probabilities @ label_vectors[:, -NAMES:].T
-                squared = squared + self.name_weight ** 2 * (1 - matched).square()
+                terms.append(self.name_weight ** 2 * (1 - matched).square())
             v = self.knowledge.direction(probabilities)
             words = label_vectors[:, :self.word_dim]
             gap = words.square().sum(1)[None, :] - 2 * v @ words.T + v.square().sum(1, keepdim=True)
-            squared = squared + self.options.block_weight ** 2 * gap
-        return squared.clamp_min(1e-12).sqrt()
+            terms.append(self.options.block_weight ** 2 * gap)
+        return terms
+
+    def space_top_k(self, features: torch.Tensor, space: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Exact top-``k`` (smallest ‖A x‖) without the learned rows' product for most tags.
+
+        The learned rows' part ‖A_l g(w)w‖² lies between 0 and σ²‖g(w)w‖² (σ: A_l's largest singular value), and
+        the gate makes ‖g(w)w‖² tiny for most tags of an everyday vocabulary. So each tag's other parts bound its
+        distance from below, and the k-th smallest upper bound caps the k-th distance: only the tags whose lower
+        bound is under the cap for some photo of the batch (a sixth to a quarter of the everyday vocabulary) get the
+        k×d product; the others cannot be in any photo's top k.
+        """
+        learned = self.learned(features)
+        others = self._other_terms(features, learned, space)
+        lower = sum(others[1:], others[0])
+        words = space[:, self._learned_columns]
+        sigma2 = torch.linalg.eigvalsh(learned @ learned.mT)[:, -1:].clamp_min(0)  # σ² of each photo's A_l
+        upper = lower + sigma2 * words.square().sum(1)[None, :]
+        k = min(k, len(space))
+        # a little room for the rounding of the sums (relative 1e-5 of distances²)
+        cap = upper.topk(k, dim=1, largest=False).values[:, -1:] * (1 + 1e-5) + 1e-6
+        tags = (lower <= cap).any(dim=0).nonzero()[:, 0]
+        squared = self._reach(learned, words[tags])
+        for term in others:
+            squared = squared + term[:, tags]
+        relevance, indices = select(-squared.clamp_min(1e-12).sqrt(), tags.expand(len(features), -1), k)
+        return -relevance, indices
 
     def label_space(self, label_vectors: torch.Tensor) -> torch.Tensor:
         if self.options.normalize_vectors or self.options.backbone_block:

@@ -6,9 +6,7 @@
    everyday vocabulary) against a bare timm forward pass of the same backbone on in-memory tensors.
 2. Ranking alone, per image, for vocabularies of 1k-400k GloVe words (d = 50, the real A of the GloVe
    transformation model (configs/transform.toml, trained on Corel5k) for 256 Corel5k test photos spread
-   evenly over its themes, timed on the first 64), of the
-   same 400k words embedded by wordllama under the embedded default model (its real A, D = 514, 16
-   photos), of 3M tags (--phrases: GloVe's words and pairs of everyday tags, embedded by wordllama, under the
+   evenly over its themes, timed on the first 64), of 3M tags (--phrases: GloVe's words and pairs of everyday tags, embedded by wordllama, under the
    transformation model trained on those vectors, batches of 16), and of 1M/3M random 300-d vectors (random
    A, k = 100, batches of 8): the exact torch scan (the reference),
    the exact FAISS search (same top 10?) and, from 100k tags, the approximate search (tagrank.ranking.search),
@@ -82,8 +80,6 @@ def main() -> None:
                         help="photos whose A is searched: Corel5k training photos (to choose settings) or test photos")
     parser.add_argument("--probes", type=lambda v: [float(x) for x in v.split(",")], default=[PROBED_SHARE],
                         help="shares of the clusters the approximate search probes (comma-separated)")
-    parser.add_argument("--without-default-model", action="store_true",
-                        help="skip the default model over 399k words (its exact scan takes ~1 s per photo)")
     parser.add_argument("--calibration", type=int, default=CALIBRATION_PHOTOS,
                         help="photos the approximate search ranks exactly first, at most (Corel5k training photos)")
     args = parser.parse_args()
@@ -120,6 +116,7 @@ def tagging(paths: list[str]) -> None:
 
 
 def ranking(args) -> None:
+    started = time.perf_counter()
     peak = mm_peak()
     print(f"ranking time per image (torch.mm peak this run: {peak:.0f} GFLOP/s)")
     # Choosing photos (the approximate search's settings were picked on these) and reported photos apart, each
@@ -135,6 +132,7 @@ def ranking(args) -> None:
     random.Random(0).shuffle(reference)
     # A second process (recalling the first one's frequent tags) learns from the next photos of that order.
     reference, later = reference[:args.calibration], reference[args.calibration:]
+    rows = []
     for name, raw, tagger, batch, searched in ranking_cases(args):
         recheck = None
         if tagger is not None:
@@ -147,8 +145,35 @@ def ranking(args) -> None:
             gen = torch.Generator().manual_seed(3)
             calibration = (torch.randn(min(batch, RANDOM_CALIBRATION - i), 100, raw.shape[1], generator=gen)
                            for i in range(0, RANDOM_CALIBRATION, batch))
-        ranking_case(name, raw, label_space, factors, batch, peak, approx=len(raw) >= 100_000, probes=args.probes,
-                     calibration=calibration, recheck=recheck)
+        rows.append(ranking_case(name, raw, label_space, factors, batch, peak, approx=len(raw) >= 100_000,
+                                 probes=args.probes, calibration=calibration, recheck=recheck))
+    if args.split == "test":
+        write_search_section(args, rows, peak, time.perf_counter() - started)
+
+
+def write_search_section(args, rows: list[list[str]], peak: float, seconds: float) -> None:
+    from tagrank.evaluation.markdown import table, write_section
+
+    command = "python scripts/bench_rank.py --ranking-only" + "".join(
+        f" --{flag} {value!r}" if value != default else "" for flag, value, default in
+        (("big", args.big, "1000000,3000000"), ("phrases", args.phrases, "3000000")))
+    reading = (f"Per photo, top 10, the median of 3 calls after a warm one (torch.mm peak in this run: {peak:.0f} "
+               "GFLOP/s float32). The GloVe rows rank GloVe's words (d = 50) under the transformation model trained "
+               "on them (configs/transform.toml on Corel5k); the phrase rows GloVe's words and random pairs of everyday "
+               "tags ('dog beach'), embedded by wordllama (d = 256), under the same recipe trained on wordllama's "
+               "vectors: a real A over real label geometry, as a hashtag vocabulary is; random rows draw both "
+               "vectors and A at random (their best tags are each draw's own, so `approx` cannot learn frequent "
+               "ones: a worst case). `approx` first ranks Corel5k training photos exactly, in random order, until "
+               "its frequent tags hold 98.5 % of the last photos' top 10, then probes "
+               f"{args.probes[0]:.1%} of the clusters plus those tags; the next process recalls them from disk "
+               "(tagrank.ranking.search.FrequentTagMemory) and learns from the following photos. Recall is against "
+               f"the exact scan over {SEARCHED_PHOTOS} Corel5k test photos. The default model's own exact search "
+               "(structured, a real 400k vocabulary) is in the throughput table above.")
+    header = ["vocabulary", "exact torch scan", "share of the mm peak", "exact FAISS (CPU), same top 10",
+              "approx, first process: photos ranked exactly, time, frequent tags", "speed-up, recall@5 / @10",
+              "next process: photos ranked exactly, time, frequent tags", "speed-up, recall@5 / @10"]
+    write_section(ROOT / "BENCHMARKS.md", "search-at-scale", "### Search at scale", command, seconds, reading,
+                  table(header, rows))
 
 
 def ranking_cases(args):
@@ -158,14 +183,6 @@ def ranking_cases(args):
     words = torch.from_numpy(np.array(glove.vectors.keyed.vectors, dtype=np.float32))
     for n in (1000, 10000, 100000, 400000):
         yield f"{n // 1000}k GloVe words, d=50", words[:n], glove, 64, SEARCHED_PHOTOS
-    if not args.without_default_model:
-        # Realistic at d = 514: the default model (wordllama, gated) over the GloVe words that wordllama embeds.
-        from tagrank.tagger import Tagger
-
-        default = Tagger.load()
-        names = [w for w in glove.vectors.keyed.index_to_key if any(c.isalnum() for c in w)]
-        vectors = torch.from_numpy(default.vectors.encode(names))
-        yield f"{len(names) // 1000}k words, default model", vectors, default, 16, 16
     for n in (int(v) for v in args.phrases.split(",") if v):
         # Realistic at millions of tags: GloVe's words and pairs of everyday tags ("dog beach"), as hashtag or
         # phrase vocabularies are, embedded by wordllama (d = 256) and ranked by the transformation model
@@ -231,11 +248,11 @@ def timed(fn, *args, repeats: int = 3):
 
 
 def ranking_case(name: str, raw: torch.Tensor, label_space, factors: torch.Tensor, batch: int, peak: float,
-                 approx: bool, probes: list[float], calibration, recheck=None) -> None:
+                 approx: bool, probes: list[float], calibration, recheck=None) -> list[str]:
     """Time the exact torch scan (the reference), the FAISS exact search and the approximate search on the
     first ``batch`` photos of ``factors``; the approximate search's recall over all of them. With ``recheck``
     (other calibration photos), the same for a second engine that recalls the first one's frequent tags, as
-    the next process would."""
+    the next process would. Returns the case's row of the section's table (approx at the first of ``probes``)."""
     from tagrank.ranking.engine import Vocabulary, staircase
     from tagrank.ranking.search import (FAISS_MAX_ELEMENTS, FaissVocabulary, cluster_index, default_clusters,
                                         make_engine, recall)
@@ -257,12 +274,18 @@ def ranking_case(name: str, raw: torch.Tensor, label_space, factors: torch.Tenso
     print(f"  {name:<28} D={d:<3} k={m:<3} batch {batch:>2}: exact {seconds / batch * 1000:8.2f} ms/image  "
           f"{2 * work * batch / seconds / 1e9:6.0f} GFLOP/s = {2 * work * batch / seconds / 1e9 / peak:.0%} of the "
           f"float32 mm peak ({how})")
+    candidates = "bfloat16 candidates" if form and scan.precision() != torch.float32 else "float32"
+    row = [name, f"{seconds / batch * 1000:.2f} ms", f"{2 * work * batch / seconds / 1e9 / peak:.0%} ({candidates})",
+           "too large"]
     if quadratic <= FAISS_MAX_ELEMENTS:
         (_, found), faiss_seconds = timed(FaissVocabulary(vectors).top_k, timed_factors, 10, "norm")
+        same = bool(torch.equal(found, exact[:batch]))
         print(f"  {'':<28} faiss exact {faiss_seconds / batch * 1000:8.2f} ms/image ({seconds / faiss_seconds:.2f}x "
-              f"the torch scan's speed), same top 10: {bool(torch.equal(found, exact[:batch]))}")
+              f"the torch scan's speed), same top 10: {same}")
+        row[3] = f"{faiss_seconds / batch * 1000:.2f} ms, {'yes' if same else 'no'}"
+    row += ["–"] * 4
     if not approx:
-        return
+        return row
     start = time.perf_counter()  # clustered once, as a label index built with --clusters is
     clusters = cluster_index(torch.nn.functional.normalize(raw.float(), dim=1).numpy(), default_clusters(len(raw)))
     built = time.perf_counter() - start
@@ -270,7 +293,7 @@ def ranking_case(name: str, raw: torch.Tensor, label_space, factors: torch.Tenso
     if recheck is not None:
         runs.append((recheck, "the next process, recalling them: "))
     with tempfile.TemporaryDirectory() as memory:  # the frequent tags the first engine keeps for the second
-        for photos, what in runs:
+        for run, (photos, what) in enumerate(runs):
             engine = make_engine(vectors, "approx", clusters, raw, label_space, memory_key=lambda: "bench",
                                  memory_dir=memory)
             learned = learn(engine, photos)
@@ -283,6 +306,11 @@ def ranking_case(name: str, raw: torch.Tensor, label_space, factors: torch.Tenso
                       f"frequent tags: {approx_seconds / batch * 1000:8.2f} ms/image, {seconds / approx_seconds:5.1f}x "
                       f"faster, recall@5 {recall(found, exact, 5):.3f} @10 {recall(found, exact, 10):.3f} over "
                       f"{len(factors)} photos ({what}{engine.calibrated} photos ranked exactly first: {learned:.0f} s{share})")
+                if fraction == probes[0]:
+                    row[4 + 2 * run:6 + 2 * run] = [
+                        f"{engine.calibrated:,}, {learned:.0f} s, {len(engine.frequent):,}",
+                        f"{seconds / approx_seconds:.1f}×, {recall(found, exact, 5):.3f} / {recall(found, exact, 10):.3f}"]
+    return row
 
 
 def learn(engine, calibration) -> float:

@@ -39,9 +39,9 @@ SYNONYM_ROOM = 16
 CACHED_SPACE_BYTES = 64 << 20
 CACHED_SPACES = 8
 """Label spaces up to this size are kept on disk, this many (the most recently written; see Tagger._label_space)."""
-STRUCTURED_ELEMENTS = 1 << 26
-"""Structured exact search (Tagger._structured) holds this many intermediate values at a time (photos × tags ×
-rows; at least one photo)."""
+STRUCTURED_ELEMENTS = 1 << 24
+"""Structured exact search (Tagger._structured) scores this many (photo, tag) pairs at a time (at least one
+photo): each part of the score is a photos × tags matrix."""
 PREPARED_VOCABULARIES = 16
 PREPARED_BYTES = 512 << 20
 """Prepared vocabularies kept in memory, least recently used dropped first (the disk cache stays): at most this
@@ -328,9 +328,9 @@ class Tagger:
         return self.method.structured_scores and type(vocab.engine) is Vocabulary
 
     def _structured_top_k(self, x: torch.Tensor, vocab: PreparedVocabulary, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Exact top-``k`` from :meth:`Method.space_scores`, a few photos at a time (its intermediates are
-        photos × tags × rows)."""
-        step = max(1, STRUCTURED_ELEMENTS // (len(vocab.tags) * 32))
+        """Exact top-``k`` from :meth:`Method.space_top_k`, a few photos at a time (its intermediates are
+        photos × tags)."""
+        step = max(1, STRUCTURED_ELEMENTS // len(vocab.tags))
         parts = [self.method.space_top_k(x[start:start + step], vocab.engine.vectors, k)
                  for start in range(0, len(x), step)]
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])

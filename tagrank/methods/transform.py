@@ -58,6 +58,9 @@ from tagrank.ranking.engine import select
 LOSSES = ("hinge", "warp", "softmax")
 NAMES = 1000  # ImageNet-1k classes: the name row's coordinates
 SAME_WORD = 1e-5  # the gate counts a cosine this close to 1 as the training label itself
+REACH_ELEMENTS = 1 << 26
+"""The learned rows' product ‖A_l w‖² holds photos × tags × k values at once: at most this many (in
+:meth:`Transform.space_top_k`)."""
 NAMED = 0.5  # a tag with name match max_c φ_c(w) at least this names a class (its own calibration curve)
 
 
@@ -314,7 +317,8 @@ class Transform(Method):
         # a little room for the rounding of the sums (relative 1e-5 of distances²)
         cap = upper.topk(k, dim=1, largest=False).values[:, -1:] * (1 + 1e-5) + 1e-6
         tags = (lower <= cap).any(dim=0).nonzero()[:, 0]
-        squared = self._reach(learned, words[tags])
+        step = max(1, REACH_ELEMENTS // (len(features) * self.options.k))  # (photos, tags, k) at a time
+        squared = torch.cat([self._reach(learned, words[tags[i:i + step]]) for i in range(0, len(tags), step)], dim=1)
         for term in others:
             squared = squared + term[:, tags]
         relevance, indices = select(-squared.clamp_min(1e-12).sqrt(), tags.expand(len(features), -1), k)

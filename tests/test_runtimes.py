@@ -73,3 +73,36 @@ def test_auto_takes_the_fastest_installed_runtime_for_many_photos(monkeypatch):
 def test_the_cli_refuses_an_unknown_backend_before_any_photo(cli, photos):
     result = cli("rank", str(photos["coffee"]), "--backend", "gpu")
     assert result.code != 0 and "--backend must be one of" in result.err and "Traceback" not in result.err
+
+
+@pytest.mark.parametrize("runtime", AVAILABLE)
+def test_training_features_on_another_runtime_are_cached_apart_from_torchs(photos, runtime, tmp_path):
+    """`[backbone] runtime` extracts a training run's features on that runtime: within ~1e-4 of torch's, in a
+    cache file of their own, so that torch's features (and a model trained on them) stay bit for bit."""
+    from tagrank.images.features import FeatureCache
+
+    backbone = Backbone("lite0")
+    images = [str(photos[n]) for n in ("coffee", "chelsea", "rocket")]
+    on_torch = FeatureCache(backbone, tmp_path).get(images, progress=False)
+    other = FeatureCache(backbone, tmp_path, runtime=runtime)
+    assert other.path != FeatureCache(backbone, tmp_path).path and not other.path.exists()
+    got = other.get(images, progress=False)
+    assert other.path.is_file() and got.paths == on_torch.paths
+    assert np.allclose(got.features, on_torch.features, atol=1e-4)
+    again = FeatureCache(backbone, tmp_path).get(images, progress=False)  # torch's own, untouched
+    assert np.array_equal(again.features, on_torch.features)
+    with pytest.raises(TagrankError, match="not auto"):
+        FeatureCache(backbone, tmp_path, runtime="auto")
+
+
+def test_a_training_config_names_a_runtime_that_can_run(monkeypatch):
+    from tagrank.config import Config, check_numbers
+
+    config = Config()
+    config.backbone.runtime = "tensorrt"
+    with pytest.raises(TagrankError, match="backbone.runtime must be one of torch"):
+        check_numbers(config)
+    config.backbone.runtime = "openvino"
+    monkeypatch.setattr(runtimes, "installed", lambda name: False)
+    with pytest.raises(TagrankError, match=r"backbone.runtime is 'openvino', which is not installed"):
+        check_numbers(config)

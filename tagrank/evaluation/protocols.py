@@ -215,8 +215,9 @@ def evaluate(dataset: str, root: str | os.PathLike, models: list[str | os.PathLi
              scores: str | os.PathLike | None = None, protocol: str = "conventional", ks=(3, 5),
              unseen: str | os.PathLike | None = None, split: str = "test", filter_empty: bool = False,
              vectors: str | None = None, cache_dir: str | None = None, progress: bool = True,
-             allow_seen: bool = False) -> EvalReport:
+             allow_seen: bool = False, runtime: str = "torch") -> EvalReport:
     """Evaluate models / ConSE / a score file on one protocol; the prior baseline row always comes first.
+    ``runtime``: where the CNN extracts the photos' features (tagrank.images.features.FeatureCache).
 
     Zero-shot protocols refuse a model trained on any of the unseen labels (its numbers would not be
     zero-shot) unless ``allow_seen``, which the report then states.
@@ -264,12 +265,12 @@ def evaluate(dataset: str, root: str | os.PathLike, models: list[str | os.PathLi
         given = read_score_file(scores, data.ids, labels)
         report.rows.append(_row(f"scores:{Path(scores).name}", given, given, data.matrix, labels, ks, "none (as given)"))
     if needs_images:
-        _evaluate_models(report, data, models, method, vectors, cache_dir, progress, allow_seen)
+        _evaluate_models(report, data, models, method, vectors, cache_dir, progress, allow_seen, runtime)
     return report
 
 
 def _evaluate_models(report: EvalReport, data: Dataset, models, method, vectors, cache_dir, progress,
-                     allow_seen: bool = False) -> None:
+                     allow_seen: bool = False, runtime: str = "torch") -> None:
     from tagrank.images.features import FeatureCache
     from tagrank.tagger import Tagger
 
@@ -291,7 +292,7 @@ def _evaluate_models(report: EvalReport, data: Dataset, models, method, vectors,
     for name, tagger in taggers:
         signature = tagger.backbone.signature
         if signature not in features_by_backbone:
-            got = FeatureCache(tagger.backbone, cache_dir).get(data.paths, progress=progress)
+            got = FeatureCache(tagger.backbone, cache_dir, runtime=runtime).get(data.paths, progress=progress)
             if got.failed:
                 raise TagrankError(f"{len(got.failed)} test image(s) cannot be decoded, e.g. "
                                    f"{next(iter(got.failed.values()))}")
@@ -388,15 +389,15 @@ def _plots(report: EvalReport, directory: Path) -> None:
 
 # -- open-world measures ---------------------------------------------------------------------------
 
-def _features(tagger, paths: list[str], cache_dir, progress: bool) -> tuple[list[str], np.ndarray]:
+def _features(tagger, paths: list[str], cache_dir, progress: bool, runtime: str = "torch") -> tuple[list[str], np.ndarray]:
     from tagrank.images.features import FeatureCache
 
-    got = FeatureCache(tagger.backbone, cache_dir).get(paths, progress=progress)
+    got = FeatureCache(tagger.backbone, cache_dir, runtime=runtime).get(paths, progress=progress)
     return got.paths, got.features
 
 
 def label_accuracy(tagger, data: Dataset, labels: list[str], photos_of: list[str] | None = None, ks=(1, 5),
-                   cache_dir: str | None = None, progress: bool = False) -> dict[int, float]:
+                   cache_dir: str | None = None, progress: bool = False, runtime: str = "torch") -> dict[int, float]:
     """Top-k accuracy of ranking ``labels`` for the single-label photos of the classes ``photos_of``
     (default: ``labels``), each of which must be among ``labels``.
 
@@ -411,7 +412,7 @@ def label_accuracy(tagger, data: Dataset, labels: list[str], photos_of: list[str
     data = data.subset(np.flatnonzero(single & of_chosen)).select_labels(labels)
     if len(data) == 0:
         raise TagrankError("no photo has exactly one of these labels")
-    paths, features = _features(tagger, data.paths, cache_dir, progress)
+    paths, features = _features(tagger, data.paths, cache_dir, progress, runtime)
     row = {p: i for i, p in enumerate(data.paths)}
     truth = data.matrix[[row[p] for p in paths]].argmax(axis=1)
     raw, _, _ = model_scores(tagger, features, labels)
@@ -419,9 +420,10 @@ def label_accuracy(tagger, data: Dataset, labels: list[str], photos_of: list[str
 
 
 def vocabulary_hub_share(tagger, paths: list[str], vocab=None, top: int = 5, hubs: int = 10,
-                         cache_dir: str | None = None, progress: bool = False) -> tuple[float, list[tuple[str, int]]]:
+                         cache_dir: str | None = None, progress: bool = False,
+                         runtime: str = "torch") -> tuple[float, list[tuple[str, int]]]:
     """Share of all top-``top`` slots that the ``hubs`` most frequent tags take over ``paths`` (default vocabulary)."""
-    _, features = _features(tagger, paths, cache_dir, progress)
+    _, features = _features(tagger, paths, cache_dir, progress, runtime)
     prepared = tagger.prepare(vocab)
     where = {t: i for i, t in enumerate(prepared.tags)}
     ranked = []
@@ -432,11 +434,12 @@ def vocabulary_hub_share(tagger, paths: list[str], vocab=None, top: int = 5, hub
     return share, [(prepared.tags[i], n) for i, n in counts]
 
 
-def photo_metrics(tagger, data: Dataset, ks=(5,), cache_dir: str | None = None, progress: bool = False) -> Metrics:
+def photo_metrics(tagger, data: Dataset, ks=(5,), cache_dir: str | None = None, progress: bool = False,
+                  runtime: str = "torch") -> Metrics:
     """The benchmark's metrics of ranking the labels that ``data``'s photos have (a validation split, say)."""
     present = data.matrix.any(axis=0)
     data = data.select_labels([t for t, keep in zip(data.labels, present) if keep])
-    paths, features = _features(tagger, data.paths, cache_dir, progress)
+    paths, features = _features(tagger, data.paths, cache_dir, progress, runtime)
     row = {p: i for i, p in enumerate(data.paths)}
     raw, comparable, _ = model_scores(tagger, features, data.labels)
     return evaluate_scores(raw, data.matrix[[row[p] for p in paths]], data.labels, ks, class_scores=comparable)

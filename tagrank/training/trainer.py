@@ -483,12 +483,14 @@ def run_training(dataset: str, root: str | Path | None, config: Config, out: str
     from tagrank.images.features import FeatureCache
 
     _trainable(config.method)
+    check_numbers(config)  # before the features: a runtime that is not installed, say
     data, unseen = training_data(dataset, root, config)
     backbone = Backbone(config.backbone.name)
     team = join(resolve_device(config.train.device))
     if not team.leader:  # the leader fills the shared feature cache; the others then read it
         team.wait()
-    cache = FeatureCache(backbone, config.backbone.cache_dir, flip=config.backbone.flip_features)
+    cache = FeatureCache(backbone, config.backbone.cache_dir, flip=config.backbone.flip_features,
+                         runtime=config.backbone.runtime)
     features = cache.get(data.paths, batch_size=config.backbone.batch_size, progress=progress and team.leader)
     if team.leader:
         team.wait()

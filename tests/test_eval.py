@@ -117,7 +117,7 @@ def test_label_accuracy_scores_only_the_chosen_classes_photos(monkeypatch):
                    np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1]], bool))
     own = {"/a": "cat", "/b": "dog", "/c": "fish"}
     # A 'feature' is the photo's path; every photo ranks 'fish' first, then its own label.
-    monkeypatch.setattr(ev, "_features", lambda tagger, paths, cache_dir, progress: (paths, paths))
+    monkeypatch.setattr(ev, "_features", lambda tagger, paths, cache_dir, progress, runtime: (paths, paths))
     monkeypatch.setattr(ev, "model_scores", lambda tagger, paths, labels: (
         np.array([[1.0 if t == "fish" else 0.5 if t == own[p] else 0.0 for t in labels] for p in paths]), None, ""))
     assert ev.label_accuracy(None, data, ["cat", "dog"]) == {1: 1.0, 5: 1.0}  # ZSL: photos of cat and dog only

@@ -6,9 +6,9 @@
    everyday vocabulary) against a bare timm forward pass of the same backbone on in-memory tensors.
 2. Ranking alone, per image, for vocabularies of 1k-400k GloVe words (d = 50, the real A of the GloVe
    transformation model (configs/transform.toml, trained on Corel5k) for 256 Corel5k test photos spread
-   evenly over its themes, timed on the first 64), of 3M tags (--phrases: GloVe's words and pairs of everyday tags, embedded by wordllama, under the
-   transformation model trained on those vectors, batches of 16), and of 1M/3M random 300-d vectors (random
-   A, k = 100, batches of 8): the exact torch scan (the reference),
+   evenly over its themes, timed on the first 64), of 3M tags (--phrases: GloVe's words and pairs of everyday
+   tags, embedded by wordllama, under the transformation model trained on those vectors, batches of 16), and
+   of 1M/3M random 300-d vectors (random A, k = 100, batches of 8): the exact torch scan (the reference),
    the exact FAISS search (same top 10?) and, from 100k tags, the approximate search (tagrank.ranking.search),
    after it has ranked Corel5k training photos in random order exactly until it stops doing so by itself, at
    most --calibration (512 random draws for a random A, whose top tags share nothing):
@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tagrank.ranking.search import CALIBRATION_PHOTOS, PROBED_SHARE
+from tagrank.ranking.search import CALIBRATION_PHOTOS, PROBED_SHARE, SHARE_AT, SHARE_WINDOW, TARGET_SHARE
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -159,16 +159,16 @@ def write_search_section(args, rows: list[list[str]], peak: float, seconds: floa
         (("big", args.big, "1000000,3000000"), ("phrases", args.phrases, "3000000")))
     reading = (f"Per photo, top 10, the median of 3 calls after a warm one (torch.mm peak in this run: {peak:.0f} "
                "GFLOP/s float32). The GloVe rows rank GloVe's words (d = 50) under the transformation model trained "
-               "on them (configs/transform.toml on Corel5k); the phrase rows GloVe's words and random pairs of everyday "
-               "tags ('dog beach'), embedded by wordllama (d = 256), under the same recipe trained on wordllama's "
-               "vectors: a real A over real label geometry, as a hashtag vocabulary is; random rows draw both "
+               "on them (configs/transform.toml on Corel5k); the phrase rows GloVe's words and random pairs of "
+               "everyday tags ('dog beach'), embedded by wordllama (d = 256), under the same recipe trained on "
+               "wordllama's vectors: a real A over real label geometry, as a hashtag vocabulary is; random rows draw both "
                "vectors and A at random (their best tags are each draw's own, so `approx` cannot learn frequent "
                "ones: a worst case). `approx` first ranks Corel5k training photos exactly, in random order, until "
-               "its frequent tags hold 98.5 % of the last photos' top 10, then probes "
-               f"{args.probes[0]:.1%} of the clusters plus those tags; the next process recalls them from disk "
+               f"its frequent tags hold {TARGET_SHARE:.1%} of the last {SHARE_WINDOW} photos' top {SHARE_AT}, then "
+               f"probes {args.probes[0]:.1%} of the clusters plus those tags; the next process recalls them from disk "
                "(tagrank.ranking.search.FrequentTagMemory) and learns from the following photos. Recall is against "
                f"the exact scan over {SEARCHED_PHOTOS} Corel5k test photos. The default model's own exact search "
-               "(structured, a real 400k vocabulary) is in the throughput table above.")
+               "(structured, over 400k tags) is in the throughput table above.")
     header = ["vocabulary", "exact torch scan", "share of the mm peak", "exact FAISS (CPU), same top 10",
               "approx, first process: photos ranked exactly, time, frequent tags", "speed-up, recall@5 / @10",
               "next process: photos ranked exactly, time, frequent tags", "speed-up, recall@5 / @10"]
@@ -307,9 +307,9 @@ def ranking_case(name: str, raw: torch.Tensor, label_space, factors: torch.Tenso
                       f"faster, recall@5 {recall(found, exact, 5):.3f} @10 {recall(found, exact, 10):.3f} over "
                       f"{len(factors)} photos ({what}{engine.calibrated} photos ranked exactly first: {learned:.0f} s{share})")
                 if fraction == probes[0]:
-                    row[4 + 2 * run:6 + 2 * run] = [
-                        f"{engine.calibrated:,}, {learned:.0f} s, {len(engine.frequent):,}",
-                        f"{seconds / approx_seconds:.1f}×, {recall(found, exact, 5):.3f} / {recall(found, exact, 10):.3f}"]
+                    recalls = f"{recall(found, exact, 5):.3f} / {recall(found, exact, 10):.3f}"
+                    row[4 + 2 * run:6 + 2 * run] = [f"{engine.calibrated:,}, {learned:.0f} s, {len(engine.frequent):,}",
+                                                    f"{seconds / approx_seconds:.1f}×, {recalls}"]
     return row
 
 

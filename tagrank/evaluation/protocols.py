@@ -389,7 +389,8 @@ def _plots(report: EvalReport, directory: Path) -> None:
 
 # -- open-world measures ---------------------------------------------------------------------------
 
-def _features(tagger, paths: list[str], cache_dir, progress: bool, runtime: str = "torch") -> tuple[list[str], np.ndarray]:
+def _features(tagger, paths: list[str], cache_dir, progress: bool,
+              runtime: str = "torch") -> tuple[list[str], np.ndarray]:
     from tagrank.images.features import FeatureCache
 
     got = FeatureCache(tagger.backbone, cache_dir, runtime=runtime).get(paths, progress=progress)

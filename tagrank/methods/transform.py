@@ -282,8 +282,10 @@ class Transform(Method):
             squared = squared + term
         return squared.clamp_min(1e-12).sqrt()
 
-    def _other_terms(self, features: torch.Tensor, learned: torch.Tensor, label_vectors: torch.Tensor) -> list[torch.Tensor]:
-        """The parts of ‖A x‖² (B, V each) besides the learned rows': the gate's level row, the name row, the block."""
+    def _other_terms(self, features: torch.Tensor, learned: torch.Tensor,
+                     label_vectors: torch.Tensor) -> list[torch.Tensor]:
+        """The parts of ‖A x‖² (B, V each) besides the learned rows': the gate's level row, the name row, the
+        block."""
         terms = []
         if self.gated:
             terms.append(label_vectors[:, self._faded].square()[None, :] * self.level(learned)[:, None])
@@ -301,8 +303,8 @@ class Transform(Method):
     def space_top_k(self, features: torch.Tensor, space: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact top-``k`` (smallest ‖A x‖) without the learned rows' product for most tags.
 
-        The learned rows' part ‖A_l g(w)w‖² lies between 0 and σ²‖g(w)w‖² (σ: A_l's largest singular value), and
-        the gate makes ‖g(w)w‖² tiny for most tags of an everyday vocabulary. So each tag's other parts bound its
+        The learned rows' part ‖A_l g(w)w‖² lies between 0 and σ²‖g(w)w‖² (σ: A_l's largest singular value),
+        and the gate makes ‖g(w)w‖² tiny for most tags of an everyday vocabulary. So each tag's other parts bound its
         distance from below, and the k-th smallest upper bound caps the k-th distance: only the tags whose lower
         bound is under the cap for some photo of the batch (a sixth to a quarter of the everyday vocabulary) get the
         k×d product; the others cannot be in any photo's top k.

@@ -161,11 +161,13 @@ def write_search_section(args, rows: list[list[str]], peak: float, seconds: floa
                "GFLOP/s float32). The GloVe rows rank GloVe's words (d = 50) under the transformation model trained "
                "on them (configs/transform.toml on Corel5k); the phrase rows GloVe's words and random pairs of "
                "everyday tags ('dog beach'), embedded by wordllama (d = 256), under the same recipe trained on "
-               "wordllama's vectors: a real A over real label geometry, as a hashtag vocabulary is; random rows draw both "
-               "vectors and A at random (their best tags are each draw's own, so `approx` cannot learn frequent "
-               "ones: a worst case). `approx` first ranks Corel5k training photos exactly, in random order, until "
-               f"its frequent tags hold {TARGET_SHARE:.1%} of the last {SHARE_WINDOW} photos' top {SHARE_AT}, then "
-               f"probes {args.probes[0]:.1%} of the clusters plus those tags; the next process recalls them from disk "
+               "wordllama's vectors: a real A over real label geometry, as a hashtag vocabulary is"
+               + ("; random rows draw both vectors and A at random (their best tags are each draw's own, so `approx` "
+                  "cannot learn frequent ones: a worst case)" if args.big else "") +
+               ". `approx` first ranks Corel5k training photos exactly, in random order, until its frequent tags hold "
+               f"{TARGET_SHARE:.1%} of the last {SHARE_WINDOW} photos' top {SHARE_AT}, then scores only those tags"
+               + (f" and {args.probes[0]:.1%} of the clusters" if args.probes[0] else "") +
+               "; the next process recalls them from disk "
                "(tagrank.ranking.search.FrequentTagMemory) and learns from the following photos. Recall is against "
                f"the exact scan over {SEARCHED_PHOTOS} Corel5k test photos. The default model's own exact search "
                "(structured, over 400k tags) is in the throughput table above.")

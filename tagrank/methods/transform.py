@@ -374,9 +374,10 @@ class Transform(Method):
     @property
     def structured_scores(self) -> bool:
         """‖A x‖² as the sum of its parts where A has the block and the name row: the learned rows (k×d per
-        tag), the block (one cosine), the name row (p·φ). The generic form is ~1,800 columns wide there (1.4 s
-        per photo over 400k tags against 0.29 s, BENCHMARKS.md "Throughput"); a plain A of k×d rows is the engine's direct product anyway,
-        which its bfloat16 candidates run faster."""
+        tag, and only for tags that can make the top k: :meth:`space_top_k`), the block (one cosine), the name
+        row (p·φ). The generic form is ~1,800 columns wide there (1.4 s per photo over 400k tags against 55 ms,
+        BENCHMARKS.md "Throughput"); a plain A of k×d rows is the engine's direct product anyway, which its
+        bfloat16 candidates run faster."""
         return self.options.backbone_block
 
     def space_scores(self, features: torch.Tensor, space: torch.Tensor) -> torch.Tensor:

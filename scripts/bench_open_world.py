@@ -292,8 +292,9 @@ def main() -> None:
 {provenance("python scripts/bench_open_world.py", total)}
 
 One run, seed 0, frozen ImageNet EfficientNet-Lite0 features (Lite2 where the BCE and Fast0Tag configs ask for it
-on Corel5k; the whole view for the default model) extracted on {fastest_runtime()}, no mirrored features (the WARP, BCE and Fast0Tag configs train with them in the Corel5k benchmark
-above), {ENCODER} label vectors unless a row says otherwise; {args.jobs} training runs side by side with one
+on Corel5k; the whole view for the default model) extracted on {fastest_runtime()} (torch where a side is off the
+CNN's stride: Lite2's 260 px), no mirrored features (the WARP, BCE and Fast0Tag configs train with them in the
+Corel5k benchmark above), {ENCODER} label vectors unless a row says otherwise; {args.jobs} training runs side by side with one
 thread each.
 
 ### Where the goals stand

@@ -230,3 +230,16 @@ def test_structured_scores_equal_the_engines_and_give_the_same_top_k(vocab):
     swapped = via_engine[1] != via_parts[1]
     assert torch.allclose(via_engine[0][swapped], via_parts[0][swapped], rtol=1e-6)
     assert swapped.float().mean() < 0.005 and torch.equal(rank_scores(generic, k, True)[1], via_engine[1])
+
+
+def test_top_k_of_a_plain_transform_ranks_every_tag():
+    """Without the block there is nothing to bound the learned rows by: the top k of all scores."""
+    from tagrank.methods.transform import Transform, TransformOptions
+    from tagrank.ranking.engine import rank_scores
+
+    torch.manual_seed(0)
+    method = Transform(TransformOptions(k=4, hidden=[16]), 24, 8, 5).eval()
+    x, space = torch.randn(3, 24), method.label_space(torch.randn(40, 8))
+    with torch.no_grad():
+        found, expected = method.space_top_k(x, space, 7), rank_scores(method.space_scores(x, space), 7, True)
+    assert torch.equal(found[1], expected[1]) and torch.equal(found[0], expected[0])

@@ -304,13 +304,15 @@ class Transform(Method):
         """Exact top-``k`` (smallest ‖A x‖) without the learned rows' product for most tags.
 
         The learned rows' part ‖A_l g(w)w‖² lies between 0 and σ²‖g(w)w‖² (σ: A_l's largest singular value),
-        and the gate makes ‖g(w)w‖² tiny for most tags of an everyday vocabulary. So each tag's other parts bound its
-        distance from below, and the k-th smallest upper bound caps the k-th distance: only the tags whose lower
-        bound is under the cap for some photo of the batch (a sixth to a quarter of the everyday vocabulary) get the
-        k×d product; the others cannot be in any photo's top k.
+        and the gate makes ‖g(w)w‖² tiny for most tags of an everyday vocabulary. So each tag's other parts
+        bound its distance from below, and the k-th smallest upper bound caps the k-th distance: only the tags
+        whose lower bound is under the cap for some photo of the batch (a sixth to a quarter of the everyday
+        vocabulary) get the k×d product; the others cannot be in any photo's top k.
         """
         learned = self.learned(features)
         others = self._other_terms(features, learned, space)
+        if not others:  # A is the learned rows alone: nothing to bound them by
+            return super().space_top_k(features, space, k)
         lower = sum(others[1:], others[0])
         words = space[:, self._learned_columns]
         sigma2 = torch.linalg.eigvalsh(learned @ learned.mT)[:, -1:].clamp_min(0)  # σ² of each photo's A_l

@@ -229,12 +229,6 @@ def check_numbers(config: Config) -> None:
          "confidence.generic_hub_weight", confidence.generic_hub_weight, "zero or more")
     need(finite(confidence.hub_share) and 0 < confidence.hub_share <= 1, "confidence.hub_share",
          confidence.hub_share, "above 0 and at most 1")
-    from tagrank.images.runtimes import RUNTIMES, installed
+    from tagrank.images.runtimes import check_runtime
 
-    runtime = config.backbone.runtime
-    need(runtime in ("torch", *RUNTIMES), "backbone.runtime", runtime, f"one of torch, {', '.join(RUNTIMES)}")
-    if runtime != "torch" and not installed(runtime):
-        from tagrank.images.runtimes import EXTRAS
-
-        raise TagrankError(f"config field backbone.runtime is {runtime!r}, which is not installed: "
-                           f"pip install 'tagrank[{EXTRAS[runtime]}]'")
+    check_runtime(config.backbone.runtime, "config field backbone.runtime", auto=False)

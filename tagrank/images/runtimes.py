@@ -37,12 +37,14 @@ def installed(runtime: str) -> bool:
     return all(importlib.util.find_spec(module) is not None for module in RUNTIMES[runtime])
 
 
-def check_runtime(name: str) -> str:
-    """``name`` if it is a runtime that can run here, else a clear error."""
-    if name not in ("auto", "torch", *RUNTIMES):
-        raise TagrankError(f"--backend must be one of auto, torch, {', '.join(RUNTIMES)}, got {name!r}")
+def check_runtime(name: str, what: str = "--backend", auto: bool = True) -> str:
+    """``name`` if it is a runtime that can run here (or "auto", where ``auto``), else a clear error naming
+    ``what`` the caller calls it (an option, a config field)."""
+    choices = ("auto", "torch", *RUNTIMES) if auto else ("torch", *RUNTIMES)
+    if name not in choices:
+        raise TagrankError(f"{what} must be one of {', '.join(choices)}, got {name!r}")
     if name in RUNTIMES and not installed(name):
-        raise TagrankError(f"--backend {name} needs it installed: pip install 'tagrank[{EXTRAS[name]}]'")
+        raise TagrankError(f"{what} is {name!r}, which is not installed: pip install 'tagrank[{EXTRAS[name]}]'")
     return name
 
 

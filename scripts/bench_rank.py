@@ -154,9 +154,9 @@ def ranking(args) -> None:
 def write_search_section(args, rows: list[list[str]], peak: float, seconds: float) -> None:
     from tagrank.evaluation.markdown import table, write_section
 
-    command = "python scripts/bench_rank.py --ranking-only" + "".join(
-        f" --{flag} {value!r}" if value != default else "" for flag, value, default in
-        (("big", args.big, "1000000,3000000"), ("phrases", args.phrases, "3000000")))
+    import shlex
+
+    command = " ".join(["python scripts/bench_rank.py", *map(shlex.quote, sys.argv[1:])])  # as it was run
     reading = (f"Per photo, top 10, the median of 3 calls after a warm one (torch.mm peak in this run: {peak:.0f} "
                "GFLOP/s float32). The GloVe rows rank GloVe's words (d = 50) under the transformation model trained "
                "on them (configs/transform.toml on Corel5k); the phrase rows GloVe's words and random pairs of "
@@ -304,14 +304,14 @@ def ranking_case(name: str, raw: torch.Tensor, label_space, factors: torch.Tenso
                 engine.probes = max(0, round(len(engine.centroids) * fraction))
                 (_, found), approx_seconds = timed(engine.top_k, timed_factors, 10, "norm")
                 found = torch.cat([found] + [engine.top_k(factors[i:i + batch], 10, "norm")[1] for i in rest])
+                at5, at10 = recall(found, exact, 5), recall(found, exact, 10)
                 print(f"  {'':<28} approx {engine.probes}/{len(engine.centroids)} clusters + {len(engine.frequent):,} "
                       f"frequent tags: {approx_seconds / batch * 1000:8.2f} ms/image, {seconds / approx_seconds:5.1f}x "
-                      f"faster, recall@5 {recall(found, exact, 5):.3f} @10 {recall(found, exact, 10):.3f} over "
+                      f"faster, recall@5 {at5:.3f} @10 {at10:.3f} over "
                       f"{len(factors)} photos ({what}{engine.calibrated} photos ranked exactly first: {learned:.0f} s{share})")
                 if fraction == probes[0]:
-                    recalls = f"{recall(found, exact, 5):.3f} / {recall(found, exact, 10):.3f}"
                     row[4 + 2 * run:6 + 2 * run] = [f"{engine.calibrated:,}, {learned:.0f} s, {len(engine.frequent):,}",
-                                                    f"{seconds / approx_seconds:.1f}×, {recalls}"]
+                                                    f"{seconds / approx_seconds:.1f}×, {at5:.3f} / {at10:.3f}"]
     return row
 
 

@@ -315,8 +315,9 @@ class Tagger:
         return torch.cat([self.method.relevance(self._photo_scores(self.reference_photos[start:start + 50], vocab))
                           for start in range(0, len(self.reference_photos), 50)])
 
-    def _photo_scores(self, x: torch.Tensor, vocab: PreparedVocabulary) -> torch.Tensor:
-        """(B, V) scores of every tag of ``vocab`` for many photos at once, in the method's cheapest form."""
+    def _photo_scores(self, x, vocab: PreparedVocabulary) -> torch.Tensor:
+        """(B, V) scores of every tag of ``vocab`` for many photos at once, in the method's cheapest form; ``x``:
+        their features or :meth:`Method.photo_parts`."""
         if vocab.engine is not None:
             return self.method.space_scores(x, vocab.engine.vectors)
         return self.method.scores(x)[:, vocab.columns]
@@ -327,9 +328,9 @@ class Tagger:
 
         return self.method.structured_scores and type(vocab.engine) is Vocabulary
 
-    def _structured_top_k(self, x: torch.Tensor, vocab: PreparedVocabulary, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _structured_top_k(self, x, vocab: PreparedVocabulary, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact top-``k`` from :meth:`Method.space_top_k`, a few photos at a time (its intermediates are
-        photos × tags)."""
+        photos × tags); ``x``: their features or :meth:`Method.photo_parts`."""
         step = max(1, STRUCTURED_ELEMENTS // len(vocab.tags))
         parts = [self.method.space_top_k(x[start:start + step], vocab.engine.vectors, k)
                  for start in range(0, len(x), step)]
@@ -361,13 +362,14 @@ class Tagger:
             return []
         structured = self._structured(vocab)
         factors = self.method.factors(x) if vocab.engine is not None and not structured else None
+        photos = self.method.photo_parts(x) if structured else x  # shared by the tags and the reference labels
         # With a confidence the list is ordered by it: the most confident of the CONFIDENCE_POOL best-scored
         # tags (a fixed pool, so the top 5 is the start of the top 10)
         wanted = max(top, CONFIDENCE_POOL) if self.calibration is not None else top
         if vocab.groups is not None:  # room for the synonyms left out
             wanted = min(wanted + SYNONYM_ROOM, len(vocab.tags))
         if structured:
-            scores, indices = self._structured_top_k(x, vocab, wanted)
+            scores, indices = self._structured_top_k(photos, vocab, wanted)
         elif vocab.engine is not None:
             scores, indices = vocab.engine.top_k(factors, wanted, self.method.reduce)
         else:
@@ -378,7 +380,8 @@ class Tagger:
         confidence = None
         if self.calibration is not None:
             reference = self.prepare(self.calibration.reference)
-            reference_scores = self._photo_scores(x, reference) if structured else self._scores(x, reference, factors)
+            reference_scores = (self._photo_scores(photos, reference) if structured
+                                else self._scores(x, reference, factors))
             mean, std = reference_scale(self.method.relevance(reference_scores))
             z = (self.method.relevance(scores) - mean) / std
             kinds = vocab.kinds[indices] if vocab.kinds is not None else None

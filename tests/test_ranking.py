@@ -168,9 +168,9 @@ def test_scan_precision_can_be_fixed_by_environment(monkeypatch):
 
 
 def test_structured_top_k_leaves_out_only_tags_that_cannot_make_it(monkeypatch):
-    """The default model's top-k prunes by bounds on the learned rows' part: the same tags in the same order
-    (ties to the lower index) and the same distances as ranking all scores, while most tags of the everyday
-    vocabulary never get the k×d product; on training labels (gate 1), random vectors and repeated tags."""
+    """The default model's top-k prunes by bounds on the learned rows' part and the name row's: the same tags in
+    the same order (ties to the lower index) and the same distances as ranking all scores, while most tags of the
+    everyday vocabulary never get the k×d product; on training labels (gate 1), random vectors and repeated tags."""
     from tagrank.methods.transform import Transform
     from tagrank.ranking.engine import rank_scores
     from tagrank.tagger import Tagger
@@ -202,6 +202,60 @@ def test_structured_top_k_leaves_out_only_tags_that_cannot_make_it(monkeypatch):
     for row, scores in zip(found[1].tolist(), found[0].tolist()):  # all 700 ranked: a tag and its copy score
         at = {tag: rank for rank, tag in enumerate(row)}           # the same, to the last bits
         assert all(abs(scores[at[tag]] - scores[at[tag - 600]]) <= 1e-6 * scores[at[tag]] for tag in range(600, 700))
+
+
+def test_name_row_bounds_hold_the_exact_term():
+    """Pruning bounds β²(1 − p·φ)² from φ's entries ≥ NAME_FLOOR: the exact term lies between the bounds, for
+    photos whose p·φ is below, near and above 1 (the cells' probabilities can sum past 1), and the bounds are
+    tight (within the left-out entries' share)."""
+    from tagrank.methods.transform import NAME_FLOOR, PhotoParts
+    from tagrank.tagger import Tagger
+
+    method = Tagger.load().method.eval()
+    generator = torch.Generator().manual_seed(0)
+    names = torch.rand(300, 1000, generator=generator) ** 8  # most entries tiny, a few near 1
+    names[:, :5] = torch.tensor([1.0, 0.5, 1e-3, 2e-4, 5e-5])
+    space = torch.cat([torch.zeros(300, method.space_dim - 1000), names], dim=1)
+    p = torch.softmax(4 * torch.randn(4, 1000, generator=generator), dim=1)
+    p = torch.cat([scale * p for scale in (0.3, 1, 5, 20)])
+    large = method._space_parts_of(space)[0]
+    least, most = method._name_bounds(PhotoParts(torch.zeros(16, 1, 1), probabilities=p), large)
+    exact = method.name_weight ** 2 * (1 - p @ names.T).square()
+    assert ((exact >= least * (1 - 1e-5) - 1e-3) & (exact <= most * (1 + 1e-5) + 1e-3)).all()
+    assert ((p @ names.T) > 1).any() and ((p @ names.T) < 1).any()  # both sides of the bound's turning point
+    slack = method.name_weight ** 2 * 2 * NAME_FLOOR * p.sum(1, keepdim=True) * (1 + (p @ names.T))
+    assert (most - least <= slack + 1e-3).all()
+    # p·φ = 1 exactly, from a large entry's 0.9999 and small ones' 0.0001: the term's least value, 0, lies
+    # between the bounds' ends
+    names = torch.full((1, 1000), 5e-5, dtype=torch.float64)
+    names[0, 0] = 1.0
+    space = torch.cat([torch.zeros(1, method.space_dim - 1000, dtype=torch.float64), names], dim=1)
+    p = torch.full((1, 1000), 2 / 999, dtype=torch.float64)
+    p[0, 0] = 1 - 1e-4
+    least, most = method._name_bounds(PhotoParts(torch.zeros(1, 1, 1), probabilities=p),
+                                      method._space_parts_of(space)[0])
+    exact = method.name_weight ** 2 * (1 - p @ names.T).square()
+    assert exact < 1e-12 and least <= exact <= most
+
+
+def test_reference_labels_reuse_the_levels_product():
+    """The training labels' learned part is the gate level's input already: the reference labels' scores reuse
+    it, and equal those computed afresh."""
+    from tagrank.methods.transform import Transform
+    from tagrank.tagger import Tagger
+
+    tagger = Tagger.load()
+    method = tagger.method
+    reference = tagger.prepare(tagger.calibration.reference).engine.vectors
+    x = tagger.reference_photos[:10]
+    with torch.no_grad():
+        parts = method.photo_parts(x)
+        reused = method.space_scores(parts, reference)
+        afresh = Transform._distances(method, parts, reference, taught=False)
+        assert torch.equal(reused, afresh)
+        assert torch.equal(method.space_scores(x, reference[:, :]), reused)
+        shuffled = reference.flip(0)  # not the training labels in their order: computed afresh
+        assert torch.allclose(method.space_scores(parts, shuffled), afresh.flip(1), rtol=1e-6)
 
 
 @pytest.mark.parametrize("vocab", ["default", "custom"])

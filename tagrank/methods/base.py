@@ -147,6 +147,11 @@ class Method(nn.Module):
     """Whether :meth:`space_scores` evaluates the score's parts in their own cheap forms (then the ranker uses it
     for exact search instead of the engine's generic quadratic form)."""
 
+    def photo_parts(self, features: torch.Tensor):
+        """What :meth:`space_scores` and :meth:`space_top_k` take for a batch of photos, computed once however many
+        label sets are ranked for it: the features, unless a method has per-photo parts to share (Transform)."""
+        return features
+
     def space_scores(self, features: torch.Tensor, space: torch.Tensor) -> torch.Tensor:
         """(B, V) scores of labels already in :meth:`label_space` (V, D): the engine's exact form, unless a method
         has a cheaper one of its own (:attr:`structured_scores`)."""

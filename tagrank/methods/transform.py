@@ -43,7 +43,9 @@ With both, ``unnamed_gate`` sets the gate's exponent on tags the name row does n
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+import weakref
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
@@ -62,6 +64,9 @@ REACH_ELEMENTS = 1 << 26
 """The learned rows' product ‖A_l w‖² holds photos × tags × k values at once: at most this many (in
 :meth:`Transform.space_top_k`)."""
 NAMED = 0.5  # a tag with name match max_c φ_c(w) at least this names a class (its own calibration curve)
+NAME_FLOOR = 1e-4
+"""Pruning (:meth:`Transform.space_top_k`) multiplies only φ's entries of at least this and bounds the rest
+(they add at most NAME_FLOOR·Σp to p·φ): 0.7 % of the everyday vocabulary's φ."""
 
 
 @dataclass
@@ -118,6 +123,25 @@ class TransformOptions(HeadOptions):
     region_weight: float = 0.5  # ρ: with the whole view's cells, their share of the class probabilities
 
 
+@dataclass
+class PhotoParts:
+    """A batch of photos' parts of A, computed once however many label sets are ranked for the batch (the tags
+    and the confidence's reference labels): the learned rows; with the block the class probabilities and ConSE's
+    direction v; with the gate the training labels' learned part and the level (:meth:`Transform.photo_parts`)."""
+    learned: torch.Tensor
+    probabilities: torch.Tensor | None = None
+    direction: torch.Tensor | None = None
+    taught_reach: torch.Tensor | None = None  # ‖A_learned s‖² of every training label s, (B, T)
+    level: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.learned)
+
+    def __getitem__(self, rows: slice) -> "PhotoParts":
+        return PhotoParts(*(None if part is None else part[rows] for part in
+                            (getattr(self, f.name) for f in fields(self))))
+
+
 @register
 class Transform(Method):
     name = "transform"
@@ -142,6 +166,9 @@ class Transform(Method):
                                                options.generic_names and options.name_weight > 0, options.generality,
                                                options.region_weight)
         self.background: torch.Tensor | None = None  # training only: set by the trainer, not saved
+        # per label space ranked (held by its vocabulary), by id: (a weak reference to it, its version, then
+        # what _space_parts_of gives), for space_top_k
+        self._space_parts: dict[int, tuple] = {}
         if self.gated:  # unit vectors of the training labels, saved: the gate's reference
             self.register_buffer("taught_vectors", torch.zeros(n_labels, word_dim))
         if options.word_hidden:
@@ -229,9 +256,10 @@ class Transform(Method):
         columns = self._learned_columns
         return torch.nn.functional.pad(learned, (columns.start, self.space_dim - columns.stop))
 
-    def level(self, learned: torch.Tensor) -> torch.Tensor:
-        """c(x): each image's ``gate_level`` quantile of ‖A_learned s‖² over the training labels s, (B,)."""
-        return torch.quantile(self._reach(learned, self.taught_vectors), self.options.gate_level, dim=1)
+    def level(self, taught_reach: torch.Tensor) -> torch.Tensor:
+        """c(x): each image's ``gate_level`` quantile of ‖A_learned s‖² (``taught_reach``, (B, T)) over the
+        training labels s, (B,)."""
+        return torch.quantile(taught_reach, self.options.gate_level, dim=1)
 
     def block(self, probabilities: torch.Tensor) -> torch.Tensor:
         """α·[I, −v] for each image, from its class probabilities, on the full label space: (B, d, space_dim)."""
@@ -251,7 +279,7 @@ class Transform(Method):
         rows = [self.block(probabilities), self._placed(learned)]
         if self.gated:
             level = torch.zeros(len(learned), 1, self.space_dim, device=learned.device)
-            level[:, 0, self._faded] = self.level(learned).sqrt()
+            level[:, 0, self._faded] = self.level(self._reach(learned, self.taught_vectors)).sqrt()
             rows.append(level)
         if self.named:
             name = torch.zeros(len(learned), 1, self.space_dim, device=learned.device)
@@ -264,68 +292,125 @@ class Transform(Method):
         """The rows that vote in ``--explain``: the learned ones (the block's rows are not classifiers)."""
         return self._placed(self.learned(features))
 
-    def distances(self, features: torch.Tensor, label_vectors: torch.Tensor) -> torch.Tensor:
-        """‖A x‖ for every image and label (B, V), label vectors already in :meth:`label_space`.
+    def distances(self, features: torch.Tensor | PhotoParts, label_vectors: torch.Tensor) -> torch.Tensor:
+        """‖A x‖ for every image and label (B, V), label vectors already in :meth:`label_space`; ``features``
+        may be their :meth:`photo_parts` already.
 
         The block's term is computed as α²‖w − v‖² directly: d rows fewer per label while training.
         """
-        return self._distances(features, self.learned(features), label_vectors)
+        return self._distances(self.photo_parts(features), label_vectors)
+
+    def photo_parts(self, features: torch.Tensor | PhotoParts) -> PhotoParts:
+        """The parts of each photo's A that do not depend on the tags (unchanged if given already)."""
+        if isinstance(features, PhotoParts):
+            return features
+        parts = PhotoParts(self.learned(features))
+        if self.options.backbone_block:
+            parts.probabilities = self.knowledge.probabilities(features)  # the block's and the name row's
+            parts.direction = self.knowledge.direction(parts.probabilities)
+        if self.gated:
+            parts.taught_reach = self._reach(parts.learned, self.taught_vectors)
+            parts.level = self.level(parts.taught_reach)
+        return parts
 
     @staticmethod
     def _reach(learned: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
         """‖A_learned w‖² for every image and word (B, V)."""
         return torch.einsum("bkd,vd->bvk", learned, words).square().sum(-1)
 
-    def _distances(self, features: torch.Tensor, learned: torch.Tensor, label_vectors: torch.Tensor) -> torch.Tensor:
-        squared = self._reach(learned, label_vectors[:, self._learned_columns])
-        for term in self._other_terms(features, learned, label_vectors):
+    def _distances(self, parts: PhotoParts, label_vectors: torch.Tensor, taught: bool = False) -> torch.Tensor:
+        """``taught``: the labels are the training labels (their learned part is the level's already)."""
+        squared = parts.taught_reach if taught else self._reach(parts.learned, label_vectors[:, self._learned_columns])
+        for term in self._other_terms(parts, label_vectors):
             squared = squared + term
         return squared.clamp_min(1e-12).sqrt()
 
-    def _other_terms(self, features: torch.Tensor, learned: torch.Tensor,
-                     label_vectors: torch.Tensor) -> list[torch.Tensor]:
+    def _other_terms(self, parts: PhotoParts, label_vectors: torch.Tensor) -> list[torch.Tensor]:
         """The parts of ‖A x‖² (B, V each) besides the learned rows': the gate's level row, the name row, the
         block."""
         terms = []
         if self.gated:
-            terms.append(label_vectors[:, self._faded].square()[None, :] * self.level(learned)[:, None])
+            terms.append(self._level_term(parts, label_vectors))
+        if self.named:
+            terms.append(self.name_weight ** 2 * (1 - parts.probabilities @ label_vectors[:, -NAMES:].T).square())
         if self.options.backbone_block:
-            probabilities = self.knowledge.probabilities(features)  # the block's and the name row's
-            if self.named:
-                matched = probabilities @ label_vectors[:, -NAMES:].T
-                terms.append(self.name_weight ** 2 * (1 - matched).square())
-            v = self.knowledge.direction(probabilities)
-            words = label_vectors[:, :self.word_dim]
-            gap = words.square().sum(1)[None, :] - 2 * v @ words.T + v.square().sum(1, keepdim=True)
-            terms.append(self.options.block_weight ** 2 * gap)
+            terms.append(self._block_term(parts, label_vectors))
         return terms
 
-    def space_top_k(self, features: torch.Tensor, space: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _level_term(self, parts: PhotoParts, label_vectors: torch.Tensor) -> torch.Tensor:
+        """(1 − g(w)²)·c(x), (B, V)."""
+        return label_vectors[:, self._faded].square()[None, :] * parts.level[:, None]
+
+    def _block_term(self, parts: PhotoParts, label_vectors: torch.Tensor,
+                    norms: torch.Tensor | None = None) -> torch.Tensor:
+        """α²‖w − v‖², (B, V); ``norms``: the words' ‖w‖², where known."""
+        v, words = parts.direction, label_vectors[:, :self.word_dim]
+        norms = words.square().sum(1) if norms is None else norms
+        gap = norms[None, :] - 2 * v @ words.T + v.square().sum(1, keepdim=True)
+        return self.options.block_weight ** 2 * gap
+
+    def _name_bounds(self, parts: PhotoParts, large: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Lower and upper bounds (B, V each) of the name row's β²(1 − p·φ(w))² from φ's ``large`` entries
+        (sparse (V, 1000), those ≥ NAME_FLOOR): the rest add between 0 and NAME_FLOOR·Σp to p·φ."""
+        p = parts.probabilities
+        low = (large @ p.T).T
+        high = low + NAME_FLOOR * p.sum(dim=1, keepdim=True)
+        ends = torch.stack([(1 - low).square(), (1 - high).square()])
+        # (1 − m)² over m in [low, high]: its least value is 0 where the interval holds 1
+        least = torch.where((low <= 1) & (high >= 1), torch.zeros_like(low), ends.amin(dim=0))
+        return self.name_weight ** 2 * least, self.name_weight ** 2 * ends.amax(dim=0)
+
+    def _space_parts_of(self, space: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+        """φ's entries ≥ NAME_FLOOR (sparse (V, 1000); None without the name row), ‖w‖² and the learned rows'
+        ‖g(w)·w‖² (V,) of a label space: once per space (a vocabulary's stays alive with it)."""
+        known = self._space_parts.get(id(space))
+        if known is not None and known[0]() is space and known[1] == space._version:
+            return known[2:]
+        large = None
+        if self.named:
+            names = space[:, -NAMES:]
+            with warnings.catch_warnings():  # "sparse CSR support is in beta": the product used is plain
+                warnings.simplefilter("ignore", UserWarning)
+                large = torch.where(names >= NAME_FLOOR, names, 0).to_sparse_csr()
+        parts = large, space[:, :self.word_dim].square().sum(1), space[:, self._learned_columns].square().sum(1)
+        # dropped with the space (a vocabulary let go, a 400k-tag one's are 40 MB)
+        forget = weakref.ref(space, lambda _, cache=self._space_parts, key=id(space): cache.pop(key, None))
+        self._space_parts[id(space)] = forget, space._version, *parts
+        return parts
+
+    def space_top_k(self, features: torch.Tensor | PhotoParts, space: torch.Tensor,
+                    k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact top-``k`` (smallest ‖A x‖) without the learned rows' product for most tags.
 
         The learned rows' part ‖A_l g(w)w‖² lies between 0 and σ²‖g(w)w‖² (σ: A_l's largest singular value),
-        and the gate makes ‖g(w)w‖² tiny for most tags of an everyday vocabulary. So each tag's other parts
-        bound its distance from below, and the k-th smallest upper bound caps the k-th distance: only the tags
-        whose lower bound is under the cap for some photo of the batch (a sixth to a quarter of the everyday
-        vocabulary) get the k×d product; the others cannot be in any photo's top k.
+        and the gate makes ‖g(w)w‖² tiny for most tags of an everyday vocabulary; the name row's p·φ(w) is
+        bounded from φ's few large entries (:func:`_name_bounds`). So each tag's distance has bounds that cost
+        little, and the k-th smallest upper bound caps the k-th distance: only the tags whose lower bound is under
+        the cap for some photo of the batch (a sixth to a quarter of the everyday vocabulary) are scored in full;
+        the others cannot be in any photo's top k.
         """
-        learned = self.learned(features)
-        others = self._other_terms(features, learned, space)
-        if not others:  # A is the learned rows alone: nothing to bound them by
-            return super().space_top_k(features, space, k)
-        lower = sum(others[1:], others[0])
-        words = space[:, self._learned_columns]
+        parts = self.photo_parts(features)
+        if not self.options.backbone_block:  # A is the learned rows alone: nothing to bound them by
+            return super().space_top_k(parts, space, k)
+        large, norms, reach_norms = self._space_parts_of(space)
+        lower = self._block_term(parts, space, norms)
+        if self.gated:
+            lower = lower + self._level_term(parts, space)
+        upper = lower
+        if self.named:
+            least, most = self._name_bounds(parts, large)
+            lower, upper = lower + least, upper + most
+        learned = parts.learned
         sigma2 = torch.linalg.eigvalsh(learned @ learned.mT)[:, -1:].clamp_min(0)  # σ² of each photo's A_l
-        upper = lower + sigma2 * words.square().sum(1)[None, :]
+        upper = upper + sigma2 * reach_norms[None, :]
         k = min(k, len(space))
         # a little room for the rounding of the sums (relative 1e-5 of distances²)
         cap = upper.topk(k, dim=1, largest=False).values[:, -1:] * (1 + 1e-5) + 1e-6
         tags = (lower <= cap).any(dim=0).nonzero()[:, 0]
-        step = max(1, REACH_ELEMENTS // (len(features) * self.options.k))  # (photos, tags, k) at a time
-        squared = torch.cat([self._reach(learned, words[tags[i:i + step]]) for i in range(0, len(tags), step)], dim=1)
-        for term in others:
-            squared = squared + term[:, tags]
-        relevance, indices = select(-squared.clamp_min(1e-12).sqrt(), tags.expand(len(features), -1), k)
+        step = max(1, REACH_ELEMENTS // (len(parts) * self.options.k))  # (photos, tags, k) at a time
+        distances = torch.cat([self._distances(parts, space[tags[i:i + step]]) for i in range(0, len(tags), step)],
+                              dim=1)
+        relevance, indices = select(-distances, tags.expand(len(parts), -1), k)
         return -relevance, indices
 
     def label_space(self, label_vectors: torch.Tensor) -> torch.Tensor:
@@ -382,16 +467,21 @@ class Transform(Method):
         bfloat16 candidates run faster."""
         return self.options.backbone_block
 
-    def space_scores(self, features: torch.Tensor, space: torch.Tensor) -> torch.Tensor:
-        return self.distances(features, space)
+    def space_scores(self, features: torch.Tensor | PhotoParts, space: torch.Tensor) -> torch.Tensor:
+        parts = self.photo_parts(features)
+        # the confidence's reference labels are the training labels: their learned part was the level's input
+        # (not while training: one product feeding both would sum their gradients in another order)
+        taught = (self.gated and not torch.is_grad_enabled() and
+                  torch.equal(space[:, self._learned_columns], self.taught_vectors))
+        return self._distances(parts, space, taught)
 
     @property
     def wants_background(self) -> bool:
         return self.options.background_weight > 0
 
     def loss(self, features, positives, label_vectors, generator, known=None):
-        learned = self.learned(features)
-        distances = self._distances(features, learned, self.label_space(label_vectors))
+        parts = self.photo_parts(features)
+        distances = self._distances(parts, self.label_space(label_vectors))
         if self.options.loss == "softmax":
             candidates = known if known is not None else torch.ones_like(positives)
             loss = softmax_rank_loss(distances, positives, candidates, self.options.temperature, self.label_weight)
@@ -405,5 +495,6 @@ class Transform(Method):
         if self.wants_background and self.background is not None:
             rows = torch.randint(len(self.background), (self.options.background_words,), generator=generator)
             words = self.label_space(self.background[rows].to(features.device))
-            loss = loss + self.options.background_weight * self._reach(learned, words[:, self._learned_columns]).mean()
+            loss = loss + self.options.background_weight * self._reach(parts.learned,
+                                                                       words[:, self._learned_columns]).mean()
         return loss

@@ -65,8 +65,8 @@ REACH_ELEMENTS = 1 << 26
 :meth:`Transform.space_top_k`)."""
 NAMED = 0.5  # a tag with name match max_c φ_c(w) at least this names a class (its own calibration curve)
 NAME_FLOOR = 1e-4
-"""Pruning (:meth:`Transform.space_top_k`) multiplies only φ's entries of at least this and bounds the rest
-(they add at most NAME_FLOOR·Σp to p·φ): 0.7 % of the everyday vocabulary's φ."""
+"""Pruning (:meth:`Transform.space_top_k`) multiplies only φ's entries of at least this (0.7 % of the everyday
+vocabulary's φ) and bounds what the rest add to p·φ (:class:`SpaceParts`)."""
 
 
 @dataclass
@@ -142,6 +142,18 @@ class PhotoParts:
                             (getattr(self, f.name) for f in fields(self))))
 
 
+@dataclass
+class SpaceParts:
+    """What pruning (:meth:`Transform.space_top_k`) reads of a label space besides its columns, once per space."""
+    large: torch.Tensor | None  # φ's entries ≥ NAME_FLOOR, sparse (V, 1000); None without the name row
+    # the rest of φ, each tag's largest and summed entry: they add at most min(Σp·rest_max, max p·rest_sum) to p·φ
+    # (a random phrase's are ~1e-7 of NAME_FLOOR, a near-name's close to it)
+    rest_max: torch.Tensor | None
+    rest_sum: torch.Tensor | None
+    word_norms: torch.Tensor  # ‖w‖², (V,)
+    reach_norms: torch.Tensor  # ‖g(w)·w‖², the learned rows' input, (V,)
+
+
 @register
 class Transform(Method):
     name = "transform"
@@ -166,8 +178,8 @@ class Transform(Method):
                                                options.generic_names and options.name_weight > 0, options.generality,
                                                options.region_weight)
         self.background: torch.Tensor | None = None  # training only: set by the trainer, not saved
-        # per label space ranked (held by its vocabulary), by id: (a weak reference to it, its version, then
-        # what _space_parts_of gives), for space_top_k
+        # per label space ranked (held by its vocabulary), by id: (a weak reference to it, its version, its
+        # SpaceParts), for space_top_k
         self._space_parts: dict[int, tuple] = {}
         if self.gated:  # unit vectors of the training labels, saved: the gate's reference
             self.register_buffer("taught_vectors", torch.zeros(n_labels, word_dim))
@@ -349,33 +361,38 @@ class Transform(Method):
         gap = norms[None, :] - 2 * v @ words.T + v.square().sum(1, keepdim=True)
         return self.options.block_weight ** 2 * gap
 
-    def _name_bounds(self, parts: PhotoParts, large: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Lower and upper bounds (B, V each) of the name row's β²(1 − p·φ(w))² from φ's ``large`` entries
-        (sparse (V, 1000), those ≥ NAME_FLOOR): the rest add between 0 and NAME_FLOOR·Σp to p·φ."""
+    def _name_bounds(self, parts: PhotoParts, space: SpaceParts) -> tuple[torch.Tensor, torch.Tensor]:
+        """Lower and upper bounds (B, V each) of the name row's β²(1 − p·φ(w))² from φ's large entries: the
+        rest add between 0 and min(Σp·rest_max(w), max p·rest_sum(w)) to p·φ (p ≥ 0)."""
         p = parts.probabilities
-        low = (large @ p.T).T
-        high = low + NAME_FLOOR * p.sum(dim=1, keepdim=True)
+        low = (space.large @ p.T).T
+        rest = torch.minimum(p.sum(dim=1, keepdim=True) * space.rest_max[None, :],
+                             p.amax(dim=1, keepdim=True) * space.rest_sum[None, :])
+        high = low + rest
         ends = torch.stack([(1 - low).square(), (1 - high).square()])
         # (1 − m)² over m in [low, high]: its least value is 0 where the interval holds 1
         least = torch.where((low <= 1) & (high >= 1), torch.zeros_like(low), ends.amin(dim=0))
         return self.name_weight ** 2 * least, self.name_weight ** 2 * ends.amax(dim=0)
 
-    def _space_parts_of(self, space: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
-        """φ's entries ≥ NAME_FLOOR (sparse (V, 1000); None without the name row), ‖w‖² and the learned rows'
-        ‖g(w)·w‖² (V,) of a label space: once per space (a vocabulary's stays alive with it)."""
+    def _space_parts_of(self, space: torch.Tensor) -> SpaceParts:
+        """The :class:`SpaceParts` of a label space: once per space (a vocabulary's stays alive with it)."""
         known = self._space_parts.get(id(space))
         if known is not None and known[0]() is space and known[1] == space._version:
-            return known[2:]
-        large = None
+            return known[2]
+        large = rest_max = rest_sum = None
         if self.named:
             names = space[:, -NAMES:]
+            above = names >= NAME_FLOOR
             with warnings.catch_warnings():  # "sparse CSR support is in beta": the product used is plain
                 warnings.simplefilter("ignore", UserWarning)
-                large = torch.where(names >= NAME_FLOOR, names, 0).to_sparse_csr()
-        parts = large, space[:, :self.word_dim].square().sum(1), space[:, self._learned_columns].square().sum(1)
+                large = torch.where(above, names, 0).to_sparse_csr()
+            rest = torch.where(above, 0, names)
+            rest_max, rest_sum = rest.amax(dim=1), rest.sum(dim=1)
+        parts = SpaceParts(large, rest_max, rest_sum, space[:, :self.word_dim].square().sum(1),
+                           space[:, self._learned_columns].square().sum(1))
         # dropped with the space (a vocabulary let go, a 400k-tag one's are 40 MB)
         forget = weakref.ref(space, lambda _, cache=self._space_parts, key=id(space): cache.pop(key, None))
-        self._space_parts[id(space)] = forget, space._version, *parts
+        self._space_parts[id(space)] = forget, space._version, parts
         return parts
 
     def space_top_k(self, features: torch.Tensor | PhotoParts, space: torch.Tensor,
@@ -392,17 +409,17 @@ class Transform(Method):
         parts = self.photo_parts(features)
         if not self.options.backbone_block:  # A is the learned rows alone: nothing to bound them by
             return super().space_top_k(parts, space, k)
-        large, norms, reach_norms = self._space_parts_of(space)
-        lower = self._block_term(parts, space, norms)
+        known = self._space_parts_of(space)
+        lower = self._block_term(parts, space, known.word_norms)
         if self.gated:
             lower = lower + self._level_term(parts, space)
         upper = lower
         if self.named:
-            least, most = self._name_bounds(parts, large)
+            least, most = self._name_bounds(parts, known)
             lower, upper = lower + least, upper + most
         learned = parts.learned
         sigma2 = torch.linalg.eigvalsh(learned @ learned.mT)[:, -1:].clamp_min(0)  # σ² of each photo's A_l
-        upper = upper + sigma2 * reach_norms[None, :]
+        upper = upper + sigma2 * known.reach_norms[None, :]
         k = min(k, len(space))
         # a little room for the rounding of the sums (relative 1e-5 of distances²)
         cap = upper.topk(k, dim=1, largest=False).values[:, -1:] * (1 + 1e-5) + 1e-6

@@ -152,6 +152,9 @@ class SpaceParts:
     rest_sum: torch.Tensor | None
     word_norms: torch.Tensor  # ‖w‖², (V,)
     reach_norms: torch.Tensor  # ‖g(w)·w‖², the learned rows' input, (V,)
+    # each tag's training label where its learned rows' input is that label's vector to the bit (the gate's
+    # reference, whose learned part PhotoParts.taught_reach holds already), else -1; (V,), None without the gate
+    taught: torch.Tensor | None
 
 
 @register
@@ -330,9 +333,10 @@ class Transform(Method):
         """‖A_learned w‖² for every image and word (B, V)."""
         return torch.einsum("bkd,vd->bvk", learned, words).square().sum(-1)
 
-    def _distances(self, parts: PhotoParts, label_vectors: torch.Tensor, taught: bool = False) -> torch.Tensor:
-        """``taught``: the labels are the training labels (their learned part is the level's already)."""
-        squared = parts.taught_reach if taught else self._reach(parts.learned, label_vectors[:, self._learned_columns])
+    def _distances(self, parts: PhotoParts, label_vectors: torch.Tensor,
+                   reach: torch.Tensor | None = None) -> torch.Tensor:
+        """``reach``: the labels' learned part ‖A_l g(w)·w‖² (B, V), where known already."""
+        squared = self._reach(parts.learned, label_vectors[:, self._learned_columns]) if reach is None else reach
         for term in self._other_terms(parts, label_vectors):
             squared = squared + term
         return squared.clamp_min(1e-12).sqrt()
@@ -388,8 +392,18 @@ class Transform(Method):
                 large = torch.where(above, names, 0).to_sparse_csr()
             rest = torch.where(above, 0, names)
             rest_max, rest_sum = rest.amax(dim=1), rest.sum(dim=1)
+        taught = None
+        if self.gated:
+            words, vectors = space[:, self._learned_columns], self.taught_vectors.to(space.dtype)
+
+            def same(chunk: torch.Tensor) -> torch.Tensor:
+                nearest = (chunk @ vectors.T).argmax(dim=1)
+                return torch.where((chunk == vectors[nearest]).all(dim=1), nearest, -1)
+
+            step = max(1, REACH_ELEMENTS // len(vectors))  # (tags, training labels) at a time
+            taught = torch.cat([same(words[i:i + step]) for i in range(0, len(words), step)])
         parts = SpaceParts(large, rest_max, rest_sum, space[:, :self.word_dim].square().sum(1),
-                           space[:, self._learned_columns].square().sum(1))
+                           space[:, self._learned_columns].square().sum(1), taught)
         # dropped with the space (a vocabulary let go, a 400k-tag one's are 40 MB)
         forget = weakref.ref(space, lambda _, cache=self._space_parts, key=id(space): cache.pop(key, None))
         self._space_parts[id(space)] = forget, space._version, parts
@@ -400,11 +414,12 @@ class Transform(Method):
         """Exact top-``k`` (smallest ‖A x‖) without the learned rows' product for most tags.
 
         The learned rows' part ‖A_l g(w)w‖² lies between 0 and σ²‖g(w)w‖² (σ: A_l's largest singular value),
-        and the gate makes ‖g(w)w‖² tiny for most tags of an everyday vocabulary; the name row's p·φ(w) is
-        bounded from φ's few large entries (:func:`_name_bounds`). So each tag's distance has bounds that cost
-        little, and the k-th smallest upper bound caps the k-th distance: only the tags whose lower bound is under
-        the cap for some photo of the batch (a sixth to a quarter of the everyday vocabulary) are scored in full;
-        the others cannot be in any photo's top k.
+        and the gate makes ‖g(w)w‖² tiny for most tags of an everyday vocabulary; on the training labels it is
+        known already (the level's); the name row's p·φ(w) is bounded from φ's few large entries
+        (:func:`_name_bounds`). So each tag's distance has bounds that cost little, and the k-th smallest upper
+        bound caps the k-th distance: only the tags whose lower bound is under the cap for some photo of the
+        batch are scored in full (and only those outside the training labels get the k×d product: a sixth of the
+        everyday vocabulary); the others cannot be in any photo's top k.
         """
         parts = self.photo_parts(features)
         if not self.options.backbone_block:  # A is the learned rows alone: nothing to bound them by
@@ -419,15 +434,24 @@ class Transform(Method):
             lower, upper = lower + least, upper + most
         learned = parts.learned
         sigma2 = torch.linalg.eigvalsh(learned @ learned.mT)[:, -1:].clamp_min(0)  # σ² of each photo's A_l
-        upper = upper + sigma2 * known.reach_norms[None, :]
+        least, most = torch.zeros_like(lower), sigma2 * known.reach_norms[None, :]  # the learned part's bounds
+        # the training labels' learned part is known exactly (the level's)
+        taught = known.taught if known.taught is not None else torch.full((len(space),), -1)
+        is_taught = taught >= 0
+        if is_taught.any():
+            least[:, is_taught] = most[:, is_taught] = parts.taught_reach[:, taught[is_taught]]
+        lower, upper = lower + least, upper + most
         k = min(k, len(space))
         # a little room for the rounding of the sums (relative 1e-5 of distances²)
         cap = upper.topk(k, dim=1, largest=False).values[:, -1:] * (1 + 1e-5) + 1e-6
-        tags = (lower <= cap).any(dim=0).nonzero()[:, 0]
+        candidates = (lower <= cap).any(dim=0)
+        tags, known_tags = (candidates & ~is_taught).nonzero()[:, 0], (candidates & is_taught).nonzero()[:, 0]
         step = max(1, REACH_ELEMENTS // (len(parts) * self.options.k))  # (photos, tags, k) at a time
-        distances = torch.cat([self._distances(parts, space[tags[i:i + step]]) for i in range(0, len(tags), step)],
-                              dim=1)
-        relevance, indices = select(-distances, tags.expand(len(parts), -1), k)
+        distances = [self._distances(parts, space[tags[i:i + step]]) for i in range(0, len(tags), step)]
+        if len(known_tags):
+            distances.append(self._distances(parts, space[known_tags], parts.taught_reach[:, taught[known_tags]]))
+        tags = torch.cat([tags, known_tags])
+        relevance, indices = select(-torch.cat(distances, dim=1), tags.expand(len(parts), -1), k)
         return -relevance, indices
 
     def label_space(self, label_vectors: torch.Tensor) -> torch.Tensor:
@@ -490,7 +514,7 @@ class Transform(Method):
         # (not while training: one product feeding both would sum their gradients in another order)
         taught = (self.gated and not torch.is_grad_enabled() and
                   torch.equal(space[:, self._learned_columns], self.taught_vectors))
-        return self._distances(parts, space, taught)
+        return self._distances(parts, space, parts.taught_reach if taught else None)
 
     @property
     def wants_background(self) -> bool:

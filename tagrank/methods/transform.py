@@ -418,8 +418,8 @@ class Transform(Method):
         known already (the level's); the name row's p·φ(w) is bounded from φ's few large entries
         (:func:`_name_bounds`). So each tag's distance has bounds that cost little, and the k-th smallest upper
         bound caps the k-th distance: only the tags whose lower bound is under the cap for some photo of the
-        batch are scored in full (and only those outside the training labels get the k×d product: a sixth of the
-        everyday vocabulary); the others cannot be in any photo's top k.
+        batch are scored in full (and only those outside the training labels get the k×d product: a tenth to a
+        seventh of the everyday vocabulary); the others cannot be in any photo's top k.
         """
         parts = self.photo_parts(features)
         if not self.options.backbone_block:  # A is the learned rows alone: nothing to bound them by
@@ -434,13 +434,13 @@ class Transform(Method):
             lower, upper = lower + least, upper + most
         learned = parts.learned
         sigma2 = torch.linalg.eigvalsh(learned @ learned.mT)[:, -1:].clamp_min(0)  # σ² of each photo's A_l
-        least, most = torch.zeros_like(lower), sigma2 * known.reach_norms[None, :]  # the learned part's bounds
+        reach_low, reach_high = torch.zeros_like(lower), sigma2 * known.reach_norms[None, :]  # the learned part's
         # the training labels' learned part is known exactly (the level's)
         taught = known.taught if known.taught is not None else torch.full((len(space),), -1)
         is_taught = taught >= 0
         if is_taught.any():
-            least[:, is_taught] = most[:, is_taught] = parts.taught_reach[:, taught[is_taught]]
-        lower, upper = lower + least, upper + most
+            reach_low[:, is_taught] = reach_high[:, is_taught] = parts.taught_reach[:, taught[is_taught]]
+        lower, upper = lower + reach_low, upper + reach_high
         k = min(k, len(space))
         # a little room for the rounding of the sums (relative 1e-5 of distances²)
         cap = upper.topk(k, dim=1, largest=False).values[:, -1:] * (1 + 1e-5) + 1e-6

@@ -259,8 +259,11 @@ def test_reference_labels_reuse_the_levels_product():
         afresh = Transform._distances(method, parts, reference)
         assert torch.equal(reused, afresh)
         assert torch.equal(method.space_scores(x, reference[:, :]), reused)
-        shuffled = reference.flip(0)  # not the training labels in their order: computed afresh
+        shuffled = reference.flip(0)  # the training labels in another order: reused row by row
         assert torch.allclose(method.space_scores(parts, shuffled), afresh.flip(1), rtol=1e-6)
+        others = method.label_space(torch.randn(30, method.word_dim, generator=torch.Generator().manual_seed(0)))
+        mixed = torch.cat([others, reference[:50]])  # tags outside them get the product
+        assert torch.allclose(method.space_scores(parts, mixed), Transform._distances(method, parts, mixed), rtol=1e-6)
 
 
 @pytest.mark.parametrize("vocab", ["default", "custom"])

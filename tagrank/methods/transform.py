@@ -276,9 +276,8 @@ class Transform(Method):
         training labels s, (B,)."""
         return torch.quantile(taught_reach, self.options.gate_level, dim=1)
 
-    def block(self, probabilities: torch.Tensor) -> torch.Tensor:
-        """α·[I, −v] for each image, from its class probabilities, on the full label space: (B, d, space_dim)."""
-        v = self.knowledge.direction(probabilities)
+    def block(self, v: torch.Tensor) -> torch.Tensor:
+        """α·[I, −v] for each image, from ConSE's direction v (B, d), on the full label space: (B, d, space_dim)."""
         eye = torch.eye(self.word_dim, device=v.device).expand(len(v), -1, -1)
         block = torch.cat([eye, -v[:, :, None]], dim=2)
         block = torch.nn.functional.pad(block, (0, self.space_dim - self.word_dim - 1))
@@ -287,19 +286,19 @@ class Transform(Method):
     def matrices(self, features: torch.Tensor) -> torch.Tensor:
         """A for each image: (B, k, d), or (B, d + k [+ 1], space_dim) with the block on top of the learned
         rows (and the gate's level row below them)."""
-        learned = self.learned(features)
         if not self.options.backbone_block:
-            return learned
-        probabilities = self.knowledge.probabilities(features)  # the block's and the name row's
-        rows = [self.block(probabilities), self._placed(learned)]
+            return self.learned(features)
+        parts = self.photo_parts(features)
+        learned = parts.learned
+        rows = [self.block(parts.direction), self._placed(learned)]
         if self.gated:
             level = torch.zeros(len(learned), 1, self.space_dim, device=learned.device)
-            level[:, 0, self._faded] = self.level(self._reach(learned, self.taught_vectors)).sqrt()
+            level[:, 0, self._faded] = parts.level.sqrt()
             rows.append(level)
         if self.named:
             name = torch.zeros(len(learned), 1, self.space_dim, device=learned.device)
             name[:, 0, self.word_dim] = 1.0
-            name[:, 0, -NAMES:] = -probabilities
+            name[:, 0, -NAMES:] = -parts.probabilities
             rows.append(self.name_weight * name)
         return torch.cat(rows, dim=1)
 
@@ -409,6 +408,12 @@ class Transform(Method):
         self._space_parts[id(space)] = forget, space._version, parts
         return parts
 
+    @staticmethod
+    def _taught_rows(known: SpaceParts, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each of a space's ``size`` rows' training label (-1: none) and whether it has one (SpaceParts.taught)."""
+        taught = known.taught if known.taught is not None else torch.full((size,), -1)
+        return taught, taught >= 0
+
     def space_top_k(self, features: torch.Tensor | PhotoParts, space: torch.Tensor,
                     k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact top-``k`` (smallest ‖A x‖) without the learned rows' product for most tags.
@@ -435,10 +440,8 @@ class Transform(Method):
         learned = parts.learned
         sigma2 = torch.linalg.eigvalsh(learned @ learned.mT)[:, -1:].clamp_min(0)  # σ² of each photo's A_l
         reach_low, reach_high = torch.zeros_like(lower), sigma2 * known.reach_norms[None, :]  # the learned part's
-        # the training labels' learned part is known exactly (the level's)
-        taught = known.taught if known.taught is not None else torch.full((len(space),), -1)
-        is_taught = taught >= 0
-        if is_taught.any():
+        taught, is_taught = self._taught_rows(known, len(space))
+        if is_taught.any():  # the training labels' learned part is known exactly (the level's)
             reach_low[:, is_taught] = reach_high[:, is_taught] = parts.taught_reach[:, taught[is_taught]]
         lower, upper = lower + reach_low, upper + reach_high
         k = min(k, len(space))
@@ -510,11 +513,20 @@ class Transform(Method):
 
     def space_scores(self, features: torch.Tensor | PhotoParts, space: torch.Tensor) -> torch.Tensor:
         parts = self.photo_parts(features)
-        # the confidence's reference labels are the training labels: their learned part was the level's input
-        # (not while training: one product feeding both would sum their gradients in another order)
-        taught = (self.gated and not torch.is_grad_enabled() and
-                  torch.equal(space[:, self._learned_columns], self.taught_vectors))
-        return self._distances(parts, space, parts.taught_reach if taught else None)
+        # not while training: one product feeding both the level and the distances would sum their gradients in
+        # another order
+        if not self.gated or torch.is_grad_enabled():
+            return self._distances(parts, space)
+        # the training labels among the tags (all of the confidence's reference labels) have their learned part
+        # from the level's product already
+        taught, is_taught = self._taught_rows(self._space_parts_of(space), len(space))
+        if not is_taught.any():
+            return self._distances(parts, space)
+        reach = parts.taught_reach.new_empty(len(parts), len(space))
+        reach[:, is_taught] = parts.taught_reach[:, taught[is_taught]]
+        if not is_taught.all():
+            reach[:, ~is_taught] = self._reach(parts.learned, space[~is_taught][:, self._learned_columns])
+        return self._distances(parts, space, reach)
 
     @property
     def wants_background(self) -> bool:

@@ -51,7 +51,8 @@ def taggers(previous: Path | None) -> list[tuple[str, object]]:
 
 
 def main() -> None:
-    from tagrank.evaluation.everyday import everyday_figures, make_mosaics, tiny_halves
+    from tagrank.evaluation.everyday import everyday_figures, tiny_halves
+    from tagrank.images.mosaics import make_mosaics
     from tagrank.images.datasets import load_dataset
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -75,7 +75,8 @@ def tagger_for(settings: dict):
 
 
 def validation_sets(shared: Path, count: int):
-    from tagrank.evaluation.everyday import make_mosaics, tiny_halves
+    from tagrank.evaluation.everyday import tiny_halves
+    from tagrank.images.mosaics import make_mosaics
     from tagrank.images.datasets import load_dataset
 
     tiny = tiny_halves(load_dataset("tinyimagenet", shared / "data" / "tiny-imagenet", "test"), "tune")

@@ -50,6 +50,9 @@ class SourceConfig:
     root: str  # its root, relative to the working directory
     weight: float = 1.0  # its share of each epoch's training draws, relative to the other sources
     unseen: str | None = None  # file of its tags (or class ids) held out from training
+    # > 0: this source is that many mosaics of 2–4 of the dataset's photos (one label each), several objects per
+    # picture (tagrank.images.mosaics), made once into the feature cache's folder
+    mosaics: int = 0
 
 
 @dataclass
@@ -221,6 +224,9 @@ def check_numbers(config: Config) -> None:
         need(getattr(train, name) >= 0, f"train.{name}", getattr(train, name), "zero or more")
     for name in ("batch_size", "lr_step_every"):
         need(getattr(train, name) > 0, f"train.{name}", getattr(train, name), "positive")
+    for i, source in enumerate(config.data.sources):
+        need(isinstance(source.mosaics, int) and source.mosaics >= 0, f"data.sources[{i}].mosaics", source.mosaics,
+             "a whole number, zero or more")
     need(confidence.reference_photos > 0, "confidence.reference_photos", confidence.reference_photos, "positive")
     need(finite(confidence.hub_weight) and confidence.hub_weight >= 0, "confidence.hub_weight", confidence.hub_weight,
          "zero or more")

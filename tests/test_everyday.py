@@ -157,7 +157,7 @@ def test_synonyms_share_a_group_and_a_list_names_each_thing_once():
 
 
 def test_mosaics_are_reproducible_multi_object_photos(tmp_path, photos):
-    from tagrank.evaluation.everyday import make_mosaics
+    from tagrank.images.mosaics import make_mosaics
 
     paths = [str(photos[n]) for n in ("chelsea", "coffee", "astronaut", "rocket", "horse")]
     first = make_mosaics(paths, [0, 1, 2, 3, 4], tmp_path / "a", 12, seed=3)

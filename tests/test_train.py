@@ -553,3 +553,43 @@ def test_edited_weights_and_descriptions_are_named(toy, tmp_path):
         TaggingModel.load(tmp_path / "run")
     with pytest.raises(TagrankError, match="unknown field.*'colour'"):
         Calibration.from_dict({"reference": ["a"], "colour": 1})
+
+
+def test_a_mosaic_source_is_made_of_the_seen_labels_photos_and_made_again_the_same(tmp_path):
+    from PIL import Image
+
+    from tagrank.config import check_numbers
+    from tagrank.images.datasets import Dataset
+    from tagrank.images.mosaics import mosaic_dataset
+    from tagrank.training.trainer import training_data
+
+    colours = {"sea": (0, 0, 200), "grass": (0, 160, 0), "sand": (200, 200, 120), "night": (20, 20, 20),
+               "fire": (255, 0, 0)}
+    for label, colour in colours.items():
+        (tmp_path / "photos" / label).mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (48, 40), colour).save(tmp_path / "photos" / label / f"{i}.jpg", quality=95)
+    (tmp_path / "unseen.txt").write_text("fire\n")
+    config = load_config()
+    config.backbone.cache_dir = str(tmp_path / "cache")
+    config.data.sources = [SourceConfig("imagefolder", str(tmp_path / "photos"), unseen=str(tmp_path / "unseen.txt")),
+                           SourceConfig("imagefolder", str(tmp_path / "photos"), weight=0.5, mosaics=12)]
+    data, unseen = training_data("mixture", None, config)
+    assert unseen == ["fire"] and "fire" not in data.labels
+    made = np.flatnonzero(data.source == 1)
+    assert len(made) == 12 and all(2 <= data.matrix[i].sum() <= 4 for i in made)
+    assert all(p.startswith(str(tmp_path / "cache" / "mosaics")) for p in data.paths[made[0]:])
+    for i in made:  # no photo of the held-out label in any mosaic, and each tile's label is the mosaic's
+        pixels = np.asarray(Image.open(data.paths[i])).reshape(-1, 3).astype(int)
+        assert not ((pixels[:, 0] > 200) & (pixels[:, 1] < 60)).any()
+        shown = {label for label, colour in colours.items() if (np.abs(pixels - colour).max(axis=1) < 30).mean() > 0.05}
+        assert shown == set(data.tags_of(i))
+    again, _ = training_data("mixture", None, config)
+    assert again.paths == data.paths and (again.matrix == data.matrix).all()
+    two_labels = Dataset("pairs", ["a"], [data.paths[0]], ["sea", "sand"], np.ones((1, 2), bool))
+    with pytest.raises(TagrankError, match="pairs: mosaics need one label per photo"):
+        mosaic_dataset(two_labels, 3, tmp_path / "m", 0)
+    config.data.sources[1].mosaics = -1
+    with pytest.raises(TagrankError, match=r"data.sources\[1\].mosaics"):
+        check_numbers(config)
+

@@ -3,7 +3,7 @@
 No everyday-photo set with labels ships here, so the checks build their own:
 
 * **mosaics**: 2–4 Tiny ImageNet photos of different classes in one picture, at different sizes
-  (:func:`make_mosaics`): photos with several objects and known labels;
+  (:func:`tagrank.images.mosaics.make_mosaics`): photos with several objects and known labels;
 * **generic names**: a photo of a Norfolk terrier is also right to be tagged 'terrier', 'dog' or
   'animal' (the WordNet synsets above its class, :func:`relatives`);
 * **spelling look-alikes**: a tag spelled like the photo's class name but unrelated in meaning ('kilt'
@@ -15,74 +15,17 @@ No everyday-photo set with labels ships here, so the checks build their own:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from difflib import SequenceMatcher
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
+from tagrank.images.mosaics import Mosaics
 from tagrank.labels.encoders.base import normalise_tag
 
 LOOKALIKE_RATIO = 0.5
 """difflib's similarity ratio (2 × matching characters / both lengths) from which two spellings look alike
 ('quilt'/'kilt' 0.89, 'dock'/'hassock' 0.55, 'skyscraper'/'nutcracker' 0.6); with a common run of 3 letters."""
-
-
-@dataclass
-class Mosaics:
-    paths: list[str]
-    tiles: list[list[int]]  # per mosaic, the classes of its photos (indices into the source's classes)
-
-
-def _split(rect: tuple[int, int, int, int], rng: np.random.Generator) -> list[tuple[int, int, int, int]]:
-    """Cut a rectangle (x, y, w, h) in two across its longer side, at 35–65 %."""
-    x, y, w, h = rect
-    if w >= h:
-        cut = int(w * rng.uniform(0.35, 0.65))
-        return [(x, y, cut, h), (x + cut, y, w - cut, h)]
-    cut = int(h * rng.uniform(0.35, 0.65))
-    return [(x, y, w, cut), (x, y + cut, w, h - cut)]
-
-
-def make_mosaics(paths: list[str], classes: list[int], out: Path, count: int, seed: int = 0,
-                 size: tuple[int, int] = (384, 256)) -> Mosaics:
-    """``count`` mosaics of 2–4 photos of different classes, written as JPEGs into ``out``.
-
-    The canvas (landscape or portrait at random) is cut into as many rectangles, the largest one cut each
-    time, so the photos get different sizes; each photo covers its rectangle (scaled, centre cropped).
-    The same inputs and seed give the same mosaics.
-    """
-    rng = np.random.default_rng(seed)
-    out.mkdir(parents=True, exist_ok=True)
-    by_class: dict[int, list[int]] = {}
-    for i, c in enumerate(classes):
-        by_class.setdefault(c, []).append(i)
-    names = sorted(by_class)
-    made = Mosaics([], [])
-    for m in range(count):
-        n = int(rng.integers(2, 5))
-        chosen = rng.choice(len(names), size=n, replace=False)
-        photos = [by_class[names[c]][int(rng.integers(len(by_class[names[c]])))] for c in chosen]
-        width, height = size if rng.random() < 0.5 else size[::-1]
-        rects = [(0, 0, width, height)]
-        while len(rects) < n:
-            rects.sort(key=lambda r: r[2] * r[3])
-            rects += _split(rects.pop(), rng)
-        canvas = Image.new("RGB", (width, height))
-        for photo, (x, y, w, h) in zip(photos, rects):
-            with Image.open(paths[photo]) as im:
-                im = im.convert("RGB")
-                scale = max(w / im.width, h / im.height)
-                im = im.resize((max(w, round(im.width * scale)), max(h, round(im.height * scale))), Image.BICUBIC)
-                left, top = (im.width - w) // 2, (im.height - h) // 2
-                canvas.paste(im.crop((left, top, left + w, top + h)), (x, y))
-        path = out / f"mosaic_{m:04d}.jpg"
-        canvas.save(path, quality=90)
-        made.paths.append(str(path))
-        made.tiles.append([classes[p] for p in photos])
-    return made
 
 
 @lru_cache(maxsize=1)

@@ -450,26 +450,37 @@ def training_data(dataset: str, root: str | Path | None, config: Config) -> tupl
         if not d.sources:
             raise TagrankError("a mixture needs [[data.sources]] tables in the config (dataset, root, weight)")
         sources = [(s.dataset, s.root, s.unseen) for s in d.sources]
+        mosaics = [s.mosaics for s in d.sources]
     else:
         if root is None:
             raise TagrankError(f"dataset {dataset} needs --root")
         if d.sources:
             raise TagrankError("the config lists [[data.sources]]: train 'mixture', or drop them")
-        sources = [(dataset, root, d.unseen)]
+        sources, mosaics = [(dataset, root, d.unseen)], [0]
     parts = [load_dataset(name, path, "train", keywords_from=d.keywords_from).only_present() for name, path, _ in sources]
     unseen: list[str] = []
     for part, (_, _, unseen_file) in zip(parts, sources):
         if unseen_file:
             unseen += match_labels(part.resolve_aliases(read_tag_list(unseen_file)), part.labels, "the unseen list")
     unseen = list(dict.fromkeys(unseen))
+    if any(mosaics):  # of the photos of seen labels only: a zero-shot split's photos stay out of training
+        from tagrank.images.features import DEFAULT_CACHE_DIR
+        from tagrank.images.mosaics import mosaic_dataset
+
+        folder = Path(config.backbone.cache_dir or DEFAULT_CACHE_DIR) / "mosaics"
+        for i, count in enumerate(mosaics):
+            if count:
+                held = [j for j, label in enumerate(parts[i].labels) if label in set(unseen)]
+                seen = parts[i].subset(np.flatnonzero(~parts[i].matrix[:, held].any(axis=1)))
+                parts[i] = mosaic_dataset(seen, count, folder, config.train.seed)
     # One dataset: every excluded tag must be among its labels; a mixture: each source drops those it has.
     filtered = [filter_tags(part, d.min_images, d.drop_digits,
                             d.exclude if len(parts) == 1 else resolve_labels(d.exclude, part.labels)[0],
                             resolve_labels(unseen, part.labels)[0])
                 for part in parts]
     data = filtered[0] if len(filtered) == 1 else merge_datasets(filtered)
-    for part, (name, _, _) in zip(filtered, sources):
-        log.info("%s: %d training images, %d training labels", name, len(part), len(part.labels))
+    for part in filtered:
+        log.info("%s: %d training images, %d training labels", part.name, len(part), len(part.labels))
     return data, unseen
 
 

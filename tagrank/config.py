@@ -40,6 +40,9 @@ class TrainConfig:
     seed: int = 0
     flip: bool = True  # mirror images half the time (cached features: needs backbone.flip_features)
     device: str = "auto"  # "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
+    # store the trained weights as float16 (half the file; ranking computes in float32), rounded before the
+    # confidence is fitted, so that what is calibrated is what is shipped
+    half_weights: bool = False
 
 
 @dataclass

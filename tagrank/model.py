@@ -27,6 +27,7 @@ REFERENCE_PHOTOS = "reference_photos"
 """The weights file's tensor of reference photos' features (TaggingModel.reference_photos)."""
 DESCRIPTION = "model.json"
 FORMAT = "tagrank-model/1"
+HALF = "float16"  # model.json "weights_dtype": the file stores the float weights as float16
 META_KEY = "tagrank"
 
 
@@ -119,11 +120,22 @@ class TaggingModel:
     def check_vectors(self, vectors) -> None:
         check_vector_match(self.meta, vectors, f"model {self.directory or self.name}")
 
+    def round_to_half(self) -> None:
+        """Round the float weights to float16's precision, and store them so (half the file), computing in
+        float32 as before: what is evaluated after this is exactly what loads from the file."""
+        with torch.no_grad():
+            for tensor in self.method.state_dict().values():
+                if tensor.dtype == torch.float32:
+                    tensor.copy_(tensor.half().float())
+        self.meta["weights_dtype"] = HALF
+
     def save(self, directory: str | os.PathLike) -> Path:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         meta = dict(self.meta, format=FORMAT, tagrank_version=__version__)
         tensors = dict(self.method.state_dict())
+        if meta.get("weights_dtype") == HALF:
+            tensors = {k: v.half() if v.dtype == torch.float32 else v for k, v in tensors.items()}
         tensors.update({f"backbone.{k}": v for k, v in (self.backbone_state or {}).items()})
         if self.reference_photos is not None:
             tensors[REFERENCE_PHOTOS] = self.reference_photos
@@ -155,6 +167,9 @@ class TaggingModel:
             raise TagrankError(f"{weights} does not fit its description: {REFERENCE_PHOTOS} has shape "
                                f"{tuple(reference_photos.shape)}, not (photos, {meta['feature_dim']})")
         expected = method.state_dict()
+        if meta.get("weights_dtype") == HALF:  # stored as float16 (TrainConfig.half_weights), computed in float32
+            tensors = {k: v.float() if v.dtype == torch.float16 and k in expected and expected[k].dtype == torch.float32
+                       else v for k, v in tensors.items()}
         for name, tensor in tensors.items():
             if name in expected and tensor.dtype != expected[name].dtype:
                 raise TagrankError(f"{weights} does not fit its description: {name} is {tensor.dtype}, the model "

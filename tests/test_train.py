@@ -593,3 +593,26 @@ def test_a_mosaic_source_is_made_of_the_seen_labels_photos_and_made_again_the_sa
     with pytest.raises(TagrankError, match=r"data.sources\[1\].mosaics"):
         check_numbers(config)
 
+
+def test_half_weights_store_float16_and_rank_as_calibrated(toy, tmp_path):
+    from safetensors import safe_open
+
+    data, features, vectors = toy
+    config = small_config("transform", epochs=2)
+    full = train(config, data, features, vectors, tmp_path / "full", progress=False)
+    config.train.half_weights = True
+    half = train(config, data, features, vectors, tmp_path / "half", progress=False)
+    stored = {}
+    for name in ("full", "half"):
+        with safe_open(tmp_path / name / "model.safetensors", "pt") as f:
+            stored[name] = [f.get_tensor(k) for k in f.keys()]
+    assert {t.dtype for t in stored["half"]} == {torch.float16} and {t.dtype for t in stored["full"]} == {torch.float32}
+    assert sum(t.nbytes for t in stored["half"]) * 2 == sum(t.nbytes for t in stored["full"])
+    loaded = TaggingModel.load(tmp_path / "half")
+    assert loaded.meta["weights_dtype"] == "float16"
+    assert all(p.dtype == torch.float32 for p in loaded.method.parameters())
+    x, words = torch.from_numpy(features.features[:5]), torch.from_numpy(vectors.encode(LABELS)).float()
+    with torch.no_grad():  # the file ranks exactly as the model the confidence was fitted on
+        assert torch.equal(loaded.method.scores(x, words), half.model.method.scores(x, words))
+        assert not torch.equal(loaded.method.scores(x, words), full.model.method.scores(x, words))
+    assert loaded.meta["confidence"] == half.model.meta["confidence"]

@@ -339,6 +339,10 @@ def train(config: Config, data: Dataset, features: Features, vectors: LabelEncod
             break
     team.wait()  # the leader has written the best model
     model = TaggingModel.load(out)
+    if config.train.half_weights:
+        model.round_to_half()
+        if team.leader:
+            model.save(out)
     if len(val_rows) and team.leader:  # confidence users can threshold, fitted on the held-out photos
         with torch.no_grad():
             relevance = _relevance(model.method.to(device), source, val_rows, label_vectors)

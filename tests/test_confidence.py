@@ -25,6 +25,33 @@ def test_isotonic_fit_follows_a_curve_no_logistic_can():
         fit_isotonic(z, np.zeros_like(z))
 
 
+def test_the_top_of_a_curve_rests_on_enough_relevant_pairs():
+    # 20,000 pairs, right 30 % of the time above z = 2 (~140 relevant pairs there): the curve's top must say
+    # about 0.3, not the rate of a sliver of two pairs between interleaved quantile edges (one right: 0.5).
+    tops = []
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        z = rng.normal(size=20_000)
+        y = rng.random(len(z)) < np.where(z > 2, 0.3, 0.01)
+        tops.append(fit_isotonic(z, y)[1][-1])
+    assert np.mean(np.abs(np.array(tops) - 0.3)) < 0.07 and max(tops) < 0.5
+
+
+def test_a_tag_kind_with_few_relevant_pairs_reads_the_pooled_curve():
+    from tagrank.ranking.confidence import KIND_RELEVANT
+
+    rng = np.random.default_rng(4)
+    relevance = rng.normal(size=(3000, 10))
+    truth = rng.random(relevance.shape) < 1 / (1 + np.exp(-(3 * relevance - 5)))
+    kinds = np.array([0] * 9 + [1])
+    truth[:, 9] = False
+    truth[: KIND_RELEVANT - 1, 9] = True  # kind 1: one relevant pair short of a curve of its own
+    fitted = calibrate(relevance, truth, [f"t{i}" for i in range(10)], kinds=kinds)
+    assert fitted.kind_knots[1] == fitted.knots and fitted.kind_knots[0] != fitted.knots
+    truth[KIND_RELEVANT - 1, 9] = True
+    assert calibrate(relevance, truth, [f"t{i}" for i in range(10)], kinds=kinds).kind_knots[1] != fitted.knots
+
+
 def test_a_logistic_calibration_of_an_older_model_still_loads():
     old = Calibration.from_dict({"slope": 2.0, "intercept": -1.0, "reference": ["a"], "ece": 0.1})
     assert torch.allclose(old.confidence(torch.tensor([0.5])), torch.tensor([0.5]))

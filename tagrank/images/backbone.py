@@ -5,17 +5,17 @@ port; :mod:`tagrank.images.efficientnet` builds the network from their shapes (t
 the same features), and the weights load by position. Nothing is downloaded. Inputs are normalised as
 (x/255 - 0.5)/0.5.
 
-Two views of a photo:
+Two views of a photo, the second with cells or regions:
 
 * ``centre`` (``lite0``, ``lite2``; the paper's protocol): the short side resized, the centre square
   cropped. A portrait photo loses its top and bottom (the hat and the shoes).
-* ``whole`` (``lite0-whole``, ``lite2-whole``; the default model's): the whole photo, aspect kept, resized
+* ``whole`` (``lite0-whole``, ``lite2-whole``): the whole photo, aspect kept, resized
   to about the same number of pixels (sides in steps of 32, the network's stride). The CNN is fully
   convolutional, so its feature map has a cell per 32×32 pixels; besides the pooled features (the whole
   photo) the ImageNet classifier is applied to every cell, and each class's largest cell probability is
   appended (:data:`REGION_COLUMNS` more columns): a small object in a corner keeps its evidence instead of
   being averaged away among the other objects.
-* ``whole`` with regions (``lite0-whole-r3``; the default model's): the classifier sees the mean features of
+  With regions (``lite0-whole-r3``; the default model's view) the classifier sees the mean features of
   each window of 3×3 cells instead of single cells, so one cell's texture (a cat's ear read as a shower cap,
   1.00 in one cell of examples/cat.jpg, 0.42 in its best window) does not count as an object on its own.
 """

@@ -76,7 +76,8 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     torch.manual_seed(0)
-    backbone = Backbone("lite0-whole")
+    tagger = Tagger.load()
+    backbone = Backbone(tagger.backbone.name)  # the default model's view, which its users convert
     with tempfile.TemporaryDirectory() as scratch:
         runtimes = other_runtimes(backbone, Path(scratch), args.compile)
         forward_rows = []
@@ -95,7 +96,6 @@ def main() -> None:
         corel = load_dataset("corel5k", data / "corel5k", "test").paths
         half = args.photos // 2
         paths = tiny[::max(1, len(tiny) // half)][:half] + corel[:args.photos - half]
-        tagger = Tagger.load()
         prepared = tagger.prepare()
         on_torch = extract(backbone, paths, progress=False)
         reference_tags = [[t["tag"] for t in tags] for tags in tagger.rank_features(on_torch.features, prepared)]

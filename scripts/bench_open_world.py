@@ -120,9 +120,9 @@ def extract_features(shared: Path) -> dict[str, float]:
               + load_dataset("corel5k", shared / "data" / "corel5k", "test").paths)
     walls, runtime = {}, fastest_runtime()
     # Lite2: the BCE/Fast0Tag configs on Corel5k; the whole view: the default model's, on the photos it is scored on
-    from tagrank.tagger import DEFAULT_MODEL
+    from tagrank.tagger import default_description
 
-    default_view = json.loads((DEFAULT_MODEL / "model.json").read_text(encoding="utf-8"))["backbone"]["name"]
+    default_view = default_description()["backbone"]["name"]
     for backbone, paths in (("lite0", corel + tiny), ("lite2", corel), (default_view, scored)):
         started = time.perf_counter()
         FeatureCache(Backbone(backbone), runtime=runtime).get(paths, progress=False)

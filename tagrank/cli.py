@@ -116,12 +116,10 @@ def index_info(directory: Path = typer.Argument(..., help="label index directory
 def _library_recipe(method: str | None):
     """A person's library trains by the embedded default model's recipe (its recorded config, without its
     datasets), so the model ranks their keywords and, like the default, any other tag."""
-    import json
-
     from tagrank.config import config_from_dict
-    from tagrank.tagger import DEFAULT_MODEL
+    from tagrank.tagger import default_description
 
-    recorded = json.loads((DEFAULT_MODEL / "model.json").read_text(encoding="utf-8"))["config"]
+    recorded = default_description()["config"]
     recorded["data"] = {k: v for k, v in recorded.get("data", {}).items() if k != "sources"}
     return config_from_dict(recorded, method, "the default model's recipe")
 

@@ -509,6 +509,15 @@ def _conse_calibration(encoder: LabelEncoder) -> dict | None:
     return described.get("confidence") if described.get("vector_checksum") == encoder.checksum else None
 
 
+def default_description() -> dict:
+    """The embedded default model's model.json (its recipe, its view of a photo), without loading its weights."""
+    import json
+
+    from tagrank.model import DESCRIPTION
+
+    return json.loads((DEFAULT_MODEL / DESCRIPTION).read_text(encoding="utf-8"))
+
+
 def _default_tags() -> list[str]:
     """What a plain ``tagrank rank`` ranks: the everyday vocabulary (or the embedded model's own list)."""
     path = DEFAULT_MODEL / DEFAULT_VOCAB_FILE

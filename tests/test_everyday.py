@@ -78,6 +78,7 @@ def test_regions_of_3x3_cells_classify_each_windows_mean_features(whole, photos)
     assert not torch.allclose(best, region_evidence(single)[1], atol=1e-2)
     assert regions.signature != whole.signature and regions.feature_dim == whole.feature_dim
 
+
 def test_wordnet_table_holds_the_hierarchy_of_every_imagenet_class():
     table = json.loads(HIERARCHY.read_text(encoding="utf-8"))
     assert len(table["classes"]) == 1000 and "Princeton" in LICENSE.read_text(encoding="utf-8")

@@ -1,8 +1,6 @@
 """The CNN on OpenVINO and ONNX Runtime (tagrank.images.runtimes): the same features as torch for every
 whole-view shape, also when read back from the cache, the same tags, and the choice of runtime."""
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -18,9 +16,9 @@ pytestmark = pytest.mark.skipif(not AVAILABLE, reason="neither OpenVINO nor ONNX
 @pytest.fixture(scope="module")
 def whole():
     """The default model's view of a photo (the whole photo and its regions), the one users convert."""
-    from tagrank.tagger import DEFAULT_MODEL
+    from tagrank.tagger import default_description
 
-    return Backbone(json.loads((DEFAULT_MODEL / "model.json").read_text(encoding="utf-8"))["backbone"]["name"])
+    return Backbone(default_description()["backbone"]["name"])
 
 
 @pytest.mark.parametrize("runtime", AVAILABLE)

@@ -204,6 +204,16 @@ def test_lookalikes_are_spelling_without_meaning():
     assert "dog" in terrier and "norwich terrier" in terrier  # an ancestor and a sibling
 
 
+def test_unrelated_slots_are_tags_naming_nothing_in_the_photo():
+    """A generic name is right on every photo below it, so the hub share's 'unrelated' slots leave it out there."""
+    from tagrank.evaluation.everyday import unrelated_slots
+
+    tabby, espresso = "n02123045", "n07920052"
+    lists = [["Tabby", "animal", "shower cap"], ["espresso", "cat", "beverage"], ["cat", "beverage", "dock"]]
+    unrelated = unrelated_slots(lists, [[tabby], [espresso], [tabby, espresso]])  # the last: a mosaic of both
+    assert unrelated.tolist() == [[False, False, True], [False, True, False], [False, False, True]]
+
+
 def test_the_name_row_ranks_at_its_ranking_weight_and_trains_at_its_own():
     from tagrank.methods.transform import Transform, TransformOptions
 

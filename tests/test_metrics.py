@@ -134,6 +134,11 @@ def test_hub_share_counts_the_most_frequent_tags():
     top = np.array([[0, 1, 2], [0, 1, 3], [0, 4, 5], [0, 1, 6]])
     share, hubs = hub_share(top, hubs=2)
     assert share == 7 / 12 and hubs == [(0, 4), (1, 3)]
+    # tag 0 is right on the first two photos, tag 1 on the second: only their other slots count
+    unrelated = np.ones_like(top, dtype=bool)
+    unrelated[0, 0] = unrelated[1, 0] = unrelated[1, 1] = False
+    share, same = hub_share(top, hubs=2, unrelated=unrelated)
+    assert share == 4 / 12 and same == hubs
 
 
 def test_average_precision_with_infinite_and_tied_scores_matches_sklearn():

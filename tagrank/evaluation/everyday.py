@@ -62,6 +62,12 @@ def generic_names(wnid: str) -> set[str]:
     return names - class_names(wnid)
 
 
+@lru_cache(maxsize=None)
+def _names(wnid: str) -> frozenset[str]:
+    """The tags right for a photo of class ``wnid``: its class's names and the generic names above it."""
+    return frozenset(class_names(wnid) | generic_names(wnid))
+
+
 def relatives(wnid: str) -> set[str]:
     """Names related in meaning to an ImageNet class: its synset's lemmas, those of every synset above it and
     those of the ImageNet classes that share its parent (siblings)."""
@@ -104,6 +110,16 @@ def hit_rate(top_tags: list[list[str]], right: list[set[str]], k: int) -> float:
     """The share of photos with a right tag among their first ``k`` (tags compared normalised)."""
     hits = [bool({normalise_tag(t) for t in tags[:k]} & names) for tags, names in zip(top_tags, right)]
     return float(np.mean(hits)) if hits else 0.0
+
+
+def unrelated_slots(top_tags: list[list[str]], classes: list[list[str]]) -> np.ndarray:
+    """(photos, K) whether each ranked tag names nothing in its photo: neither a class of ``classes`` (each photo's
+    WordNet ids, several for a mosaic) nor a synset above one (tags compared normalised, as :func:`hit_rate`)."""
+    rows = []
+    for tags, wnids in zip(top_tags, classes):
+        right = frozenset().union(*map(_names, wnids))
+        rows.append([normalise_tag(t) not in right for t in tags])
+    return np.array(rows, dtype=bool)
 
 
 def confidence_monotone(results: list[list[dict]]) -> bool:
@@ -150,7 +166,7 @@ def everyday_figures(tagger, tiny, mosaics: Mosaics, corel=None, vocab: list[str
         "tiny_specific@1": hit_rate(top_tags, [class_names(w) for w in wnids], 1),
         "tiny_specific@5": hit_rate(top_tags, [class_names(w) for w in wnids], 5),
         "tiny_generic@5": hit_rate(top_tags, [generic_names(w) for w in wnids], 5),
-        "tiny_either@3": hit_rate(top_tags, [class_names(w) | generic_names(w) for w in wnids], 3),
+        "tiny_either@3": hit_rate(top_tags, [_names(w) for w in wnids], 3),
         "lookalikes": lookalike_share(top_tags, wnids),
     }
     mosaic_paths, mosaic_features = _features(tagger, mosaics.paths, cache_dir, False)
@@ -166,6 +182,10 @@ def everyday_figures(tagger, tiny, mosaics: Mosaics, corel=None, vocab: list[str
     where = {t: i for i, t in enumerate(prepared.tags)}
     slots = np.array([[where[t["tag"]] for t in tags] for tags in ranked + mosaic_ranked])
     figures["hub_share"], hubs = hub_share(slots, 10)
+    # the same slots where the tag names nothing in the photo (a mosaic: none of its tiles' classes)
+    classes = [[w] for w in wnids] + [[wnid_of[names[c]] for c in tiles[p]] for p in mosaic_paths]
+    every_list = [[t["tag"] for t in tags] for tags in ranked + mosaic_ranked]
+    figures["hub_share_unrelated"], _ = hub_share(slots, 10, unrelated_slots(every_list, classes))
     figures["hubs"] = [[prepared.tags[i], n] for i, n in hubs]
     if tagger.calibration is not None:
         figures["confidence_monotone"] = confidence_monotone(ranked + mosaic_ranked)

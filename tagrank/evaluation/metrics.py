@@ -257,13 +257,20 @@ def top_k_accuracy(scores: np.ndarray, truth: np.ndarray, ks=(1, 5)) -> dict[int
     return {k: float((rank < k).mean()) if len(rank) else float("nan") for k in ks}
 
 
-def hub_share(top_indices: np.ndarray, hubs: int = 10) -> tuple[float, list[tuple[int, int]]]:
+def hub_share(top_indices: np.ndarray, hubs: int = 10,
+              unrelated: np.ndarray | None = None) -> tuple[float, list[tuple[int, int]]]:
     """The share of all top-K slots taken by the ``hubs`` most frequent tags, and those (tag, count).
 
     A tagger that knows its photos spreads its top-K over many tags; one that does not keeps
-    proposing the same few (the 'hub' tags) whatever the photo.
+    proposing the same few (the 'hub' tags) whatever the photo. ``unrelated`` (the shape of
+    ``top_indices``): whether each slot's tag has nothing to do with its photo; given, only those slots of
+    the frequent tags count (a generic name such as 'animal' is frequent because it is right on many photos).
     """
-    counts = np.bincount(np.asarray(top_indices).ravel())
+    top_indices = np.asarray(top_indices)
+    counts = np.bincount(top_indices.ravel())
     order = np.argsort(-counts, kind="stable")[:hubs]
-    share = float(counts[order].sum() / max(1, np.asarray(top_indices).size))
+    taken = np.isin(top_indices, order)
+    if unrelated is not None:
+        taken &= np.asarray(unrelated, bool)
+    share = float(taken.sum() / max(1, top_indices.size))
     return share, [(int(i), int(counts[i])) for i in order if counts[i] > 0]

@@ -48,7 +48,7 @@ def test_threshold_and_explain(default_tagger, photos):
 
 
 def test_label_scoring_model_ranks_only_training_labels(tmp_path, photos):
-    from tests.test_train import LABELS, small_config  # noqa: F401  (reuses the toy trainer setup)
+    from tests.test_train import small_config  # the toy trainer setup
     import numpy as np
 
     from tagrank.images.backbone import Backbone

@@ -179,16 +179,17 @@ def everyday_figures(tagger, tiny, mosaics: Mosaics, corel=None, vocab: list[str
     figures["mosaic_sample_mAP"] = float(np.nanmean(average_precision(mosaic_raw, mosaic_truth, axis=1)))
     figures["mosaic_P@3"] = float(np.take_along_axis(mosaic_truth, top3, axis=1).mean())
     mosaic_ranked = _ranked(tagger, mosaic_features, prepared)
+    every_list = ranked + mosaic_ranked  # the Tiny photos' lists, then the mosaics'
+    every_tags = [[t["tag"] for t in tags] for tags in every_list]
     where = {t: i for i, t in enumerate(prepared.tags)}
-    slots = np.array([[where[t["tag"]] for t in tags] for tags in ranked + mosaic_ranked])
+    slots = np.array([[where[t] for t in tags] for tags in every_tags])
     figures["hub_share"], hubs = hub_share(slots, 10)
     # the same slots where the tag names nothing in the photo (a mosaic: none of its tiles' classes)
     classes = [[w] for w in wnids] + [[wnid_of[names[c]] for c in tiles[p]] for p in mosaic_paths]
-    every_list = [[t["tag"] for t in tags] for tags in ranked + mosaic_ranked]
-    figures["hub_share_unrelated"], _ = hub_share(slots, 10, unrelated_slots(every_list, classes))
+    figures["hub_share_unrelated"], _ = hub_share(slots, 10, unrelated_slots(every_tags, classes))
     figures["hubs"] = [[prepared.tags[i], n] for i, n in hubs]
     if tagger.calibration is not None:
-        figures["confidence_monotone"] = confidence_monotone(ranked + mosaic_ranked)
+        figures["confidence_monotone"] = confidence_monotone(every_list)
     if corel is not None:
         corel_paths, corel_features = _features(tagger, corel.paths, cache_dir, False)
         rows = [{p: i for i, p in enumerate(corel.paths)}[p] for p in corel_paths]
